@@ -1,0 +1,133 @@
+"""One exception tree for seedworker.
+
+``SeedworkerError`` is the root.  Two families matter to the tasks:
+
+* ``InputError`` -- the document itself is bad.  Never retried.  Each subclass has a stable
+  ``reason`` code that ends up in the ``document.failed`` event, in the ``.error.json`` file
+  beside the failed original and in the README's table of reason codes.
+* ``RetryableError`` -- infrastructure is unavailable (database locked or down, broker gone).
+  The task retries with backoff; the document is not failed.
+
+Tasks decide retry-or-fail by type, never by message text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SeedworkerError(Exception):
+    """Base of every error seedworker raises on purpose."""
+
+
+class ConfigError(SeedworkerError):
+    """Settings, taxonomy or deployment files are invalid; raised at start, loudly."""
+
+
+class InputError(SeedworkerError):
+    """The input cannot become a document.  ``reason`` is a stable machine-readable code."""
+
+    reason: ClassVar[str] = "invalid_input"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reason": self.reason, "message": self.message, "details": self.details}
+
+
+class EmptyDocument(InputError):
+    """The file is empty or holds only whitespace."""
+
+    reason = "empty"
+
+
+class BinaryContent(InputError):
+    """The content is binary (NUL bytes or no text encoding fits)."""
+
+    reason = "binary"
+
+
+class TooLarge(InputError):
+    """The file is larger than SEEDWORKER_MAX_FILE_BYTES."""
+
+    reason = "too_large"
+
+
+class UndecodableText(InputError):
+    """The bytes could not be decoded as text in any supported encoding."""
+
+    reason = "undecodable"
+
+
+class InvalidJSON(InputError):
+    """A .json/.jsonl file (or line) does not parse as JSON."""
+
+    reason = "invalid_json"
+
+
+class MissingText(InputError):
+    """A JSON document has no text/body/content field."""
+
+    reason = "missing_text"
+
+
+class NoExtractableText(InputError):
+    """HTML (or another markup) with no extractable article text."""
+
+    reason = "no_text_extracted"
+
+
+class InvalidRequest(InputError):
+    """An ingest request from a producer failed validation."""
+
+    reason = "invalid_request"
+
+
+class UnreadableFile(InputError):
+    """The watcher could not read the file (permissions, vanished, not a regular file)."""
+
+    reason = "unreadable"
+
+
+class UnsafePath(InputError):
+    """A symlink or path that would make seedworker read outside the inbox."""
+
+    reason = "unsafe_path"
+
+
+class RetryableError(SeedworkerError):
+    """A dependency is unavailable; the same work may succeed later."""
+
+
+class StoreUnavailable(RetryableError):
+    """The database is locked or unreachable."""
+
+
+
+class BrokerUnavailable(RetryableError):
+    """The Redis broker is unreachable."""
+
+
+
+#: Every reason code a ``document.failed`` event may carry, with a one-line meaning.
+#: ``internal_error`` is the code for a bug: an exception that is not an ``InputError``
+#: after retries are exhausted.
+REASON_CODES: dict[str, str] = {
+    cls.reason: (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+    for cls in (
+        EmptyDocument,
+        BinaryContent,
+        TooLarge,
+        UndecodableText,
+        InvalidJSON,
+        MissingText,
+        NoExtractableText,
+        InvalidRequest,
+        UnreadableFile,
+        UnsafePath,
+    )
+}
+REASON_CODES["internal_error"] = "Processing failed after all retries (a bug or a lasting outage)."

