@@ -36,6 +36,7 @@ class IngestRequest(_Strict):
     tags: list[str] = Field(default_factory=list, max_length=100)
     folder_tags: list[str] = Field(default_factory=list, max_length=20)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
+    reply_to: str | None = Field(default=None, max_length=200)  # Redis list for the outcome
 
     @field_validator("filename")
     @classmethod
@@ -141,19 +142,36 @@ class Tag(_Strict):
     country: str | None = None  # ISO country code for places
 
 
-class PipelineItem(_Strict):
-    """What travels between stage tasks when the pipeline runs as a Celery chain."""
+class StageItem(_Strict):
+    """One document inside a batch, as it moves through tag and deduplicate."""
 
-    request: IngestRequest
-    summary: FileSummary
-    record: int | None = None  # 1-based line for JSON Lines inputs
+    record: int | None = None  # 1-based line for JSON Lines inputs, None for one-document files
     document: NormalisedDocument
     tags: list[Tag] = Field(default_factory=list)
 
-    @property
-    def key(self) -> str:
-        base = self.request.idempotency_key or f"sha256:{self.summary.sha256}"
-        return base if self.record is None else f"{base}#L{self.record}"
+
+class RecordFailure(_Strict):
+    record: int | None = None
+    reason: str
+    message: str
+    details: dict[str, JSONValue] = Field(default_factory=dict)
+
+
+class PipelineBatch(_Strict):
+    """Everything one ingest request became; what travels between stage tasks in chain mode.
+
+    The raw content travels once per batch (it is stored content-addressed with the
+    documents), never once per item.
+    """
+
+    request: IngestRequest
+    key: str
+    summary: FileSummary
+    items: list[StageItem] = Field(default_factory=list)
+    failures: list[RecordFailure] = Field(default_factory=list)
+
+    def item_key(self, record: int | None) -> str:
+        return self.key if record is None else f"{self.key}#L{record}"
 
 
 OutcomeStatus = Literal["stored", "duplicate", "failed"]

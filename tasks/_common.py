@@ -1,0 +1,87 @@
+"""What every seedworker task shares: logging context, retry-or-fail, replies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import structlog
+from celery import Task
+
+from worker.errors import InputError, RetryableError
+from worker.events.publisher import notify_committed
+from worker.logs import get_logger
+from worker.models import FileSummary, IngestResult, Outcome
+from worker.retry import DEFAULT_RETRY
+from worker.runtime import Runtime
+
+log = get_logger("seedworker.tasks")
+T = TypeVar("T")
+REPLY_TTL_SECONDS = 7 * 24 * 3600
+
+
+@contextmanager
+def task_context(task: Task, **fields: Any) -> Iterator[None]:
+    """Fresh log context per task: task id, file name, key (document id bound later)."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=task.request.id, task=task.name, **fields)
+    try:
+        yield
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def run_with_retry(task: Task, work: Callable[[], T], on_give_up: Callable[[Exception], T]) -> T:
+    """Retry infrastructure errors forever (with backoff), bugs a few times, then give up."""
+    try:
+        return work()
+    except InputError:
+        raise
+    except RetryableError as exc:
+        delay = DEFAULT_RETRY.delay(task.request.retries)
+        log.warning("retrying after infrastructure error", error=str(exc), retry_in=round(delay, 2))
+        raise task.retry(exc=exc, countdown=delay, max_retries=None) from exc
+    except Exception as exc:
+        if task.request.retries < DEFAULT_RETRY.max_unexpected:
+            log.exception("unexpected error, retrying")
+            raise task.retry(exc=exc, countdown=DEFAULT_RETRY.delay(task.request.retries), max_retries=None) from exc
+        log.exception("unexpected error, giving up")
+        return on_give_up(exc)
+
+
+def finish(rt: Runtime, reply_to: str | None, result: IngestResult) -> str:
+    """After the commit: wake the publisher, answer the producer, log, return Flower's line."""
+    notify_committed(rt.redis, rt.settings.event_stream)
+    for outcome in result.outcomes:
+        log.info(
+            "outcome",
+            status=outcome.status,
+            document_id=outcome.document_id,
+            duplicate_of=outcome.duplicate_of,
+            reason=outcome.reason,
+            replayed=outcome.replayed,
+        )
+    if reply_to:
+        reply(rt, reply_to, result)
+    return result.short()
+
+
+def reply(rt: Runtime, reply_to: str, result: IngestResult) -> None:
+    payload = json.dumps({"filename": result.filename, "outcomes": [o.model_dump(mode="json") for o in result.outcomes]})
+    pipe = rt.redis.pipeline()
+    pipe.lpush(reply_to, payload)
+    pipe.expire(reply_to, REPLY_TTL_SECONDS)
+    pipe.execute()
+
+
+def internal_failure(rt: Runtime, *, key: str, summary: FileSummary, source: str, exc: Exception) -> IngestResult:
+    outcome: Outcome = rt.store.persist_failure(
+        key=key,
+        summary=summary,
+        source=source,
+        reason="internal_error",
+        message=f"processing failed: {type(exc).__name__}: {exc}"[:2000],
+    )
+    return IngestResult(filename=summary.filename, outcomes=[outcome])

@@ -1,0 +1,187 @@
+"""A real seedworker stack for end-to-end and chaos tests: separate OS processes started
+exactly as an operator would (`python -m worker.cli worker|watch|publish`), pointed at the
+test's embedded Redis, database and directories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from worker.broker import connect
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Stack:
+    root: Path
+    broker_url: str
+    database_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def inbox(self) -> Path:
+        return self.root / "inbox"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "data" / "archive"
+
+    @property
+    def failed(self) -> Path:
+        return self.root / "data" / "failed"
+
+    @property
+    def stream(self) -> str:
+        return self.env()["SEEDWORKER_EVENT_STREAM"]
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEEDWORKER_")}
+        env.update(
+            {
+                "SEEDWORKER_DATA_DIR": str(self.root / "data"),
+                "SEEDWORKER_INBOX": str(self.inbox),
+                "SEEDWORKER_BROKER_URL": self.broker_url,
+                "SEEDWORKER_DATABASE_URL": self.database_url,
+                "SEEDWORKER_EVENT_STREAM": "seedworker:events",
+                "SEEDWORKER_LOG_FORMAT": "json",
+                "SEEDWORKER_STABLE_SECONDS": "0.3",
+                "SEEDWORKER_POLL_INTERVAL": "0.2",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = self.root / f"{name}.log"
+        self.logs[name] = log
+        fh = log.open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", *args],
+            cwd=self.root,
+            env=self.env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        fh.close()
+        self.procs[name] = proc
+        return proc
+
+    def start_all(self, *, concurrency: int = 2) -> Stack:
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        self.start("worker", "worker", f"--concurrency={concurrency}", f"--node-name=w1@{self.root.name}")
+        self.start("publisher", "publish")
+        self.start("watcher", "watch", "--watcher-id=test-watcher")
+        self.wait_for_worker()
+        return self
+
+    def wait_for_worker(self, timeout: float = 60.0) -> None:
+        """Until a worker answers a ping (its children have loaded their models)."""
+        from worker.app import create_app
+        from worker.settings import Settings
+
+        app = create_app(Settings(_env_file=None), self.broker_url)  # type: ignore[call-arg]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if app.control.ping(timeout=0.5):
+                return
+        raise TimeoutError(f"no worker answered within {timeout}s\n{self.tail('worker')}")
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
+
+    def tail(self, name: str, lines: int = 60) -> str:
+        path = self.logs.get(name)
+        if not path or not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[name]
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for name in ("watcher", "worker", "publisher"):
+            proc = self.procs.get(name)
+            if proc is not None and proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    # -- observing ----------------------------------------------------------------------------
+    def redis(self) -> redis.Redis:
+        return connect(self.broker_url)
+
+    def events(self) -> list[dict[str, Any]]:
+        client = self.redis()
+        try:
+            if not client.exists(self.stream):
+                return []
+            return [json.loads(f[b"event"]) for _, f in client.xrange(self.stream)]
+        finally:
+            client.close()
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            self.check_alive()
+            time.sleep(0.05)
+        raise TimeoutError(
+            f"{what} not reached within {timeout}s\n--- worker\n{self.tail('worker')}\n--- watcher\n{self.tail('watcher')}"
+            f"\n--- publisher\n{self.tail('publisher')}"
+        )
+
+    def wait_for_events(self, count: int, timeout: float = 30.0, **match: str) -> list[dict[str, Any]]:
+        def found() -> list[dict[str, Any]] | None:
+            evs = [e for e in self.events() if all(_get(e, k) == v for k, v in match.items())]
+            return evs if len(evs) >= count else None
+
+        return list(self.wait_for(found, timeout, what=f"{count} event(s) matching {match}"))
+
+    def drop(self, name: str, data: bytes) -> Path:
+        """Write a file the way users do: into a temp name, then rename into the inbox."""
+        dest = self.inbox / name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{dest.name}.part"
+        tmp.write_bytes(data)
+        os.rename(tmp, dest)
+        return dest
+
+
+def _get(event: dict[str, Any], dotted: str) -> Any:
+    value: Any = event
+    for part in dotted.split("__"):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value

@@ -1,0 +1,54 @@
+"""The Celery app, built from Settings by one function; nothing else creates it.
+
+Delivery settings follow the known failure modes of Celery on Redis (docs/delivery.md):
+late acks plus reject-on-worker-lost so a killed child's message is redelivered, prefetch 1
+so a dead worker holds only what it was running, JSON only, events on for Flower.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from worker.settings import Settings
+
+TASK_MODULES = ["tasks.ingest", "tasks.stages"]
+
+
+def create_app(settings: Settings, broker_url: str) -> Celery:
+    app = Celery("seedworker", broker=broker_url, include=TASK_MODULES, set_as_current=True)
+    queues = {settings.queue, settings.effective_tag_queue}
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        event_serializer="json",
+        task_ignore_result=True,  # outcomes travel as events and replies, not results
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=settings.prefetch_multiplier,
+        worker_concurrency=settings.worker_concurrency,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=True,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        broker_transport_options={
+            "visibility_timeout": settings.visibility_timeout,
+            "socket_keepalive": True,
+            "health_check_interval": 30,
+        },
+        worker_soft_shutdown_timeout=10.0,
+        worker_enable_soft_shutdown_on_idle=False,
+        task_default_queue=settings.queue,
+        task_queues=[Queue(name) for name in sorted(queues)],
+        task_routes={"seedworker.tag": {"queue": settings.effective_tag_queue}},
+        worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,
+        task_time_limit=600,
+        task_soft_time_limit=540,
+    )
+    app.conf.seedworker_settings = settings
+    return app

@@ -1,0 +1,94 @@
+"""CloudEvents 1.0 (structured JSON) envelopes and the typed ``data`` of each event type.
+
+Event ids are derived from the ingestion key and the event type (UUIDv5), so the same
+outcome always carries the same id however often it is retried or republished: consumers
+drop repeats by ``id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TYPE_PREFIX = "org.seedworker."
+_NAMESPACE = uuid.UUID("6f0d3d8e-4a52-5b7c-9a56-2f7e1c1b5e10")
+
+EventName = Literal["document.stored", "document.duplicate", "document.failed"]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TagData(_Data):
+    kind: str
+    name: str
+    label: str | None = None
+    country: str | None = None
+
+
+class DocumentStoredData(_Data):
+    id: str
+    filename: str
+    source: str
+    title: str | None
+    date: dt.date | None
+    dateline_place: str | None
+    dateline_country: str | None
+    agency: str | None
+    author: str | None
+    language: str
+    word_count: int
+    canonical_hash: str
+    raw_sha256: str
+    tags: list[TagData]
+    duplicate_of: str | None = None
+
+
+class DocumentDuplicateData(_Data):
+    id: str | None  # the thin duplicate record's id (None under policy ``drop``)
+    filename: str
+    source: str
+    duplicate_of: str
+    kind: Literal["exact", "near"]
+    similarity: float
+    raw_sha256: str
+
+
+class DocumentFailedData(_Data):
+    id: str
+    filename: str
+    source: str
+    reason: str
+    message: str
+    details: dict[str, object] = Field(default_factory=dict)
+    raw_sha256: str | None = None
+
+
+class CloudEvent(_Data):
+    specversion: Literal["1.0"] = "1.0"
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: dt.datetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, object]
+
+
+def event_id(key: str, name: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{key}\x1f{name}"))
+
+
+def make_event(name: EventName, *, key: str, subject: str, source: str, data: _Data) -> CloudEvent:
+    return CloudEvent(
+        id=event_id(key, name),
+        source=source,
+        type=TYPE_PREFIX + name,
+        subject=subject,
+        time=dt.datetime.now(dt.UTC),
+        data=data.model_dump(mode="json"),
+    )

@@ -1,0 +1,77 @@
+"""The pipeline for one ingest request, stage by stage.
+
+Each function is one stage of the flow the tasks run (inline: all four in one task;
+chain: one task each).  ``prepare`` and ``tag`` are pure; ``deduplicate`` only reads the
+store; ``store`` is the single write, one transaction per document with its event.
+"""
+
+from __future__ import annotations
+
+from worker.errors import InputError, TooLarge
+from worker.models import (
+    FileSummary,
+    IngestRequest,
+    IngestResult,
+    PipelineBatch,
+    RecordFailure,
+    StageItem,
+)
+from worker.pipeline.normalise import normalise_records
+from worker.pipeline.tag import Tagger
+from worker.store.repository import DocumentStore
+
+
+def _failure(record: int | None, error: InputError) -> RecordFailure:
+    return RecordFailure(record=record, reason=error.reason, message=error.message, details=error.details)
+
+
+def prepare(request: IngestRequest, key: str, *, max_bytes: int) -> PipelineBatch:
+    """Decode and normalise: the request becomes documents and typed failures."""
+    raw = request.raw_bytes()
+    summary = FileSummary.of(request.filename, raw)
+    batch = PipelineBatch(request=request, key=key, summary=summary)
+    if len(raw) > max_bytes:
+        batch.failures.append(
+            _failure(None, TooLarge(f"{len(raw)} bytes is over the limit of {max_bytes} bytes", size=len(raw), limit=max_bytes))
+        )
+        return batch
+    for record, result in normalise_records(raw, filename=request.filename):
+        if isinstance(result, InputError):
+            batch.failures.append(_failure(record, result))
+        else:
+            batch.items.append(StageItem(record=record, document=result))
+    return batch
+
+
+def tag(batch: PipelineBatch, tagger: Tagger) -> PipelineBatch:
+    """Tag every document of the batch in one call, so NER runs over them as a batch."""
+    if not batch.items:
+        return batch
+    producer_tags = batch.request.tags
+    results = tagger.tag_many(
+        [(item.document, batch.request.folder_tags, [*producer_tags, *item.document.producer_tags]) for item in batch.items]
+    )
+    for item, tags in zip(batch.items, results, strict=True):
+        item.tags = tags
+    return batch
+
+
+def store(batch: PipelineBatch, documents: DocumentStore, *, max_bytes: int) -> IngestResult:
+    """Persist every outcome of the batch; idempotent per item key."""
+    raw = batch.request.raw_bytes()
+    keep_raw = raw if len(raw) <= max_bytes else None
+    outcomes = [documents.persist_document(batch, item, raw) for item in batch.items]
+    for failure in batch.failures:
+        outcomes.append(
+            documents.persist_failure(
+                key=batch.item_key(failure.record),
+                summary=batch.summary,
+                source=batch.request.source,
+                reason=failure.reason,
+                message=failure.message if failure.record is None else f"line {failure.record}: {failure.message}",
+                details={**failure.details, **({"line": failure.record} if failure.record else {})},
+                raw=keep_raw,
+            )
+        )
+    outcomes.sort(key=lambda o: o.key)
+    return IngestResult(filename=batch.request.filename, outcomes=outcomes)

@@ -1,0 +1,72 @@
+"""Heavy clients made once per worker process: database engine, Redis client, tagger.
+
+Created in Celery's ``worker_process_init`` (after the fork, so no connection is shared
+between processes) and never at import time or per task.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import redis
+
+from worker.broker import connect
+from worker.settings import Settings
+from worker.store.engine import make_engine
+from worker.store.repository import DocumentStore
+
+if TYPE_CHECKING:
+    from worker.pipeline.tag import Tagger
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: DocumentStore
+    redis: redis.Redis
+    _tagger: Tagger | None = None
+
+    @property
+    def tagger(self) -> Tagger:
+        if self._tagger is None:
+            from worker.pipeline.tag import Tagger
+
+            self._tagger = Tagger.from_settings(self.settings)
+        return self._tagger
+
+    @classmethod
+    def build(cls, settings: Settings, broker_url: str) -> Runtime:
+        engine = make_engine(settings.effective_database_url)
+        store = DocumentStore(engine, event_source=settings.event_source, duplicate_policy=settings.duplicate_policy)
+        return cls(settings=settings, store=store, redis=connect(broker_url))
+
+    def close(self) -> None:
+        self.store.engine.dispose()
+        self.redis.close()
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def init_runtime(settings: Settings, broker_url: str, *, load_models: bool = True) -> Runtime:
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            _runtime.close()
+        _runtime = Runtime.build(settings, broker_url)
+        if load_models:
+            _ = _runtime.tagger
+        return _runtime
+
+
+def get_runtime() -> Runtime:
+    """The process's runtime; built on first use where no worker_process_init ran (solo pool)."""
+    if _runtime is None:
+        from celery import current_app
+
+        settings: Settings = current_app.conf.seedworker_settings
+        return init_runtime(settings, current_app.conf.broker_url, load_models=False)
+    return _runtime

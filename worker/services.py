@@ -1,0 +1,190 @@
+"""The long-running processes: worker, publisher, watcher, Flower.
+
+Each runs alone (``seedworker worker`` on one machine, ``seedworker watch`` on another) or
+under ``seedworker run``.  Each stops in two stages on SIGTERM/SIGINT: stop taking work,
+finish or hand back what is in flight, then exit; previous signal handlers are restored.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from worker.app import create_app
+from worker.broker import connect, resolve_broker_url
+from worker.logs import configure_logging, get_logger
+from worker.settings import Settings
+
+log = get_logger("seedworker.services")
+
+
+def broker_url_for(settings: Settings, *, start: bool = True) -> str:
+    return resolve_broker_url(settings.broker_url, settings.redis_dir, settings.redis_appendfsync, start=start)
+
+
+@contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Call ``stop`` on SIGTERM/SIGINT; restore the previous handlers afterwards."""
+    previous: dict[int, Any] = {}
+
+    def handler(signum: int, _: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def ensure_schema(settings: Settings) -> None:
+    from worker.store.engine import make_engine
+    from worker.store.schema import Base
+
+    engine = make_engine(settings.effective_database_url)
+    try:
+        Base.metadata.create_all(engine)
+    finally:
+        engine.dispose()
+
+
+def run_worker(
+    settings: Settings,
+    *,
+    node_name: str | None = None,
+    concurrency: int | None = None,
+    queues: list[str] | None = None,
+    pool: str = "prefork",
+) -> None:
+    """A Celery worker; heavy clients are built in each child after the fork."""
+    from celery.signals import worker_process_init, worker_process_shutdown
+
+    from worker.runtime import get_runtime, init_runtime
+
+    configure_logging(settings)
+    broker_url = broker_url_for(settings)
+    ensure_schema(settings)
+    app = create_app(settings, broker_url)
+
+    def _child_init(**_: Any) -> None:
+        configure_logging(settings)
+        init_runtime(settings, broker_url)
+
+    def _child_shutdown(**_: Any) -> None:
+        get_runtime().close()
+
+    worker_process_init.connect(_child_init, weak=False)
+    worker_process_shutdown.connect(_child_shutdown, weak=False)
+    if pool in ("solo", "threads"):
+        init_runtime(settings, broker_url)
+    qs = queues or sorted({settings.queue, settings.effective_tag_queue})
+    argv = [
+        "worker",
+        f"--hostname={node_name or 'seedworker@' + socket.gethostname()}",
+        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--queues={','.join(qs)}",
+        f"--pool={pool}",
+        f"--loglevel={settings.log_level}",
+        "--task-events",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    app.worker_main(argv)
+
+
+def run_publisher(settings: Settings) -> None:
+    from worker.events.publisher import OutboxPublisher
+    from worker.store.engine import make_engine
+    from worker.store.repository import DocumentStore
+
+    configure_logging(settings)
+    broker_url = broker_url_for(settings)
+    ensure_schema(settings)
+    store = DocumentStore(make_engine(settings.effective_database_url), event_source=settings.event_source)
+    publisher = OutboxPublisher(
+        store=store,
+        redis=connect(broker_url, socket_timeout=10),
+        stream=settings.event_stream,
+        maxlen=settings.stream_maxlen,
+        batch=settings.publish_batch,
+    )
+    with stop_on_signals(publisher.stop_event.set):
+        publisher.run()
+    store.engine.dispose()
+
+
+def default_watcher_id(settings: Settings) -> str:
+    import hashlib
+
+    inbox = str(settings.inbox.resolve())
+    return f"{socket.gethostname()}-{hashlib.sha1(inbox.encode()).hexdigest()[:8]}"  # noqa: S324 - a name
+
+
+def run_watcher(settings: Settings, *, watcher_id: str | None = None) -> None:
+    from worker.watcher import InboxWatcher
+
+    configure_logging(settings)
+    broker_url = broker_url_for(settings)
+    app = create_app(settings, broker_url)
+    watcher = InboxWatcher(
+        settings=settings,
+        app=app,
+        redis=connect(broker_url, socket_timeout=10),
+        watcher_id=watcher_id or default_watcher_id(settings),
+    )
+    with stop_on_signals(watcher.stop_event.set):
+        watcher.run()
+
+
+def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict[str, str]]:
+    """The Flower command line and environment; secrets go in the environment, not argv."""
+    loopback = settings.flower_address in ("127.0.0.1", "localhost", "::1")
+    auth = settings.flower_basic_auth.get_secret_value() if settings.flower_basic_auth else ""
+    if not loopback and not auth:
+        from worker.errors import ConfigError
+
+        raise ConfigError(
+            f"refusing to serve Flower on {settings.flower_address} without SEEDWORKER_FLOWER_BASIC_AUTH"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    argv = [
+        sys.executable, "-m", "celery", "flower",
+        f"--address={settings.flower_address}",
+        f"--port={settings.flower_port}",
+        "--persistent=True",
+        f"--db={(settings.data_dir / 'flower.db').resolve()}",
+        "--state_save_interval=60000",
+    ]
+    if settings.flower_url_prefix:
+        argv.append(f"--url_prefix={settings.flower_url_prefix}")
+    env = {**os.environ, "CELERY_BROKER_URL": broker_url}
+    if auth:
+        env["FLOWER_BASIC_AUTH"] = auth
+    else:
+        env["FLOWER_UNAUTHENTICATED_API"] = "true"  # loopback only, see above
+    return argv, env
+
+
+def run_flower(settings: Settings) -> int:
+    configure_logging(settings)
+    argv, env = flower_command(settings, broker_url_for(settings))
+    proc = subprocess.Popen(argv, env=env)
+    stopped = threading.Event()
+
+    def stop() -> None:
+        stopped.set()
+        proc.terminate()
+
+    with stop_on_signals(stop):
+        return proc.wait()

@@ -1,0 +1,313 @@
+"""The document store: every outcome is one transaction with its outbox event.
+
+``persist_document`` and ``persist_failure`` are idempotent per ingestion key: a message
+delivered twice (worker killed, visibility timeout, retry) finds the earlier outcome and
+returns it, writing nothing.  Exact duplicates are decided under the database's unique
+constraint on the canonical hash, so two workers storing the same text end with one row.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from worker.errors import StoreUnavailable
+from worker.events.cloudevents import (
+    CloudEvent,
+    DocumentDuplicateData,
+    DocumentFailedData,
+    DocumentStoredData,
+    TagData,
+    make_event,
+)
+from worker.models import FileSummary, Outcome, PipelineBatch, StageItem
+from worker.store.schema import (
+    Base,
+    Blob,
+    Document,
+    Duplicate,
+    Failure,
+    Ingestion,
+    OutboxRow,
+    TagRow,
+)
+
+_CONFLICT_RETRIES = 5
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class DuplicateMatch:
+    document_id: str
+    kind: str  # exact | near
+    similarity: float
+
+
+class DocumentStore:
+    def __init__(self, engine: Engine, *, event_source: str, duplicate_policy: str = "link") -> None:
+        self.engine = engine
+        self.event_source = event_source
+        self.duplicate_policy = duplicate_policy
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def create_schema(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction; database outages surface as StoreUnavailable (retryable)."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except OperationalError as exc:
+            raise StoreUnavailable(f"database unavailable: {exc.orig}") from exc
+
+    # -- the deduplicate stage's read side ---------------------------------------------------
+    def find_exact(self, canonical_hash: str) -> DuplicateMatch | None:
+        with self.session() as s:
+            return self._find_exact(s, canonical_hash)
+
+    @staticmethod
+    def _find_exact(s: Session, canonical_hash: str) -> DuplicateMatch | None:
+        doc_id = s.scalar(select(Document.id).where(Document.canonical_hash == canonical_hash))
+        return DuplicateMatch(doc_id, "exact", 1.0) if doc_id else None
+
+    # -- writes ------------------------------------------------------------------------------
+    def persist_document(self, batch: PipelineBatch, item: StageItem, raw: bytes) -> Outcome:
+        """Store the item, or link it to the document it duplicates; emit the event."""
+        key = batch.item_key(item.record)
+        for _ in range(_CONFLICT_RETRIES):
+            try:
+                with self.session() as s:
+                    earlier = self._earlier_outcome(s, key)
+                    if earlier:
+                        return earlier
+                    match = self._find_exact(s, item.document.canonical_hash)
+                    if match:
+                        return self._write_duplicate(s, batch, key, match, raw)
+                    return self._write_document(s, batch, key, item, raw)
+            except IntegrityError:
+                # Another worker stored the same hash or key between our read and write;
+                # the next round sees its row.
+                continue
+        raise StoreUnavailable(f"could not resolve concurrent writes for {key}")
+
+    def persist_failure(
+        self,
+        *,
+        key: str,
+        summary: FileSummary,
+        source: str,
+        reason: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        raw: bytes | None = None,
+    ) -> Outcome:
+        for _ in range(_CONFLICT_RETRIES):
+            try:
+                with self.session() as s:
+                    earlier = self._earlier_outcome(s, key)
+                    if earlier:
+                        return earlier
+                    failure_id = new_id("fail")
+                    if raw is not None:
+                        self._put_blob(s, summary.sha256, raw)
+                    s.add(
+                        Failure(
+                            id=failure_id,
+                            ingest_key=key,
+                            raw_sha256=summary.sha256 if raw is not None else None,
+                            filename=summary.filename,
+                            source=source,
+                            reason=reason,
+                            message=message,
+                            details=details or {},
+                        )
+                    )
+                    data = DocumentFailedData(
+                        id=failure_id,
+                        filename=summary.filename,
+                        source=source,
+                        reason=reason,
+                        message=message,
+                        details=details or {},
+                        raw_sha256=summary.sha256 if raw is not None else None,
+                    )
+                    self._emit(s, make_event("document.failed", key=key, subject=failure_id, source=self.event_source, data=data))
+                    outcome = Outcome(
+                        status="failed", key=key, filename=summary.filename, document_id=failure_id, reason=reason, message=message
+                    )
+                    return self._record(s, outcome)
+            except IntegrityError:
+                continue
+        raise StoreUnavailable(f"could not resolve concurrent writes for {key}")
+
+    def _write_document(self, s: Session, batch: PipelineBatch, key: str, item: StageItem, raw: bytes) -> Outcome:
+        doc = item.document
+        request, summary = batch.request, batch.summary
+        doc_id = new_id("doc")
+        self._put_blob(s, summary.sha256, raw)
+        dl = doc.dateline
+        row = Document(
+            id=doc_id,
+            canonical_hash=doc.canonical_hash,
+            raw_sha256=summary.sha256,
+            ingest_key=key,
+            filename=request.filename,
+            source=request.source,
+            format=doc.format,
+            encoding=doc.encoding,
+            title=doc.title,
+            date=doc.date,
+            date_raw=doc.date_raw,
+            place=dl.place if dl else None,
+            country=dl.country if dl else None,
+            agency=dl.agency if dl else None,
+            dateline_raw=dl.raw if dl else None,
+            author=doc.author,
+            language=doc.language,
+            word_count=doc.word_count,
+            text=doc.text,
+            meta={**request.metadata, **doc.metadata},
+            warnings=list(doc.warnings),
+        )
+        row.tags = [
+            TagRow(
+                kind=t.kind,
+                name=t.name,
+                label=t.label,
+                source=t.source,
+                score=t.score,
+                count=t.count,
+                spans=[list(sp) for sp in t.spans],
+                matched=t.matched,
+                country=t.country,
+            )
+            for t in item.tags
+        ]
+        s.add(row)
+        s.flush()  # the unique hash constraint fires here, inside our retry loop
+        data = DocumentStoredData(
+            id=doc_id,
+            filename=request.filename,
+            source=request.source,
+            title=doc.title,
+            date=doc.date,
+            dateline_place=dl.place if dl else None,
+            dateline_country=dl.country if dl else None,
+            agency=dl.agency if dl else None,
+            author=doc.author,
+            language=doc.language,
+            word_count=doc.word_count,
+            canonical_hash=doc.canonical_hash,
+            raw_sha256=summary.sha256,
+            tags=[TagData(kind=t.kind, name=t.name, label=t.label, country=t.country) for t in item.tags],
+        )
+        self._emit(s, make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data))
+        outcome = Outcome(status="stored", key=key, filename=request.filename, document_id=doc_id)
+        return self._record(s, outcome)
+
+    def _write_duplicate(self, s: Session, batch: PipelineBatch, key: str, match: DuplicateMatch, raw: bytes) -> Outcome:
+        request, summary = batch.request, batch.summary
+        dup_id: str | None = None
+        if self.duplicate_policy == "link":
+            dup_id = new_id("dup")
+            self._put_blob(s, summary.sha256, raw)
+            s.add(
+                Duplicate(
+                    id=dup_id,
+                    document_id=match.document_id,
+                    ingest_key=key,
+                    raw_sha256=summary.sha256,
+                    filename=request.filename,
+                    source=request.source,
+                    kind=match.kind,
+                    similarity=match.similarity,
+                )
+            )
+        data = DocumentDuplicateData(
+            id=dup_id,
+            filename=request.filename,
+            source=request.source,
+            duplicate_of=match.document_id,
+            kind="exact" if match.kind == "exact" else "near",
+            similarity=match.similarity,
+            raw_sha256=summary.sha256,
+        )
+        self._emit(
+            s, make_event("document.duplicate", key=key, subject=match.document_id, source=self.event_source, data=data)
+        )
+        outcome = Outcome(
+            status="duplicate",
+            key=key,
+            filename=request.filename,
+            document_id=dup_id,
+            duplicate_of=match.document_id,
+            duplicate_kind="exact" if match.kind == "exact" else "near",
+            similarity=match.similarity,
+        )
+        return self._record(s, outcome)
+
+    # -- helpers -----------------------------------------------------------------------------
+    @staticmethod
+    def _earlier_outcome(s: Session, key: str) -> Outcome | None:
+        row = s.get(Ingestion, key)
+        if row is None:
+            return None
+        return Outcome.model_validate({**row.outcome, "replayed": True})
+
+    @staticmethod
+    def _record(s: Session, outcome: Outcome) -> Outcome:
+        s.add(Ingestion(key=outcome.key, status=outcome.status, outcome=outcome.model_dump(mode="json")))
+        s.flush()
+        return outcome
+
+    @staticmethod
+    def _put_blob(s: Session, sha256: str, raw: bytes) -> None:
+        if s.scalar(select(Blob.sha256).where(Blob.sha256 == sha256)) is None:
+            s.add(Blob(sha256=sha256, size=len(raw), data=raw))
+            s.flush()
+
+    @staticmethod
+    def _emit(s: Session, event: CloudEvent) -> None:
+        s.execute(
+            insert(OutboxRow).values(
+                event_id=event.id,
+                type=event.type,
+                subject=event.subject,
+                payload=json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")),
+            )
+        )
+
+    # -- reads for the CLI and status --------------------------------------------------------
+    def get_document(self, doc_id: str) -> Document | None:
+        with self.session() as s:
+            doc = s.get(Document, doc_id)
+            if doc is not None:
+                _ = list(doc.tags)
+            return doc
+
+    def list_documents(self, limit: int = 50) -> list[Document]:
+        with self.session() as s:
+            return list(s.scalars(select(Document).order_by(Document.created_at.desc()).limit(limit)))
+
+    def counts(self) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.execute(select(Ingestion.status, func.count()).group_by(Ingestion.status)).all()
+            out = {"stored": 0, "duplicate": 0, "failed": 0}
+            out.update({status: int(n) for status, n in rows})
+            out["outbox_unpublished"] = int(
+                s.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))) or 0
+            )
+            return out

@@ -1,0 +1,118 @@
+"""``seedworker run``: the embedded Redis plus worker, watcher, publisher (and Flower) as
+separate processes, restarted if they die, stopped in two stages.
+
+Stage one sends SIGTERM: the watcher stops taking files, Celery finishes its running tasks
+(a warm shutdown; unfinished late-ack messages stay in Redis), the publisher finishes its
+batch.  After ``grace`` seconds, stage two sends SIGKILL to whatever is left.  Nothing is
+lost either way: claimed files stay on disk, messages stay unacknowledged, events stay in
+the outbox.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from worker.broker import EmbeddedRedis
+from worker.logs import get_logger
+from worker.services import ensure_schema, flower_command
+from worker.settings import Settings
+
+log = get_logger("seedworker.supervisor")
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+
+    def start(self) -> None:
+        # A session of its own: a terminal's Ctrl-C reaches only the supervisor, which then
+        # stops the children in order.
+        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        self.started_at = time.monotonic()
+        log.info("started", process=self.name, pid=self.proc.pid)
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+@dataclass
+class Supervisor:
+    settings: Settings
+    with_flower: bool = False
+    grace: float = 30.0
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    children: list[Child] = field(default_factory=list)
+    broker_url: str = ""
+    owns_redis: EmbeddedRedis | None = None
+
+    def start(self) -> None:
+        if self.settings.broker_url:
+            self.broker_url = self.settings.broker_url
+        else:
+            server = EmbeddedRedis(self.settings.redis_dir, self.settings.redis_appendfsync)
+            if not server.is_running():
+                self.owns_redis = server
+            self.broker_url = server.start()
+        ensure_schema(self.settings)
+        env = {**os.environ, "SEEDWORKER_BROKER_URL": self.broker_url}
+        cli = [sys.executable, "-m", "worker.cli"]
+        self.children = [
+            Child("worker", [*cli, "worker"], env),
+            Child("publisher", [*cli, "publish"], env),
+            Child("watcher", [*cli, "watch"], env),
+        ]
+        if self.with_flower:
+            argv, fenv = flower_command(self.settings, self.broker_url)
+            self.children.append(Child("flower", argv, fenv))
+        for child in self.children:
+            child.start()
+
+    def watch_children(self) -> None:
+        """Restart a child that died on its own, with a growing pause if it keeps dying."""
+        while not self.stop_event.wait(0.5):
+            for child in self.children:
+                if child.proc is not None and child.proc.poll() is not None and not self.stop_event.is_set():
+                    code = child.proc.returncode
+                    quick = time.monotonic() - child.started_at < 10
+                    child.restarts = child.restarts + 1 if quick else 1
+                    pause = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
+                    log.error("process died, restarting", process=child.name, code=code, pause=pause)
+                    if self.stop_event.wait(pause):
+                        return
+                    child.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        # Watcher first (no new work), then workers and publisher.
+        for name in ("watcher", "flower", "worker", "publisher"):
+            for child in self.children:
+                if child.name == name:
+                    child.signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace
+        for child in self.children:
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("did not stop in time, killing", process=child.name)
+                child.signal(signal.SIGKILL)
+                child.proc.wait()
+        if self.owns_redis is not None:
+            self.owns_redis.stop()
+        log.info("all stopped")

@@ -1,0 +1,417 @@
+"""The watched folder: files in, ingest requests out, files moved by their outcome.
+
+A file's life:  inbox/x.txt --(stable)--> claimed: renamed atomically into
+``inbox/.seedworker-processing/<watcher>/<claim>/x.txt`` (two watchers cannot both win a
+rename) --> read, sent as ``seedworker.ingest`` with the content in the message --> the
+worker's reply --> archived (or deleted), or moved to the failed folder with
+``x.txt.error.json`` beside it.
+
+Delivery is at-least-once: claims survive a watcher crash on disk and are re-sent with the
+same idempotency key on restart (the store turns the repeat into a no-op), and a claim with
+no reply for ``resend_after`` seconds is re-sent too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import os
+import shutil
+import stat
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import Celery
+from watchdog.events import (
+    DirMovedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from worker.errors import InputError, TooLarge, UnreadableFile, UnsafePath
+from worker.logs import get_logger
+from worker.models import FileSummary, IngestRequest
+from worker.settings import Settings
+
+log = get_logger("seedworker.watcher")
+
+TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".swx", "~")
+INGEST_TASK = "seedworker.ingest"
+FAILURE_TASK = "seedworker.record_failure"
+
+
+def is_ignored(name: str) -> bool:
+    """Hidden and temporary files are never taken (editors and copy tools write these)."""
+    return name.startswith((".", "~$")) or name.lower().endswith(TEMP_SUFFIXES)
+
+
+@dataclass
+class Candidate:
+    size: int
+    mtime_ns: int
+    changed_at: float
+    closed: bool = False
+
+
+@dataclass
+class Claim:
+    claim_id: str
+    path: Path  # where the claimed file sits now
+    rel: Path  # its path relative to the inbox (folder tags, archive layout)
+    sent_at: float = 0.0
+    summary: FileSummary | None = None
+
+    @property
+    def key(self) -> str:
+        return f"claim:{self.claim_id}"
+
+
+class _Events(FileSystemEventHandler):
+    def __init__(self, watcher: InboxWatcher) -> None:
+        self.watcher = watcher
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory and not isinstance(event, DirMovedEvent):
+            return
+        if isinstance(event, DirMovedEvent):
+            self.watcher.request_rescan()
+            return
+        path = event.dest_path if isinstance(event, FileMovedEvent) else event.src_path
+        closed = isinstance(event, (FileClosedEvent, FileMovedEvent))
+        if event.event_type in ("created", "modified", "closed", "moved"):
+            self.watcher.note(Path(os.fsdecode(path)), closed=closed)
+
+
+@dataclass
+class InboxWatcher:
+    settings: Settings
+    app: Celery
+    redis: redis.Redis
+    watcher_id: str
+    resend_after: float = 600.0
+    rescan_every: float = 5.0
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.inbox = self.settings.inbox.resolve()
+        self.own_dir = self.settings.processing_dir.resolve() / self.watcher_id
+        self.reply_key = f"seedworker:replies:{self.watcher_id}"
+        self._lock = threading.Lock()
+        self._candidates: dict[Path, Candidate] = {}
+        self._claims: dict[str, Claim] = {}
+        self._rescan = threading.Event()
+        self.observer: BaseObserver | None = None
+        self.mode = ""
+
+    # -- events from watchdog (observer thread) -------------------------------------------
+    def note(self, path: Path, *, closed: bool) -> None:
+        if not self._watchable(path):
+            return
+        try:
+            st = path.lstat()
+        except OSError:
+            with self._lock:
+                self._candidates.pop(path, None)
+            return
+        now = time.monotonic()
+        with self._lock:
+            cand = self._candidates.get(path)
+            if cand is None or (cand.size, cand.mtime_ns) != (st.st_size, st.st_mtime_ns):
+                self._candidates[path] = Candidate(st.st_size, st.st_mtime_ns, now, closed)
+            elif closed:
+                cand.closed = True
+
+    def request_rescan(self) -> None:
+        self._rescan.set()
+
+    def _watchable(self, path: Path) -> bool:
+        try:
+            rel = path.relative_to(self.inbox)
+        except ValueError:
+            return False
+        return bool(rel.parts) and not any(is_ignored(part) for part in rel.parts)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def start(self) -> None:
+        for directory in (self.inbox, self.own_dir, self.settings.archive_dir, self.settings.failed_dir):
+            assert directory is not None
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        self.observer = self._make_observer()
+        self.observer.schedule(_Events(self), str(self.inbox), recursive=True)
+        self.observer.start()
+        self._recover_claims()
+        self._scan()
+        log.info("watching", inbox=str(self.inbox), mode=self.mode, watcher_id=self.watcher_id)
+
+    def _make_observer(self) -> BaseObserver:
+        if self.settings.watch_mode != "polling":
+            try:
+                observer = Observer()
+                observer.schedule(FileSystemEventHandler(), str(self.inbox), recursive=False)
+                observer.unschedule_all()
+                self.mode = "inotify" if type(observer).__name__.startswith("Inotify") else type(observer).__name__
+                if self.mode == "inotify" or self.settings.watch_mode == "auto":
+                    return observer
+            except OSError as exc:
+                if self.settings.watch_mode == "inotify":
+                    raise
+                log.warning("inotify unavailable, polling instead", error=str(exc))
+        self.mode = "polling"
+        return PollingObserver(timeout=self.settings.poll_interval)
+
+    def run(self) -> None:
+        self.start()
+        last_scan = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                self.tick()
+                if self._rescan.is_set() or time.monotonic() - last_scan > self.rescan_every:
+                    self._rescan.clear()
+                    self._scan()
+                    last_scan = time.monotonic()
+                self.stop_event.wait(0.05)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.observer is not None:
+            self.observer.stop()
+            self.observer.join(timeout=5)
+            self.observer = None
+        log.info("watcher stopped", in_flight=len(self._claims))
+
+    def tick(self) -> None:
+        self._take_ready_files()
+        self._collect_replies()
+        self._resend_stale()
+
+    # -- finding files ----------------------------------------------------------------------
+    def _scan(self) -> None:
+        """Files present at start, and anything an event was missed for (rename storms, overflow)."""
+        for root, dirs, files in os.walk(self.inbox):
+            dirs[:] = [d for d in dirs if not is_ignored(d)]
+            for name in files:
+                path = Path(root) / name
+                with self._lock:
+                    known = path in self._candidates
+                if not known:
+                    self.note(path, closed=False)
+
+    def _take_ready_files(self) -> None:
+        now = time.monotonic()
+        ready: list[Path] = []
+        with self._lock:
+            items = list(self._candidates.items())
+        for path, cand in items:
+            try:
+                st = path.lstat()
+            except OSError:
+                with self._lock:
+                    self._candidates.pop(path, None)
+                continue
+            if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
+                with self._lock:
+                    self._candidates[path] = Candidate(st.st_size, st.st_mtime_ns, now, cand.closed)
+                continue
+            wait = self.settings.settle_seconds if cand.closed else self.settings.stable_seconds
+            if now - cand.changed_at >= wait:
+                ready.append(path)
+        for path in ready:
+            with self._lock:
+                self._candidates.pop(path, None)
+            self._claim_and_send(path)
+
+    # -- claiming and sending -----------------------------------------------------------------
+    def _claim_and_send(self, path: Path) -> None:
+        claim_id = uuid.uuid4().hex
+        rel = path.relative_to(self.inbox)
+        dest = self.own_dir / claim_id / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(path, dest)
+        except FileNotFoundError:
+            shutil.rmtree(self.own_dir / claim_id, ignore_errors=True)  # someone else won
+            return
+        except OSError as exc:
+            shutil.rmtree(self.own_dir / claim_id, ignore_errors=True)
+            log.warning("could not claim file", file=str(rel), error=str(exc))
+            return
+        claim = Claim(claim_id=claim_id, path=dest, rel=rel)
+        with self._lock:
+            self._claims[claim.key] = claim
+        self._send(claim)
+
+    def _send(self, claim: Claim) -> None:
+        try:
+            data = self._read(claim)
+        except InputError as exc:
+            self._send_failure(claim, exc)
+            return
+        claim.summary = FileSummary.of(claim.rel.name, data)
+        request = IngestRequest.from_bytes(
+            data,
+            filename=claim.rel.name,
+            source="inbox",
+            metadata={"path": str(claim.rel)},
+            folder_tags=[p for p in claim.rel.parent.parts][:20],
+            idempotency_key=claim.key,
+            reply_to=self.reply_key,
+        )
+        self._enqueue(
+            claim,
+            INGEST_TASK,
+            kwargs={"request": request.model_dump(mode="json", exclude_none=True)},
+            argsrepr=str(claim.summary),
+        )
+
+    def _read(self, claim: Claim) -> bytes:
+        """Read the claimed file: never through a link, never a FIFO, never more than the limit."""
+        st = claim.path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(claim.path)
+            raise UnsafePath(f"'{claim.rel}' is a symbolic link (to {target!r}); seedworker never follows links")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnreadableFile(f"'{claim.rel}' is not a regular file (FIFO, socket or device)")
+        limit = self.settings.max_file_bytes
+        if st.st_size > limit:
+            raise TooLarge(f"'{claim.rel}' is {st.st_size} bytes, over the limit of {limit} bytes", size=st.st_size, limit=limit)
+        try:
+            fd = os.open(claim.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UnsafePath(f"'{claim.rel}' became a symbolic link") from exc
+            raise UnreadableFile(f"cannot open '{claim.rel}': {exc.strerror}") from exc
+        with os.fdopen(fd, "rb") as fh:
+            data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise TooLarge(f"'{claim.rel}' grew over the limit of {limit} bytes while being read", limit=limit)
+        return data
+
+    def _send_failure(self, claim: Claim, exc: InputError) -> None:
+        claim.summary = FileSummary.of(claim.rel.name, b"")
+        self._enqueue(
+            claim,
+            FAILURE_TASK,
+            kwargs={
+                "key": claim.key,
+                "summary": claim.summary.model_dump(),
+                "source": "inbox",
+                "reason": exc.reason,
+                "message": exc.message,
+                "reply_to": self.reply_key,
+            },
+            argsrepr=f"{claim.rel.name}: {exc.reason}",
+        )
+
+    def _enqueue(self, claim: Claim, task: str, *, kwargs: dict[str, Any], argsrepr: str) -> None:
+        try:
+            self.app.send_task(
+                task,
+                kwargs=kwargs,
+                task_id=f"{claim.claim_id}-{int(time.time() * 1000)}",
+                argsrepr=argsrepr,
+                kwargsrepr="",
+                retry=True,
+                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+            )
+            claim.sent_at = time.monotonic()
+            log.info("sent", file=str(claim.rel), key=claim.key, task=task)
+        except Exception as exc:  # broker down: the claim stays on disk and is re-sent later
+            claim.sent_at = time.monotonic() - self.resend_after + 2.0
+            log.warning("broker unavailable, will resend", file=str(claim.rel), error=str(exc))
+
+    def _recover_claims(self) -> None:
+        """Claims left by an earlier run of this watcher: re-send them with the same key."""
+        if not self.own_dir.exists():
+            return
+        for claim_dir in sorted(self.own_dir.iterdir()):
+            files = [Path(r) / f for r, _, fs in os.walk(claim_dir) for f in fs]
+            if not files:
+                shutil.rmtree(claim_dir, ignore_errors=True)
+                continue
+            path = files[0]
+            claim = Claim(claim_id=claim_dir.name, path=path, rel=path.relative_to(claim_dir))
+            with self._lock:
+                self._claims[claim.key] = claim
+            log.info("recovering claim", file=str(claim.rel), key=claim.key)
+            self._send(claim)
+
+    def _resend_stale(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            stale = [c for c in self._claims.values() if now - c.sent_at > self.resend_after]
+        for claim in stale:
+            log.warning("no reply yet, resending", file=str(claim.rel), key=claim.key)
+            self._send(claim)
+
+    # -- outcomes -------------------------------------------------------------------------------
+    def _collect_replies(self) -> None:
+        try:
+            replies = self.redis.rpop(self.reply_key, 200)
+        except (redis.RedisError, OSError) as exc:
+            log.warning("cannot read replies", error=str(exc))
+            return
+        for raw in replies or []:
+            self._finish(json.loads(raw))
+
+    def _finish(self, reply: dict[str, Any]) -> None:
+        outcomes = reply.get("outcomes", [])
+        keys = {o["key"].split("#L", 1)[0] for o in outcomes}
+        for key in keys:
+            with self._lock:
+                claim = self._claims.pop(key, None)
+            if claim is None:
+                continue  # a repeat reply for a claim already finished
+            mine = [o for o in outcomes if o["key"].split("#L", 1)[0] == key]
+            failed = all(o["status"] == "failed" for o in mine)
+            try:
+                if failed:
+                    self._move_failed(claim, mine)
+                elif self.settings.after_success == "delete":
+                    claim.path.unlink(missing_ok=True)
+                else:
+                    self._move(claim, Path(str(self.settings.archive_dir)))
+            except OSError as exc:
+                log.error("could not move finished file", file=str(claim.rel), error=str(exc))
+            shutil.rmtree(self.own_dir / claim.claim_id, ignore_errors=True)
+            log.info("finished", file=str(claim.rel), key=key, status="failed" if failed else "done")
+
+    def _move(self, claim: Claim, root: Path) -> Path:
+        dest = root / claim.rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists() or dest.is_symlink():
+            dest = dest.with_name(f"{dest.stem}.{claim.claim_id[:8]}{dest.suffix}")
+        shutil.move(str(claim.path), str(dest))
+        return dest
+
+    def _move_failed(self, claim: Claim, outcomes: list[dict[str, Any]]) -> None:
+        dest = self._move(claim, Path(str(self.settings.failed_dir)))
+        first = outcomes[0]
+        report = {
+            "file": str(claim.rel),
+            "reason": first.get("reason"),
+            "message": first.get("message"),
+            "failure_id": first.get("document_id"),
+            "key": claim.key,
+            "failed_at": dt.datetime.now(dt.UTC).isoformat(),
+            "outcomes": outcomes,
+        }
+        side = dest.with_name(dest.name + ".error.json")
+        side.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return len(self._claims)
