@@ -1,0 +1,181 @@
+"""The watcher against a real inbox and the real embedded Redis, with no worker: what it puts
+on the queue, what it never reads, and what it does with replies."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from worker.app import create_app
+from worker.models import FileSummary, IngestResult, Outcome
+from worker.settings import Settings
+from worker.watcher import InboxWatcher
+
+
+def _settings(tmp_path: Path, **kw: Any) -> Settings:
+    fields: dict[str, Any] = {"stable_seconds": 0.3, "poll_interval": 0.1, "max_file_bytes": 1000, **kw}
+    return Settings(_env_file=None, data_dir=tmp_path / "data", inbox=tmp_path / "inbox", **fields)  # type: ignore[call-arg]
+
+
+class Running:
+    def __init__(self, watcher: InboxWatcher) -> None:
+        self.watcher = watcher
+        self.thread = threading.Thread(target=watcher.run, daemon=True)
+
+    def __enter__(self) -> InboxWatcher:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while self.watcher.observer is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.watcher
+
+    def __exit__(self, *_: object) -> None:
+        self.watcher.stop_event.set()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def make_watcher(tmp_path: Path, broker_url: str, redis_client: redis.Redis) -> Iterator[Any]:
+    def make(watcher_id: str = "w1", **kw: Any) -> InboxWatcher:
+        settings = _settings(tmp_path, **kw)
+        return InboxWatcher(settings=settings, app=create_app(settings, broker_url), redis=redis_client, watcher_id=watcher_id)
+
+    yield make
+
+
+def queued(client: redis.Redis, queue: str = "seedworker") -> list[dict[str, Any]]:
+    """Decode the Celery messages waiting in the Redis list (newest last)."""
+    out = []
+    for raw in reversed(client.lrange(queue, 0, -1)):
+        msg = json.loads(raw)
+        args, kwargs, _ = json.loads(base64.b64decode(msg["body"]))
+        out.append({"task": msg["headers"]["task"], "argsrepr": msg["headers"]["argsrepr"], "kwargs": kwargs})
+    return out
+
+
+def wait_queued(client: redis.Redis, n: int, timeout: float = 10) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msgs = queued(client)
+        if len(msgs) >= n:
+            return msgs
+        time.sleep(0.05)
+    raise AssertionError(f"expected {n} queued messages, got {queued(client)}")
+
+
+def test_dropped_file_is_claimed_and_sent_with_content_and_folder_tags(make_watcher: Any, redis_client: redis.Redis) -> None:
+    w = make_watcher()
+    with Running(w):
+        (w.inbox / "politics").mkdir(parents=True)
+        (w.inbox / "politics" / "a.txt").write_bytes(b"hello world")
+        [msg] = wait_queued(redis_client, 1)
+    req = msg["kwargs"]["request"]
+    assert msg["task"] == "seedworker.ingest"
+    assert base64.b64decode(req["content_b64"]) == b"hello world"
+    assert req["filename"] == "a.txt" and req["folder_tags"] == ["politics"]
+    assert req["idempotency_key"].startswith("claim:")
+    assert msg["argsrepr"].startswith("a.txt (11 B, sha256:")  # short and readable in Flower
+    assert not (w.inbox / "politics" / "a.txt").exists()  # claimed: moved into processing
+
+
+def test_hidden_and_temporary_files_are_ignored(make_watcher: Any, redis_client: redis.Redis) -> None:
+    w = make_watcher()
+    with Running(w):
+        for name in (".hidden.txt", "x.txt.part", "y.tmp", "z.txt~", "doc.crdownload"):
+            (w.inbox / name).write_bytes(b"data")
+        (w.inbox / "real.txt").write_bytes(b"data")
+        wait_queued(redis_client, 1)
+        time.sleep(0.8)
+    assert [m["kwargs"]["request"]["filename"] for m in queued(redis_client)] == ["real.txt"]
+    assert (w.inbox / ".hidden.txt").exists()
+
+
+def test_symlink_fifo_and_oversize_fail_without_being_read(make_watcher: Any, redis_client: redis.Redis, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the inbox")
+    w = make_watcher()
+    with Running(w):
+        os.symlink(secret, w.inbox / "link.txt")
+        os.mkfifo(w.inbox / "pipe.txt")
+        (w.inbox / "big.txt").write_bytes(b"x" * 5000)
+        msgs = wait_queued(redis_client, 3)
+    reasons = {m["kwargs"]["summary"]["filename"]: m["kwargs"]["reason"] for m in msgs}
+    assert reasons == {"link.txt": "unsafe_path", "pipe.txt": "unreadable", "big.txt": "too_large"}
+    assert all(m["task"] == "seedworker.record_failure" for m in msgs)
+    assert "outside the inbox" not in json.dumps(msgs)
+    assert secret.read_text() == "outside the inbox"
+
+
+def test_two_watchers_on_one_inbox_send_each_file_once(make_watcher: Any, redis_client: redis.Redis) -> None:
+    a, b = make_watcher("a"), make_watcher("b")
+    with Running(a), Running(b):
+        for i in range(60):
+            (a.inbox / f"f{i:03}.txt").write_bytes(f"file {i}".encode())
+        msgs = wait_queued(redis_client, 60)
+        time.sleep(1.0)
+    names = sorted(m["kwargs"]["request"]["filename"] for m in queued(redis_client))
+    assert names == [f"f{i:03}.txt" for i in range(60)]
+
+
+def test_polling_mode_waits_until_a_growing_file_is_stable(make_watcher: Any, redis_client: redis.Redis) -> None:
+    w = make_watcher(watch_mode="polling", stable_seconds=0.6)
+    with Running(w), (w.inbox / "slow.txt").open("wb") as fh:
+        for _ in range(8):  # written over ~1.6 s, never quiet for 0.6 s
+            fh.write(b"chunk ")
+            fh.flush()
+            time.sleep(0.2)
+            assert queued(redis_client) == []
+        fh.close()
+        [msg] = wait_queued(redis_client, 1)
+        assert base64.b64decode(msg["kwargs"]["request"]["content_b64"]) == b"chunk " * 8
+
+
+def test_restarted_watcher_resends_its_claims_with_the_same_key(make_watcher: Any, redis_client: redis.Redis) -> None:
+    w = make_watcher("same")
+    with Running(w):
+        (w.inbox / "a.txt").write_bytes(b"hello")
+        [first] = wait_queued(redis_client, 1)
+    redis_client.delete("seedworker")  # as if the message were lost with a broker without AOF
+    w2 = make_watcher("same")
+    with Running(w2):
+        [again] = wait_queued(redis_client, 1)
+    assert again["kwargs"]["request"]["idempotency_key"] == first["kwargs"]["request"]["idempotency_key"]
+
+
+def _reply(client: redis.Redis, key: str, outcome: Outcome) -> None:
+    result = IngestResult(filename=outcome.filename, outcomes=[outcome])
+    client.lpush(key, json.dumps({"filename": result.filename, "outcomes": [o.model_dump(mode="json") for o in result.outcomes]}))
+
+
+def test_replies_archive_or_fail_the_claimed_file(make_watcher: Any, redis_client: redis.Redis) -> None:
+    w = make_watcher()
+    with Running(w):
+        (w.inbox / "sub").mkdir(parents=True)
+        (w.inbox / "sub" / "good.txt").write_bytes(b"good")
+        (w.inbox / "bad.txt").write_bytes(b"bad")
+        msgs = {m["kwargs"]["request"]["filename"]: m["kwargs"]["request"] for m in wait_queued(redis_client, 2)}
+        _reply(redis_client, w.reply_key, Outcome(status="stored", key=msgs["good.txt"]["idempotency_key"], filename="good.txt", document_id="doc_1"))
+        _reply(redis_client, w.reply_key, Outcome(status="failed", key=msgs["bad.txt"]["idempotency_key"], filename="bad.txt",
+                                                   reason="binary", message="it is binary", document_id="fail_1"))
+        deadline = time.monotonic() + 10
+        while w.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+    archive, failed = Path(str(w.settings.archive_dir)), Path(str(w.settings.failed_dir))
+    assert (archive / "sub" / "good.txt").read_bytes() == b"good"
+    assert (failed / "bad.txt").read_bytes() == b"bad"
+    report = json.loads((failed / "bad.txt.error.json").read_text())
+    assert report["reason"] == "binary" and report["failure_id"] == "fail_1"
+    assert not any(p.is_file() for p in w.own_dir.rglob("*"))  # nothing stuck in processing
+
+
+def test_file_summary_is_short() -> None:
+    assert str(FileSummary.of("a.txt", b"x" * 10)).startswith("a.txt (10 B, sha256:")
