@@ -69,7 +69,9 @@ def finish(rt: Runtime, reply_to: str | None, result: IngestResult) -> str:
 
 
 def reply(rt: Runtime, reply_to: str, result: IngestResult) -> None:
-    payload = json.dumps({"filename": result.filename, "outcomes": [o.model_dump(mode="json") for o in result.outcomes]})
+    payload = json.dumps(
+        {"filename": result.filename, "outcomes": [o.model_dump(mode="json") for o in result.outcomes]}
+    )
     pipe = rt.redis.pipeline()
     pipe.lpush(reply_to, payload)
     pipe.expire(reply_to, REPLY_TTL_SECONDS)

@@ -27,9 +27,8 @@ def _invalid_request(task: Task, payload: Any, exc: ValidationError) -> str:
         summary=summary,
         source=str(payload.get("source", "api"))[:200] if isinstance(payload, dict) else "api",
         reason="invalid_request",
-        message="the ingest request is invalid: " + "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
-        ),
+        message="the ingest request is invalid: "
+        + "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()),
     )
     reply_to = payload.get("reply_to") if isinstance(payload, dict) else None
     result = IngestResult(filename=filename, outcomes=[outcome])
@@ -70,15 +69,20 @@ def ingest(self: Task, request: dict[str, Any]) -> str:
 
 
 @shared_task(name="seedworker.record_failure", bind=True, acks_late=True)
-def record_failure(self: Task, key: str, summary: dict[str, Any], source: str, reason: str, message: str,
-                   reply_to: str | None = None) -> str:
+def record_failure(
+    self: Task, key: str, summary: dict[str, Any], source: str, reason: str, message: str, reply_to: str | None = None
+) -> str:
     file_summary = FileSummary.model_validate(summary)
     with task_context(self, file=file_summary.filename, key=key):
         rt = get_runtime()
 
         def work() -> IngestResult:
-            outcome = rt.store.persist_failure(key=key, summary=file_summary, source=source, reason=reason, message=message)
+            outcome = rt.store.persist_failure(
+                key=key, summary=file_summary, source=source, reason=reason, message=message
+            )
             return IngestResult(filename=file_summary.filename, outcomes=[outcome])
 
-        result = run_with_retry(self, work, lambda exc: internal_failure(rt, key=key, summary=file_summary, source=source, exc=exc))
+        result = run_with_retry(
+            self, work, lambda exc: internal_failure(rt, key=key, summary=file_summary, source=source, exc=exc)
+        )
         return finish(rt, reply_to, result)

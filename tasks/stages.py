@@ -35,7 +35,11 @@ def tag(self: Task, batch: dict[str, Any]) -> dict[str, Any]:
 def deduplicate(self: Task, canonical_hash: str) -> dict[str, Any] | None:
     with task_context(self):
         match = get_runtime().store.find_exact(canonical_hash)
-        return None if match is None else {"duplicate_of": match.document_id, "kind": match.kind, "similarity": match.similarity}
+        return (
+            None
+            if match is None
+            else {"duplicate_of": match.document_id, "kind": match.kind, "similarity": match.similarity}
+        )
 
 
 @shared_task(name="seedworker.store", bind=True, acks_late=True)
@@ -48,6 +52,8 @@ def store(self: Task, batch: dict[str, Any]) -> str:
             return process.store(pb, rt.store, max_bytes=rt.settings.max_file_bytes)
 
         result = run_with_retry(
-            self, work, lambda exc: internal_failure(rt, key=pb.key, summary=pb.summary, source=pb.request.source, exc=exc)
+            self,
+            work,
+            lambda exc: internal_failure(rt, key=pb.key, summary=pb.summary, source=pb.request.source, exc=exc),
         )
         return finish(rt, pb.request.reply_to, result)

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -54,10 +55,8 @@ def broker_url(embedded_redis: EmbeddedRedis) -> Iterator[str]:
     client = connect(embedded_redis.url)
     client.flushall()
     yield embedded_redis.url
-    try:
+    with contextlib.suppress(redis.RedisError):
         client.flushall()
-    except redis.RedisError:
-        pass
     client.close()
 
 

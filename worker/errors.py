@@ -106,10 +106,8 @@ class StoreUnavailable(RetryableError):
     """The database is locked or unreachable."""
 
 
-
 class BrokerUnavailable(RetryableError):
     """The Redis broker is unreachable."""
-
 
 
 #: Every reason code a ``document.failed`` event may carry, with a one-line meaning.

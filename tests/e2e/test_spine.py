@@ -89,7 +89,9 @@ def test_same_content_under_another_name_is_a_duplicate(stack: Stack, database_u
         ("blank.txt", b"   \n\t\n  ", "empty"),
     ],
 )
-def test_bad_file_fails_with_reason_and_is_kept(stack: Stack, database_url: str, name: str, content: bytes, reason: str) -> None:
+def test_bad_file_fails_with_reason_and_is_kept(
+    stack: Stack, database_url: str, name: str, content: bytes, reason: str
+) -> None:
     stack.drop(name, content)
 
     [event] = stack.wait_for_events(1, type=FAILED)
@@ -97,8 +99,10 @@ def test_bad_file_fails_with_reason_and_is_kept(stack: Stack, database_url: str,
     assert event["data"]["filename"] == name
     assert len(event["data"]["message"]) > 10  # a sentence, not a code
 
-    kept = stack.wait_for(lambda: (stack.failed / name).exists() and (stack.failed / f"{name}.error.json").exists(),
-                          what="file in failed/ with its .error.json")
+    kept = stack.wait_for(
+        lambda: (stack.failed / name).exists() and (stack.failed / f"{name}.error.json").exists(),
+        what="file in failed/ with its .error.json",
+    )
     assert kept
     assert (stack.failed / name).read_bytes() == content
     report = json.loads((stack.failed / f"{name}.error.json").read_text())
@@ -160,7 +164,11 @@ def test_events_tail_replays_the_stream_as_json_lines(stack: Stack) -> None:
     stack.wait_for_events(1, type=STORED)
     out = subprocess.run(
         [sys.executable, "-m", "worker.cli", "events", "tail", "--from", "0", "--no-follow"],
-        env=stack.env(), cwd=stack.root, capture_output=True, timeout=60, check=True,
+        env=stack.env(),
+        cwd=stack.root,
+        capture_output=True,
+        timeout=60,
+        check=True,
     )
     lines = out.stdout.decode().splitlines()
     assert len(lines) == 1

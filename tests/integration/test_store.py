@@ -26,7 +26,12 @@ def _store(url: str, policy: str = "link") -> DocumentStore:
 def _batch(text: str, key: str, filename: str = "a.txt") -> tuple[PipelineBatch, StageItem, bytes]:
     raw = text.encode()
     request = IngestRequest(text=text, filename=filename, idempotency_key=key)
-    doc = NormalisedDocument(text=text, canonical_hash=hashlib.sha256(text.lower().encode()).hexdigest(), language="en", word_count=len(text.split()))
+    doc = NormalisedDocument(
+        text=text,
+        canonical_hash=hashlib.sha256(text.lower().encode()).hexdigest(),
+        language="en",
+        word_count=len(text.split()),
+    )
     item = StageItem(document=doc, tags=[Tag(kind="topic", name="t", source="rule:t")])
     batch = PipelineBatch(request=request, key=key, summary=FileSummary.of(filename, raw), items=[item])
     return batch, item, raw
@@ -101,8 +106,12 @@ def test_concurrent_workers_storing_same_text_end_with_one_document(database_url
 def test_failure_keeps_original_bytes_and_emits_failed(database_url: str) -> None:
     store = _store(database_url)
     summary = FileSummary.of("bad.bin", b"\x00\x01")
-    outcome = store.persist_failure(key="f1", summary=summary, source="inbox", reason="binary", message="binary file", raw=b"\x00\x01")
-    again = store.persist_failure(key="f1", summary=summary, source="inbox", reason="binary", message="binary file", raw=b"\x00\x01")
+    outcome = store.persist_failure(
+        key="f1", summary=summary, source="inbox", reason="binary", message="binary file", raw=b"\x00\x01"
+    )
+    again = store.persist_failure(
+        key="f1", summary=summary, source="inbox", reason="binary", message="binary file", raw=b"\x00\x01"
+    )
     assert outcome.status == "failed" and again.replayed
     with store.session() as s:
         assert s.get(Blob, summary.sha256).data == b"\x00\x01"  # type: ignore[union-attr]

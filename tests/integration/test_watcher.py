@@ -47,7 +47,9 @@ class Running:
 def make_watcher(tmp_path: Path, broker_url: str, redis_client: redis.Redis) -> Iterator[Any]:
     def make(watcher_id: str = "w1", **kw: Any) -> InboxWatcher:
         settings = _settings(tmp_path, **kw)
-        return InboxWatcher(settings=settings, app=create_app(settings, broker_url), redis=redis_client, watcher_id=watcher_id)
+        return InboxWatcher(
+            settings=settings, app=create_app(settings, broker_url), redis=redis_client, watcher_id=watcher_id
+        )
 
     yield make
 
@@ -57,7 +59,7 @@ def queued(client: redis.Redis, queue: str = "seedworker") -> list[dict[str, Any
     out = []
     for raw in reversed(client.lrange(queue, 0, -1)):
         msg = json.loads(raw)
-        args, kwargs, _ = json.loads(base64.b64decode(msg["body"]))
+        _args, kwargs, _ = json.loads(base64.b64decode(msg["body"]))
         out.append({"task": msg["headers"]["task"], "argsrepr": msg["headers"]["argsrepr"], "kwargs": kwargs})
     return out
 
@@ -72,7 +74,9 @@ def wait_queued(client: redis.Redis, n: int, timeout: float = 10) -> list[dict[s
     raise AssertionError(f"expected {n} queued messages, got {queued(client)}")
 
 
-def test_dropped_file_is_claimed_and_sent_with_content_and_folder_tags(make_watcher: Any, redis_client: redis.Redis) -> None:
+def test_dropped_file_is_claimed_and_sent_with_content_and_folder_tags(
+    make_watcher: Any, redis_client: redis.Redis
+) -> None:
     w = make_watcher()
     with Running(w):
         (w.inbox / "politics").mkdir(parents=True)
@@ -99,7 +103,9 @@ def test_hidden_and_temporary_files_are_ignored(make_watcher: Any, redis_client:
     assert (w.inbox / ".hidden.txt").exists()
 
 
-def test_symlink_fifo_and_oversize_fail_without_being_read(make_watcher: Any, redis_client: redis.Redis, tmp_path: Path) -> None:
+def test_symlink_fifo_and_oversize_fail_without_being_read(
+    make_watcher: Any, redis_client: redis.Redis, tmp_path: Path
+) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("outside the inbox")
     w = make_watcher()
@@ -120,7 +126,7 @@ def test_two_watchers_on_one_inbox_send_each_file_once(make_watcher: Any, redis_
     with Running(a), Running(b):
         for i in range(60):
             (a.inbox / f"f{i:03}.txt").write_bytes(f"file {i}".encode())
-        msgs = wait_queued(redis_client, 60)
+        wait_queued(redis_client, 60)
         time.sleep(1.0)
     names = sorted(m["kwargs"]["request"]["filename"] for m in queued(redis_client))
     assert names == [f"f{i:03}.txt" for i in range(60)]
@@ -153,7 +159,9 @@ def test_restarted_watcher_resends_its_claims_with_the_same_key(make_watcher: An
 
 def _reply(client: redis.Redis, key: str, outcome: Outcome) -> None:
     result = IngestResult(filename=outcome.filename, outcomes=[outcome])
-    client.lpush(key, json.dumps({"filename": result.filename, "outcomes": [o.model_dump(mode="json") for o in result.outcomes]}))
+    client.lpush(
+        key, json.dumps({"filename": result.filename, "outcomes": [o.model_dump(mode="json") for o in result.outcomes]})
+    )
 
 
 def test_replies_archive_or_fail_the_claimed_file(make_watcher: Any, redis_client: redis.Redis) -> None:
@@ -163,9 +171,23 @@ def test_replies_archive_or_fail_the_claimed_file(make_watcher: Any, redis_clien
         (w.inbox / "sub" / "good.txt").write_bytes(b"good")
         (w.inbox / "bad.txt").write_bytes(b"bad")
         msgs = {m["kwargs"]["request"]["filename"]: m["kwargs"]["request"] for m in wait_queued(redis_client, 2)}
-        _reply(redis_client, w.reply_key, Outcome(status="stored", key=msgs["good.txt"]["idempotency_key"], filename="good.txt", document_id="doc_1"))
-        _reply(redis_client, w.reply_key, Outcome(status="failed", key=msgs["bad.txt"]["idempotency_key"], filename="bad.txt",
-                                                   reason="binary", message="it is binary", document_id="fail_1"))
+        _reply(
+            redis_client,
+            w.reply_key,
+            Outcome(status="stored", key=msgs["good.txt"]["idempotency_key"], filename="good.txt", document_id="doc_1"),
+        )
+        _reply(
+            redis_client,
+            w.reply_key,
+            Outcome(
+                status="failed",
+                key=msgs["bad.txt"]["idempotency_key"],
+                filename="bad.txt",
+                reason="binary",
+                message="it is binary",
+                document_id="fail_1",
+            ),
+        )
         deadline = time.monotonic() + 10
         while w.in_flight and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -79,7 +79,9 @@ def _read_group(
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     cursor = "0"  # our own pending history first
     while not stop.is_set():
-        resp = client.xreadgroup(group, consumer, {stream: cursor}, count=count, block=None if cursor == "0" else block_ms)
+        resp = client.xreadgroup(
+            group, consumer, {stream: cursor}, count=count, block=None if cursor == "0" else block_ms
+        )
         entries = resp[0][1] if resp else []
         if cursor == "0" and not entries:
             cursor = ">"

@@ -9,6 +9,7 @@ milliseconds; a poll every ``idle_poll`` seconds covers missed wake-ups.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import socket
@@ -113,18 +114,13 @@ class OutboxPublisher:
             except (redis.RedisError, OSError, StoreUnavailable) as exc:
                 log.warning("publisher waiting for its dependencies", error=str(exc))
                 if pubsub is not None:
-                    try:
+                    with contextlib.suppress(redis.RedisError, OSError):
                         pubsub.close()
-                    except (redis.RedisError, OSError):
-                        pass
                 pubsub = None
                 self.stop_event.wait(1.0)
-        try:
+        with contextlib.suppress(redis.RedisError, OSError):
             self.release_lease()
-        except (redis.RedisError, OSError):
-            pass
         log.info("publisher stopped")
-
 
     def _sleep_until_woken(self, pubsub: redis.client.PubSub) -> None:
         """Until a worker says "committed", the poll interval passes, or we are stopped."""
@@ -141,10 +137,8 @@ class OutboxPublisher:
 
 def notify_committed(client: redis.Redis, stream: str) -> None:
     """Wake the publisher; best effort, the publisher polls anyway."""
-    try:
+    with contextlib.suppress(redis.RedisError, OSError):
         client.publish(wakeup_channel(stream), b"1")
-    except (redis.RedisError, OSError):
-        pass
 
 
 def wait_for_publication(store: DocumentStore, timeout: float) -> bool:

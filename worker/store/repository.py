@@ -144,9 +144,17 @@ class DocumentStore:
                         details=details or {},
                         raw_sha256=summary.sha256 if raw is not None else None,
                     )
-                    self._emit(s, make_event("document.failed", key=key, subject=failure_id, source=self.event_source, data=data))
+                    self._emit(
+                        s,
+                        make_event("document.failed", key=key, subject=failure_id, source=self.event_source, data=data),
+                    )
                     outcome = Outcome(
-                        status="failed", key=key, filename=summary.filename, document_id=failure_id, reason=reason, message=message
+                        status="failed",
+                        key=key,
+                        filename=summary.filename,
+                        document_id=failure_id,
+                        reason=reason,
+                        message=message,
                     )
                     return self._record(s, outcome)
             except IntegrityError:
@@ -218,7 +226,9 @@ class DocumentStore:
         outcome = Outcome(status="stored", key=key, filename=request.filename, document_id=doc_id)
         return self._record(s, outcome)
 
-    def _write_duplicate(self, s: Session, batch: PipelineBatch, key: str, match: DuplicateMatch, raw: bytes) -> Outcome:
+    def _write_duplicate(
+        self, s: Session, batch: PipelineBatch, key: str, match: DuplicateMatch, raw: bytes
+    ) -> Outcome:
         request, summary = batch.request, batch.summary
         dup_id: str | None = None
         if self.duplicate_policy == "link":

@@ -8,7 +8,7 @@ ingestion key, one outbox row per event id.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -35,7 +35,7 @@ AutoIncrementId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Blob(Base):
@@ -73,7 +73,9 @@ class Document(Base):
     warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
-    tags: Mapped[list[TagRow]] = relationship(back_populates="document", cascade="all, delete-orphan", order_by="TagRow.id")
+    tags: Mapped[list[TagRow]] = relationship(
+        back_populates="document", cascade="all, delete-orphan", order_by="TagRow.id"
+    )
 
 
 class TagRow(Base):
