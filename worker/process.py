@@ -74,7 +74,7 @@ def store(batch: PipelineBatch, documents: DocumentStore, *, max_bytes: int) -> 
                 summary=batch.summary,
                 source=batch.request.source,
                 reason=failure.reason,
-                message=failure.message if failure.record is None else f"line {failure.record}: {failure.message}",
+                message=failure.message,
                 details={**failure.details, **({"line": failure.record} if failure.record else {})},
                 raw=keep_raw,
             )

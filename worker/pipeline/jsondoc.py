@@ -1,0 +1,77 @@
+"""JSON documents: one object per .json file, one object per line of a .jsonl file.
+
+The text is the first non-empty string among ``text``, ``body`` and ``content``; known
+fields (title, date, author, tags, url, source, language) fill the document and the rest
+is kept as metadata.  Parsing is strict JSON: NaN, Infinity and absurdly deep nesting are
+refused with the position, instead of surfacing later as a serializer or stack error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+from worker.errors import InvalidJSON, MissingText
+from worker.pipeline.formats import JSON, Parsed, apply_fields
+
+TEXT_FIELDS = ("text", "body", "content")
+
+
+def parse_json(text: str, *, fmt: str = JSON, line: int | None = None) -> Parsed:
+    """One JSON object as a document; ``line`` (1-based) names a JSON Lines record."""
+    value = _loads(text, line)
+    where = f"line {line}" if line is not None else "the JSON"
+    if not isinstance(value, dict):
+        raise MissingText(
+            f"{where} holds {_kind(value)}, not an object with a text, body or content field",
+            **_line(line),
+        )
+    key = next((k for k in TEXT_FIELDS if isinstance(value.get(k), str) and value[k].strip()), None)
+    if key is None:
+        keys = ", ".join(sorted(map(str, value))[:20]) or "none"
+        raise MissingText(
+            f"{where} has no non-empty text, body or content string field (fields: {keys})",
+            **_line(line),
+        )
+    parsed = Parsed(fmt, value[key])
+    apply_fields(parsed, {k: v for k, v in value.items() if k != key})
+    return parsed
+
+
+def json_lines(text: str) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) for every non-blank line."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield number, line
+
+
+def _loads(text: str, line: int | None) -> Any:
+    where = f"line {line} is" if line is not None else "the file is"
+    try:
+        return json.loads(text.lstrip("\ufeff"), parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        position = f"column {exc.colno}" if line is not None else f"line {exc.lineno}, column {exc.colno}"
+        raise InvalidJSON(
+            f"{where} not valid JSON: {exc.msg} at {position}",
+            **_line(line),
+            **({} if line is not None else {"line": exc.lineno}),
+            column=exc.colno,
+        ) from None
+    except RecursionError:
+        raise InvalidJSON(f"{where} not readable: its JSON is nested too deeply", **_line(line)) from None
+    except ValueError as exc:  # NaN/Infinity, or an integer with thousands of digits
+        raise InvalidJSON(f"{where} not valid JSON: {exc}", **_line(line)) from None
+
+
+def _no_constants(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def _kind(value: Any) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number"}
+    return "null" if value is None else names.get(type(value), "a number")
+
+
+def _line(line: int | None) -> dict[str, int]:
+    return {"line": line} if line is not None else {}

@@ -1,0 +1,439 @@
+"""Topic rules: loading and validating taxonomy files, and the rule matchers.
+
+A taxonomy file (TOML, or YAML by extension ``.yaml``/``.yml``) holds one table per topic::
+
+    [tags.politics]
+    match = ["election", "president", "parliament*"]
+    algorithm = "any"            # any | all | literal | regex | fuzzy
+    case_sensitive = false
+    fields = ["title", "text"]   # optional, default both
+    min_count = 1                # optional: matches needed before the topic is given
+    min_score = 0.85             # fuzzy only
+    description = "..."          # optional, for people reading the file
+
+The algorithms follow the document managers' matching (paperless-ngx):
+
+* ``any`` -- any of the terms, each matched as whole words;
+* ``all`` -- every one of the terms, each as whole words;
+* ``literal`` -- the exact phrase (or any of the phrases when ``match`` is a list);
+* ``regex`` -- a Python regular expression (or any of several), compiled at load;
+* ``fuzzy`` -- rapidfuzz similarity of a term against windows of the text's words of about
+  the term's length, at least ``min_score`` (0..1, default 0.85).
+
+For ``any`` and ``all`` a term may be a phrase (``"white house"``; any run of whitespace in
+the text matches its spaces), and a trailing ``*`` matches any word ending
+(``"elect*"`` = elect, elected, election, electoral, ...).  When ``match`` is one string for
+``any``/``all`` it is split into terms on whitespace, with ``"quoted phrases"`` kept whole.
+
+Every problem in a file is reported at load as a :class:`ConfigError` naming the file, the
+tag and the reason; nothing is checked lazily at match time.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from worker.errors import ConfigError
+from worker.models import NormalisedDocument, Tag
+
+DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "data" / "taxonomy.toml"
+MAX_SPANS = 20
+DEFAULT_FUZZY_SCORE = 0.85
+
+Algorithm = Literal["any", "all", "literal", "regex", "fuzzy"]
+FieldName = Literal["title", "text"]
+ALL_FIELDS: tuple[FieldName, ...] = ("title", "text")
+
+_TAG_NAME = re.compile(r"^[^\s\x00-\x1f](?:[^\x00-\x1f]{0,98}[^\s\x00-\x1f])?$")
+_WORD_CHAR = re.compile(r"\w")
+_TOKEN = re.compile(r"\w+")
+_OPEN_ENDED = frozenset({r"\w*", r"(?!\w)"})
+
+
+# -- schema ------------------------------------------------------------------------------------
+
+
+class RuleSpec(BaseModel):
+    """One topic's rule, as written in the file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    match: list[str] | str
+    algorithm: Algorithm = "any"
+    case_sensitive: bool = False
+    fields: list[FieldName] = Field(default_factory=lambda: list(ALL_FIELDS), min_length=1)
+    min_count: int = Field(1, ge=1, le=1000)
+    min_score: float | None = Field(None, gt=0, le=1)
+    description: str | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_fields(cls, value: list[FieldName]) -> list[FieldName]:
+        if len(set(value)) != len(value):
+            raise ValueError("fields must not repeat")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> RuleSpec:
+        if self.min_score is not None and self.algorithm != "fuzzy":
+            raise ValueError("min_score is only valid with algorithm = 'fuzzy'")
+        terms = self.terms()
+        if not terms:
+            raise ValueError("match must hold at least one non-empty term")
+        for term in terms:
+            if self.algorithm in ("any", "all", "fuzzy") and "*" in term.rstrip("*"):
+                raise ValueError(f"term {term!r}: '*' is only allowed at the end of a term")
+            if self.algorithm in ("any", "all") and not term.rstrip("*").strip():
+                raise ValueError(f"term {term!r} has nothing to match besides '*'")
+            if self.algorithm == "fuzzy" and not _TOKEN.search(term):
+                raise ValueError(f"fuzzy term {term!r} has no letters or digits")
+        return self
+
+    def terms(self) -> list[str]:
+        """The terms after splitting a single string (any/all) and dropping empty ones."""
+        if isinstance(self.match, str):
+            if self.algorithm in ("any", "all"):
+                raw = [q or w for q, w in re.findall(r'"([^"]+)"|(\S+)', self.match)]
+            else:
+                raw = [self.match]
+        else:
+            raw = list(self.match)
+        if self.algorithm == "regex":
+            return [t for t in raw if t]
+        return [" ".join(t.split()) for t in raw if t.strip()]
+
+
+class TaxonomyFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tags: dict[str, RuleSpec] = Field(default_factory=dict)
+
+    @field_validator("tags")
+    @classmethod
+    def _names(cls, value: dict[str, RuleSpec]) -> dict[str, RuleSpec]:
+        for name in value:
+            if not _TAG_NAME.match(name):
+                raise ValueError(
+                    f"tag name {name!r} must be 1 to 100 characters without control "
+                    "characters or surrounding whitespace"
+                )
+        return value
+
+
+# -- matching ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMatch:
+    field: FieldName
+    start: int
+    end: int
+    text: str
+    score: float = 1.0
+
+
+def _term_atoms(term: str) -> list[str]:
+    """An any/all term as regex atoms: flexible whitespace, optional trailing ``*``."""
+    wildcard = term.endswith("*")
+    core = term.rstrip("*").strip()
+    atoms: list[str] = []
+    for i, part in enumerate(core.split()):
+        if i:
+            atoms.append(r"\s+")
+        atoms.extend(re.escape(ch) for ch in part)
+    if wildcard:
+        atoms.append(r"\w*")
+    return atoms
+
+
+def _literal_atoms(phrase: str) -> list[str]:
+    return [re.escape(ch) for ch in phrase]
+
+
+def _whole_words(terms: list[str], to_atoms: Callable[[str], list[str]], flags: int) -> str:
+    r"""One regex matching any of ``terms`` as whole words, built as a character trie.
+
+    A trie (``pres(?:iden(?:cy|t))``) instead of a flat alternation lets the regex engine
+    reject most positions after one character; with the shared ``(?<!\w)`` in front it is
+    about 15x faster than one alternative per term on a news article.  Longer terms win:
+    at a node where a term ends, the longer continuations are tried first.
+    """
+    fold = (lambda t: t) if not flags & re.IGNORECASE else str.lower
+    word_start: list[list[str]] = []
+    other: list[list[str]] = []
+    for term in terms:
+        atoms = to_atoms(fold(term))
+        wildcard = to_atoms is _term_atoms and term.endswith("*")
+        core = term.rstrip("*").strip() if wildcard else term
+        if wildcard or _WORD_CHAR.match(core[-1]):
+            atoms.append(r"(?!\w)")
+        (word_start if _WORD_CHAR.match(core[0]) else other).append(atoms)
+    parts = []
+    if word_start:
+        parts.append(r"(?<!\w)" + _trie(word_start))
+    if other:
+        parts.append(_trie(other))
+    return "|".join(parts)
+
+
+def _trie(sequences: list[list[str]]) -> str:
+    end = ""
+    root: dict[str, Any] = {}
+    for seq in sequences:
+        node = root
+        for atom in seq:
+            node = node.setdefault(atom, {})
+        node[end] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        terminal = end in node
+        # literal continuations before a wildcard or the end, so the longest term wins
+        ordered = sorted((a for a in node if a), key=lambda a: (a in _OPEN_ENDED, a))
+        alternatives = [atom + build(node[atom]) for atom in ordered]
+        if not alternatives:
+            return ""
+        if len(alternatives) == 1 and not terminal:
+            return alternatives[0]
+        group = "(?:" + "|".join(alternatives) + ")"
+        return group + "?" if terminal else group
+
+    return "(?:" + build(root) + ")"
+
+
+class _Problem(Exception):
+    """A rule that validated as data but cannot be compiled (bad regex, ...)."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A compiled rule for one topic tag."""
+
+    name: str
+    spec: RuleSpec
+    _finders: tuple[Callable[[str], list[tuple[int, int, float]]], ...] = field(repr=False)
+
+    @classmethod
+    def compile(cls, name: str, spec: RuleSpec) -> Rule:
+        flags = 0 if spec.case_sensitive else re.IGNORECASE
+        terms = spec.terms()
+        finders: list[Callable[[str], list[tuple[int, int, float]]]]
+        if spec.algorithm == "any":
+            pattern = _whole_words(terms, _term_atoms, flags)
+            finders = [_regex_finder(re.compile(pattern, flags))]
+        elif spec.algorithm == "all":
+            finders = [_regex_finder(re.compile(_whole_words([t], _term_atoms, flags), flags)) for t in terms]
+        elif spec.algorithm == "literal":
+            pattern = _whole_words(terms, _literal_atoms, flags)
+            finders = [_regex_finder(re.compile(pattern, flags))]
+        elif spec.algorithm == "regex":
+            finders = []
+            for pattern in terms:
+                try:
+                    compiled = re.compile(pattern, flags)
+                except re.error as exc:
+                    raise _Problem(f"invalid regex {pattern!r}: {exc}") from exc
+                if compiled.fullmatch(""):
+                    raise _Problem(f"regex {pattern!r} matches the empty string")
+                finders.append(_regex_finder(compiled))
+        else:
+            cutoff = 100.0 * (spec.min_score or DEFAULT_FUZZY_SCORE)
+            finders = [_FuzzyFinder(t, cutoff, spec.case_sensitive) for t in terms]
+        return cls(name=name, spec=spec, _finders=tuple(finders))
+
+    def find(self, title: str | None, text: str) -> list[RuleMatch]:
+        """Every match in the configured fields, in field order then position; [] if none.
+
+        ``all`` returns [] unless every term matched somewhere in the fields.
+        """
+        sources = {"title": title or "", "text": text}
+        per_finder: list[list[RuleMatch]] = []
+        for finder in self._finders:
+            found = [
+                RuleMatch(fld, s, e, sources[fld][s:e], score)
+                for fld in self.spec.fields
+                for s, e, score in finder(sources[fld])
+            ]
+            if self.spec.algorithm == "all" and not found:
+                return []
+            per_finder.append(found)
+        order = {fld: i for i, fld in enumerate(self.spec.fields)}
+        merged = {(m.field, m.start, m.end): m for found in per_finder for m in found}
+        return sorted(merged.values(), key=lambda m: (order[m.field], m.start, m.end))
+
+    def apply(self, doc: NormalisedDocument) -> Tag | None:
+        matches = self.find(doc.title, doc.text)
+        if len(matches) < self.spec.min_count:
+            return None
+        spans = sorted((m.start, m.end) for m in matches if m.field == "text")[:MAX_SPANS]
+        score = 1.0
+        if self.spec.algorithm == "fuzzy":
+            score = round(max(m.score for m in matches), 4)
+        return Tag(
+            kind="topic",
+            name=self.name,
+            source=f"rule:{self.name}",
+            score=score,
+            count=len(matches),
+            spans=spans,
+            matched=matches[0].text,
+        )
+
+
+def _regex_finder(pattern: re.Pattern[str]) -> Callable[[str], list[tuple[int, int, float]]]:
+    def find(text: str) -> list[tuple[int, int, float]]:
+        return [(m.start(), m.end(), 1.0) for m in pattern.finditer(text) if m.end() > m.start()]
+
+    return find
+
+
+class _FuzzyFinder:
+    """rapidfuzz ``ratio`` of one term against the text's word n-grams of about its length.
+
+    Only windows of ``k-1``, ``k`` and ``k+1`` words are scored (``k`` = the term's word
+    count), each distinct window string once, so the cost is linear in the text's words.
+    Overlapping windows are resolved greedily by best score.
+    """
+
+    def __init__(self, term: str, cutoff: float, case_sensitive: bool) -> None:
+        self.case_sensitive = case_sensitive
+        words = _TOKEN.findall(term)
+        self.term = " ".join(words) if case_sensitive else " ".join(words).casefold()
+        self.sizes = sorted({max(1, len(words) - 1), len(words), len(words) + 1})
+        self.cutoff = cutoff
+
+    def __call__(self, text: str) -> list[tuple[int, int, float]]:
+        from rapidfuzz import fuzz, process
+
+        tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
+        if not tokens:
+            return []
+        windows: dict[str, list[tuple[int, int]]] = {}
+        for size in self.sizes:
+            for i in range(len(tokens) - size + 1):
+                chunk = tokens[i : i + size]
+                key = " ".join(t[2] for t in chunk)
+                if not self.case_sensitive:
+                    key = key.casefold()
+                windows.setdefault(key, []).append((chunk[0][0], chunk[-1][1]))
+        choices = list(windows)
+        hits = process.extract(self.term, choices, scorer=fuzz.ratio, score_cutoff=self.cutoff, limit=None)
+        candidates = sorted(
+            ((float(score), start, end) for key, score, _ in hits for start, end in windows[key]),
+            key=lambda c: (-c[0], c[1], c[2]),
+        )
+        taken: list[tuple[int, int, float]] = []
+        for score, start, end in candidates:
+            if all(end <= s or start >= e for s, e, _ in taken):
+                taken.append((start, end, score / 100.0))
+        return sorted(taken)
+
+
+# -- the taxonomy ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """The compiled rules of one taxonomy file; ``match`` is pure and deterministic."""
+
+    rules: tuple[Rule, ...] = ()
+    source: str = "<empty>"
+
+    @classmethod
+    def empty(cls) -> Taxonomy:
+        return cls()
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "<memory>") -> Taxonomy:
+        """Validate and compile already-parsed file content; problems raise ConfigError."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: the top level must be a table/mapping, not {type(data).__name__}")
+        try:
+            parsed = TaxonomyFile.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigError(_describe(source, exc)) from exc
+        rules = []
+        problems = []
+        for name in sorted(parsed.tags):
+            try:
+                rules.append(Rule.compile(name, parsed.tags[name]))
+            except _Problem as exc:
+                problems.append(f"{source}: tag {name!r}: {exc}")
+        if problems:
+            raise ConfigError("invalid taxonomy:\n" + "\n".join(problems))
+        return cls(rules=tuple(rules), source=source)
+
+    @property
+    def names(self) -> list[str]:
+        return [rule.name for rule in self.rules]
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def rule(self, name: str) -> Rule:
+        for rule in self.rules:
+            if rule.name == name:
+                return rule
+        raise KeyError(name)
+
+    def match(self, doc: NormalisedDocument) -> list[Tag]:
+        """Topic tags for ``doc``, sorted by name."""
+        return [tag for rule in self.rules if (tag := rule.apply(doc)) is not None]
+
+
+def _describe(source: str, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}"
+            loc = loc[:-1]
+        if len(loc) >= 2 and loc[0] == "tags":
+            where = f"tag {loc[1]!r}" + (f": {'.'.join(loc[2:])}" if len(loc) > 2 else "")
+        else:
+            where = ".".join(loc) or "top level"
+        got = error.get("input")
+        if error["type"] != "extra_forbidden" and isinstance(got, str | int | float | bool):
+            message += f" (got {got!r})"
+        lines.append(f"{source}: {where}: {message}")
+    return "invalid taxonomy:\n" + "\n".join(lines)
+
+
+def load_taxonomy(path: Path | None) -> Taxonomy:
+    """Load, validate and compile a taxonomy file; ``None`` loads the shipped news taxonomy."""
+    path = DEFAULT_TAXONOMY if path is None else Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(f"{path}: taxonomy files must end in .toml, .yaml or .yml")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: taxonomy file not found") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read taxonomy file: {exc}") from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: taxonomy file is not UTF-8: {exc}") from exc
+    data: Any
+    if suffix == ".toml":
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+        if data is None:
+            data = {}
+    return Taxonomy.from_mapping(data, source=str(path))
