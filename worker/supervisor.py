@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from worker.broker import EmbeddedRedis
 from worker.logs import get_logger
@@ -68,6 +69,8 @@ class Supervisor:
                 self.owns_redis = server
             self.broker_url = server.start()
         ensure_schema(self.settings)
+        for directory in (self.settings.inbox, self.settings.archive_dir, self.settings.failed_dir):
+            Path(str(directory)).mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "SEEDWORKER_BROKER_URL": self.broker_url}
         cli = [sys.executable, "-m", "worker.cli"]
         self.children = [
