@@ -54,7 +54,11 @@ def ensure_schema(settings: Settings) -> None:
 
     engine = make_engine(settings.effective_database_url)
     try:
-        Base.metadata.create_all(engine)
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Worker, publisher and watcher start together: serialise their CREATE TABLEs.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657)")
+            Base.metadata.create_all(conn)
     finally:
         engine.dispose()
 

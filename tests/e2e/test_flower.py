@@ -36,7 +36,7 @@ def _get(url: str, auth: str | None = None) -> Any:
     req = urllib.request.Request(url)
     if auth:
         req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback test server
+    with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
 
 
@@ -89,7 +89,7 @@ def test_flower_shows_workers_and_short_task_lines(flower_stack: tuple[Stack, st
 
 
 def test_flower_refuses_public_address_without_auth(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path, flower_address="0.0.0.0")  # type: ignore[call-arg]  # noqa: S104
+    settings = Settings(_env_file=None, data_dir=tmp_path, flower_address="0.0.0.0")  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match="without SEEDWORKER_FLOWER_BASIC_AUTH"):
         flower_command(settings, "redis://127.0.0.1:1/0")
 

@@ -66,7 +66,7 @@ def test_run_with_no_configuration_ingests_and_stops_cleanly(tmp_path: Path, sto
         _wait(stored, 90, "document.stored on the stream", proc, log)
         [(_, fields)] = client.xrange("seedworker:events")
         assert json.loads(fields[b"event"])["data"]["dateline_place"] == "Washington"
-        _wait(lambda: (tmp_path / "data" / "archive" / "article.txt").exists(), 30, "archived", proc, log)
+        _wait((tmp_path / "data" / "archive" / "article.txt").exists, 30, "archived", proc, log)
         assert (tmp_path / "data" / "seedworker.db").exists()
         client.close()
     finally:
