@@ -40,7 +40,7 @@ flower: $(STAMP)
 	$(BIN)/seedworker flower
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run
+	@echo "make bench is not built yet (tracked in the 'Prove it' issue)" >&2; exit 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info data
