@@ -167,28 +167,32 @@ class DocumentStore:
         doc_id = new_id("doc")
         self._put_blob(s, summary.sha256, raw)
         dl = doc.dateline
+        # Fields the row and the event share, named alike in both: one list, not two.
+        shared = {
+            "filename": request.filename,
+            "source": request.source,
+            "title": doc.title,
+            "date": doc.date,
+            "agency": dl.agency if dl else None,
+            "author": doc.author,
+            "language": doc.language,
+            "word_count": doc.word_count,
+            "canonical_hash": doc.canonical_hash,
+            "raw_sha256": summary.sha256,
+        }
         row = Document(
             id=doc_id,
-            canonical_hash=doc.canonical_hash,
-            raw_sha256=summary.sha256,
             ingest_key=key,
-            filename=request.filename,
-            source=request.source,
             format=doc.format,
             encoding=doc.encoding,
-            title=doc.title,
-            date=doc.date,
             date_raw=doc.date_raw,
             place=dl.place if dl else None,
             country=dl.country if dl else None,
-            agency=dl.agency if dl else None,
             dateline_raw=dl.raw if dl else None,
-            author=doc.author,
-            language=doc.language,
-            word_count=doc.word_count,
             text=doc.text,
             meta={**request.metadata, **doc.metadata},
             warnings=list(doc.warnings),
+            **shared,
         )
         row.tags = [
             TagRow(
@@ -208,19 +212,10 @@ class DocumentStore:
         s.flush()  # the unique hash constraint fires here, inside our retry loop
         data = DocumentStoredData(
             id=doc_id,
-            filename=request.filename,
-            source=request.source,
-            title=doc.title,
-            date=doc.date,
-            dateline_place=dl.place if dl else None,
-            dateline_country=dl.country if dl else None,
-            agency=dl.agency if dl else None,
-            author=doc.author,
-            language=doc.language,
-            word_count=doc.word_count,
-            canonical_hash=doc.canonical_hash,
-            raw_sha256=summary.sha256,
+            dateline_place=row.place,
+            dateline_country=row.country,
             tags=[TagData(kind=t.kind, name=t.name, label=t.label, country=t.country) for t in item.tags],
+            **shared,
         )
         self._emit(s, make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data))
         outcome = Outcome(status="stored", key=key, filename=request.filename, document_id=doc_id)
