@@ -340,5 +340,10 @@ def config(as_json: bool) -> None:
         click.echo(f"SEEDWORKER_{name.upper():<24} {values[name]!s:<40} {field.description or ''}")
 
 
+# Command groups that live beside their domain; each module owns its commands and adds one line here.
+# --- registered command groups (keep one line per module) ---
+# --- end of registered command groups ---
+
+
 if __name__ == "__main__":
     main()

@@ -16,7 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field
 TYPE_PREFIX = "org.seedworker."
 _NAMESPACE = uuid.UUID("6f0d3d8e-4a52-5b7c-9a56-2f7e1c1b5e10")
 
-EventName = Literal["document.stored", "document.duplicate", "document.failed"]
+EventName = Literal[
+    "document.stored",
+    "document.duplicate",
+    "document.failed",
+    "document.retagged",
+    "document.deleted",
+]
 
 
 class _Data(BaseModel):
@@ -66,6 +72,22 @@ class DocumentFailedData(_Data):
     message: str
     details: dict[str, object] = Field(default_factory=dict)
     raw_sha256: str | None = None
+
+
+class DocumentRetaggedData(_Data):
+    """Tags of a stored document changed after the taxonomy or the learned model changed."""
+
+    id: str
+    added: list[TagData]
+    removed: list[TagData]
+    run_id: str  # the retag run: one event per document per run, repeats share the event id
+    reason: str
+
+
+class DocumentDeletedData(_Data):
+    id: str
+    canonical_hash: str
+    reason: str
 
 
 class CloudEvent(_Data):
