@@ -342,6 +342,9 @@ def config(as_json: bool) -> None:
 
 # Command groups that live beside their domain; each module owns its commands and adds one line here.
 # --- registered command groups (keep one line per module) ---
+from worker.db_cli import db  # noqa: E402
+
+main.add_command(db)
 # --- end of registered command groups ---
 
 

@@ -49,18 +49,14 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
 
 
 def ensure_schema(settings: Settings) -> None:
-    from worker.store.engine import make_engine
-    from worker.store.schema import Base
+    """Migrate the database to the newest revision (Alembic ``upgrade head``).
 
-    engine = make_engine(settings.effective_database_url)
-    try:
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Worker, publisher and watcher start together: serialise their CREATE TABLEs.
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74657)")
-            Base.metadata.create_all(conn)
-    finally:
-        engine.dispose()
+    Worker, publisher and watcher start together: the upgrade runs in one transaction under
+    the PostgreSQL advisory lock (SQLite: the write lock), so only the first one migrates.
+    """
+    from worker.store.migrations import upgrade
+
+    upgrade(settings.effective_database_url)
 
 
 def run_worker(

@@ -1,0 +1,75 @@
+"""``seedworker db``: the database schema (Alembic revisions)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from worker.errors import ConfigError
+from worker.settings import Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+def db() -> None:
+    """The database schema: Alembic migrations on SQLite and PostgreSQL."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate to REVISION (default head); a database made by create_all is stamped first."""
+    from worker.settings import mask_url
+    from worker.store.migrations import current, upgrade
+
+    url = _settings().effective_database_url
+    upgrade(url, revision)
+    click.echo(f"{mask_url(url)}: at {', '.join(current(url)) or '<empty>'}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate down to REVISION (``base`` drops everything)."""
+    from worker.store.migrations import current, downgrade
+
+    url = _settings().effective_database_url
+    downgrade(url, revision)
+    click.echo(", ".join(current(url)) or "<empty>")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's revision (empty when unmanaged)."""
+    from worker.store.migrations import current
+
+    click.echo(", ".join(current(_settings().effective_database_url)) or "<none>")
+
+
+@db.command("check")
+@click.option("--json", "as_json", is_flag=True)
+def db_check(as_json: bool) -> None:
+    """Exit 0 when the database is at head and matches the models, 1 otherwise."""
+    from worker.store.migrations import check
+
+    report = check(_settings().effective_database_url)
+    ok = report["up_to_date"] and not report["drift"]
+    if as_json:
+        click.echo(json.dumps({**report, "ok": ok}, indent=2))
+    else:
+        click.echo(f"current {', '.join(report['current']) or '<none>'}, head {report['head']}")
+        for line in report["drift"]:
+            click.echo(f"drift: {line}")
+        if not report["up_to_date"]:
+            click.echo("not at head: run `seedworker db upgrade`")
+        elif report["drift"]:
+            click.echo("models and migrations differ: run `python -m worker.store.migrations regenerate`")
+    sys.exit(0 if ok else 1)
