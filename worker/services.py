@@ -112,13 +112,7 @@ def run_publisher(settings: Settings) -> None:
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
     store = DocumentStore(make_engine(settings.effective_database_url), event_source=settings.event_source)
-    publisher = OutboxPublisher(
-        store=store,
-        redis=connect(broker_url, socket_timeout=10),
-        stream=settings.event_stream,
-        maxlen=settings.stream_maxlen,
-        batch=settings.publish_batch,
-    )
+    publisher = OutboxPublisher.from_settings(settings, store, connect(broker_url, socket_timeout=10), broker_url)
     with stop_on_signals(publisher.stop_event.set):
         publisher.run()
     store.engine.dispose()

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
+from worker.events.endpoints import WebhookEndpoint
 
 ENV_PREFIX = "SEEDWORKER_"
 
@@ -86,6 +87,19 @@ class Settings(BaseSettings):
     event_source: str = Field("urn:seedworker", description="CloudEvents 'source' attribute.")
     stream_maxlen: int = Field(1_000_000, gt=0, description="Approximate MAXLEN the stream is trimmed to.")
     publish_batch: int = Field(500, gt=0, description="Outbox rows the publisher moves per round trip.")
+    stream_max_age: float = Field(
+        0, ge=0, description="Seconds of events kept on the stream (XTRIM MINID); 0: trimmed by length only."
+    )
+    outbox_retention: float = Field(
+        7 * 24 * 3600, ge=0, description="Seconds published events stay in the outbox for `events replay`; 0: forever."
+    )
+    retention_interval: float = Field(60.0, gt=0, description="Seconds between the publisher's trim and purge rounds.")
+    webhooks: list[WebhookEndpoint] = Field(
+        default_factory=list, description='JSON list of {"url", "secret", "types": [...], "timeout", "name"}.'
+    )
+    webhook_max_attempts: int = Field(8, ge=1, description="POSTs per event and endpoint before it is recorded failed.")
+    webhook_backoff: float = Field(2.0, gt=0, description="Base seconds of the webhook retry backoff (full jitter).")
+    webhook_backoff_cap: float = Field(600.0, gt=0, description="Longest wait between two webhook attempts.")
 
     # -- operations ------------------------------------------------------------------------
     log_format: Literal["auto", "console", "json"] = Field(
@@ -140,6 +154,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = "********" if value.get_secret_value() else ""
+            elif name == "webhooks":
+                value = [endpoint.masked() for endpoint in value]
             elif name in ("broker_url", "database_url") and value:
                 value = mask_url(str(value))
             elif isinstance(value, Path):

@@ -14,6 +14,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 TYPE_PREFIX = "org.seedworker."
+#: Major version of the published event schemas (``worker/events/schemas/*.json``).  Bump it
+#: for any change that would break a consumer (a field removed, renamed, retyped, made
+#: required or optional); adding an optional field is not one.  See docs/events.md.
+SCHEMA_VERSION = 1
 _NAMESPACE = uuid.UUID("6f0d3d8e-4a52-5b7c-9a56-2f7e1c1b5e10")
 
 EventName = Literal[
@@ -98,7 +102,23 @@ class CloudEvent(_Data):
     subject: str
     time: dt.datetime
     datacontenttype: Literal["application/json"] = "application/json"
+    dataschema: str | None = None  # versioned schema URI, see dataschema_uri()
     data: dict[str, object]
+
+
+#: The typed ``data`` of every event type: the source of the shipped JSON Schemas.
+DATA_MODELS: dict[str, type[_Data]] = {
+    "document.stored": DocumentStoredData,
+    "document.duplicate": DocumentDuplicateData,
+    "document.failed": DocumentFailedData,
+    "document.retagged": DocumentRetaggedData,
+    "document.deleted": DocumentDeletedData,
+}
+
+
+def dataschema_uri(name: str, version: int = SCHEMA_VERSION) -> str:
+    """The CloudEvents ``dataschema`` of an event type: names the schema file and its major version."""
+    return f"urn:seedworker:schema:events:v{version}:{name}"
 
 
 def event_id(key: str, name: str) -> str:
@@ -112,5 +132,6 @@ def make_event(name: EventName, *, key: str, subject: str, source: str, data: _D
         type=TYPE_PREFIX + name,
         subject=subject,
         time=dt.datetime.now(dt.UTC),
+        dataschema=dataschema_uri(name),
         data=data.model_dump(mode="json"),
     )

@@ -1,10 +1,20 @@
 """The outbox relay: moves committed events from the database to the Redis Stream.
 
 At-least-once: rows are XADDed, then marked published.  A crash in between republishes the
-same rows with the same event ids; consumers drop repeats by id.  One publisher is active at
-a time (a Redis lease), which keeps events in commit order; any number may stand by.
+same rows with the same event ids; consumers drop repeats by id.
+
+Order: one publisher is active at a time (a Redis lease) and publishes unpublished rows in
+``seq`` order.  The lease is a *fence*, not only a courtesy: the XADDs of a batch run in one
+Lua script that first checks, inside Redis, that this publisher still holds the lease (and
+renews it).  A publisher that stalled past its lease (GC pause, slow database, network) and
+wakes up after another took over cannot append its stale batch behind newer events; it
+gets ``LeaseLost`` and starts over.  Events of one document are written by transactions
+that follow each other, so ``seq`` order is their order.
+
 Workers PUBLISH a wake-up after each commit, so an event reaches the stream within
-milliseconds; a poll every ``idle_poll`` seconds covers missed wake-ups.
+milliseconds; a poll every ``idle_poll`` seconds covers missed wake-ups.  Every
+``retention_interval`` the active publisher trims the stream by age (XTRIM MINID) and
+purges published outbox rows older than ``outbox_retention`` in batches.
 """
 
 from __future__ import annotations
@@ -15,20 +25,72 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
-from worker.errors import StoreUnavailable
+from worker.errors import RetryableError
 from worker.logs import get_logger
 from worker.store.repository import DocumentStore
 from worker.store.schema import OutboxRow
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 log = get_logger(__name__)
 
 WAKEUP_CHANNEL_SUFFIX = ":wakeup"
 LEASE_SUFFIX = ":publisher-lease"
+
+# KEYS: lease; ARGV: identity, lease ms.  Take the lease if free, renew it if ours.
+_HOLD_LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+# KEYS: lease, stream; ARGV: identity, lease ms, maxlen, then (id, type, subject, event) per row.
+_FENCED_XADD = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return redis.error_reply('LEASELOST publisher lease held by another publisher')
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local n = 0
+for i = 4, #ARGV, 4 do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
+    'id', ARGV[i], 'type', ARGV[i + 1], 'subject', ARGV[i + 2], 'event', ARGV[i + 3])
+  n = n + 1
+end
+return n
+"""
+
+
+class LeaseLost(Exception):
+    """Another publisher took the lease while this one was busy; nothing was appended."""
+
+
+class OutboxEntry(NamedTuple):
+    seq: int
+    event_id: str
+    type: str
+    subject: str
+    payload: str
+
+
+#: Called with each batch after it reached the stream and before it is marked published
+#: (the webhook dispatcher); a crash in between repeats the call with the same entries.
+AfterPublish = Callable[[Sequence[OutboxEntry]], object]
 
 
 def wakeup_channel(stream: str) -> str:
@@ -44,8 +106,37 @@ class OutboxPublisher:
     batch: int = 500
     idle_poll: float = 0.5
     lease_seconds: float = 10.0
-    identity: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    stream_max_age: float = 0.0  # seconds; 0 = trim by length only
+    outbox_retention: float = 7 * 24 * 3600.0  # seconds; 0 = keep published rows forever
+    retention_interval: float = 60.0
+    purge_batch: int = 1000
+    after_publish: AfterPublish | None = None
+    identity: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}")
     stop_event: threading.Event = field(default_factory=threading.Event)
+    _next_maintenance: float = 0.0
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, store: DocumentStore, client: redis.Redis, broker_url: str, **kw: Any
+    ) -> OutboxPublisher:
+        """The publisher as configured, with the webhook dispatcher when endpoints are set."""
+        after: AfterPublish | None = None
+        if settings.webhooks:
+            from worker.events.webhooks import WebhookDispatcher
+
+            after = WebhookDispatcher.from_settings(settings, store, broker_url).dispatch
+        return cls(
+            store=store,
+            redis=client,
+            stream=settings.event_stream,
+            maxlen=settings.stream_maxlen,
+            batch=settings.publish_batch,
+            stream_max_age=settings.stream_max_age,
+            outbox_retention=settings.outbox_retention,
+            retention_interval=settings.retention_interval,
+            after_publish=after,
+            **kw,
+        )
 
     @property
     def _lease_key(self) -> str:
@@ -54,21 +145,14 @@ class OutboxPublisher:
     def hold_lease(self) -> bool:
         """Take or renew the publisher lease; False while another publisher holds it."""
         ms = int(self.lease_seconds * 1000)
-        if self.redis.set(self._lease_key, self.identity, nx=True, px=ms):
-            return True
-        holder = self.redis.get(self._lease_key)
-        if holder is not None and holder.decode() == self.identity:
-            self.redis.pexpire(self._lease_key, ms)
-            return True
-        return False
+        return bool(self.redis.eval(_HOLD_LEASE, 1, self._lease_key, self.identity, ms))
 
     def release_lease(self) -> None:
         holder = self.redis.get(self._lease_key)
         if holder is not None and holder.decode() == self.identity:
             self.redis.delete(self._lease_key)
 
-    def publish_once(self) -> int:
-        """Move one batch; returns how many events were published."""
+    def pending(self) -> list[OutboxEntry]:
         with self.store.session() as s:
             rows = s.execute(
                 select(OutboxRow.seq, OutboxRow.event_id, OutboxRow.type, OutboxRow.subject, OutboxRow.payload)
@@ -76,26 +160,80 @@ class OutboxPublisher:
                 .order_by(OutboxRow.seq)
                 .limit(self.batch)
             ).all()
-        if not rows:
+        return [OutboxEntry(*r) for r in rows]
+
+    def publish_once(self) -> int:
+        """Move one batch; returns how many events were published.  Raises LeaseLost."""
+        entries = self.pending()
+        if not entries:
             return 0
-        pipe = self.redis.pipeline(transaction=False)
-        for _, event_id, type_, subject, payload in rows:
-            pipe.xadd(
-                self.stream,
-                {"id": event_id, "type": type_, "subject": subject, "event": payload},
-                maxlen=self.maxlen,
-                approximate=True,
-            )
-        pipe.execute()
+        self.append(entries)
+        if self.after_publish is not None:
+            self.after_publish(entries)
         with self.store.session() as s:
             s.execute(
                 update(OutboxRow)
-                .where(OutboxRow.seq.in_([r[0] for r in rows]))
+                .where(OutboxRow.seq.in_([e.seq for e in entries]))
                 .values(published_at=dt.datetime.now(dt.UTC))
             )
-        log.debug("published", count=len(rows), last_seq=rows[-1][0])
-        return len(rows)
+        log.debug("published", count=len(entries), last_seq=entries[-1].seq)
+        return len(entries)
 
+    def append(self, entries: Sequence[OutboxEntry]) -> None:
+        """XADD the entries in order, atomically fenced by the lease (see the module docstring)."""
+        args: list[Any] = [self.identity, int(self.lease_seconds * 1000), self.maxlen]
+        for e in entries:
+            args += [e.event_id, e.type, e.subject, e.payload]
+        try:
+            self.redis.eval(_FENCED_XADD, 2, self._lease_key, self.stream, *args)
+        except redis.ResponseError as exc:
+            if "LEASELOST" in str(exc):
+                raise LeaseLost(str(exc)) from exc
+            raise
+
+    # -- retention ---------------------------------------------------------------------------
+    def trim_stream(self) -> int:
+        """Drop stream entries older than ``stream_max_age`` (approximately, whole nodes)."""
+        if self.stream_max_age <= 0:
+            return 0
+        seconds, micros = self.redis.time()  # the clock that stamped the entry ids
+        cutoff_ms = int(seconds) * 1000 + int(micros) // 1000 - int(self.stream_max_age * 1000)
+        return int(self.redis.xtrim(self.stream, minid=f"{max(cutoff_ms, 0)}-0", approximate=True))
+
+    def purge_outbox(self, now: dt.datetime | None = None, max_batches: int = 20) -> int:
+        """Delete published rows older than ``outbox_retention``, ``purge_batch`` at a time."""
+        if self.outbox_retention <= 0:
+            return 0
+        cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=self.outbox_retention)
+        purged = 0
+        for _ in range(max_batches):
+            with self.store.session() as s:
+                seqs = list(
+                    s.scalars(
+                        select(OutboxRow.seq)
+                        .where(OutboxRow.published_at.is_not(None), OutboxRow.published_at < cutoff)
+                        .order_by(OutboxRow.seq)
+                        .limit(self.purge_batch)
+                    )
+                )
+                if seqs:
+                    s.execute(delete(OutboxRow).where(OutboxRow.seq.in_(seqs)))
+            purged += len(seqs)
+            if len(seqs) < self.purge_batch or self.stop_event.is_set():
+                break
+        return purged
+
+    def maintain(self) -> None:
+        """Trim and purge when due; only the lease holder calls this."""
+        now = time.monotonic()
+        if now < self._next_maintenance:
+            return
+        self._next_maintenance = now + self.retention_interval
+        trimmed, purged = self.trim_stream(), self.purge_outbox()
+        if trimmed or purged:
+            log.info("retention", stream_trimmed=trimmed, outbox_purged=purged)
+
+    # -- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
         """Publish until ``stop_event`` is set; survives Redis and database outages."""
         pubsub = None
@@ -109,9 +247,12 @@ class OutboxPublisher:
                     self.stop_event.wait(self.lease_seconds / 3)
                     continue
                 while not self.stop_event.is_set() and self.publish_once() >= self.batch:
-                    self.hold_lease()
+                    pass
+                self.maintain()
                 self._sleep_until_woken(pubsub)
-            except (redis.RedisError, OSError, StoreUnavailable) as exc:
+            except LeaseLost:
+                log.warning("publisher lease lost mid-batch; standing by")
+            except (redis.RedisError, OSError, RetryableError) as exc:
                 log.warning("publisher waiting for its dependencies", error=str(exc))
                 if pubsub is not None:
                     with contextlib.suppress(redis.RedisError, OSError):

@@ -1,0 +1,251 @@
+"""Webhooks: every published event POSTed to each configured endpoint that wants its type.
+
+Enqueue is at-least-once and idempotent.  The publisher calls ``WebhookDispatcher.dispatch``
+after a batch reached the stream and before it marks the batch published: first one
+``webhook_deliveries`` row per (event, endpoint) is written (insert-if-absent), then one
+``seedworker.webhook.deliver`` task is sent per row still pending, with a task id derived
+from (event id, endpoint).  A crash anywhere repeats the step with the same rows and ids;
+a delivery already recorded as delivered or failed is not sent again.
+
+Each POST carries the CloudEvent JSON (``application/cloudevents+json``), the event id and
+``X-Seedworker-Signature: sha256=<hex>``, an HMAC-SHA256 with the endpoint's secret over
+``<timestamp>.<body>`` where the timestamp is ``X-Seedworker-Timestamp`` (Unix seconds), so
+a receiver can reject replays of old requests.  Non-2xx answers and network errors are
+retried with exponential backoff and full jitter, ``webhook_max_attempts`` POSTs in all;
+then the delivery is recorded as failed (``seedworker status`` shows the counts).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from worker.errors import BrokerUnavailable
+from worker.events.endpoints import WebhookEndpoint
+from worker.logs import get_logger
+from worker.store.repository import DocumentStore
+from worker.store.schema import WebhookDelivery, utcnow
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from worker.events.publisher import OutboxEntry
+    from worker.settings import Settings
+
+log = get_logger(__name__)
+
+TASK_NAME = "seedworker.webhook.deliver"
+CONTENT_TYPE = "application/cloudevents+json"
+EVENT_ID_HEADER = "X-Seedworker-Event-Id"
+EVENT_TYPE_HEADER = "X-Seedworker-Event-Type"
+TIMESTAMP_HEADER = "X-Seedworker-Timestamp"
+SIGNATURE_HEADER = "X-Seedworker-Signature"
+_TASK_NAMESPACE = uuid.UUID("0b7e4f52-3c1d-5e8a-9f60-7a2d4c9e1b35")
+
+
+# -- signatures ------------------------------------------------------------------------------------
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str, *, tolerance: float = 300.0) -> bool:
+    """What a receiver does: constant-time compare, and refuse timestamps too far from now."""
+    try:
+        age = abs(time.time() - int(timestamp))
+    except ValueError:
+        return False
+    return age <= tolerance and hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def delivery_task_id(event_id: str, endpoint: str) -> str:
+    return str(uuid.uuid5(_TASK_NAMESPACE, f"{event_id}\x1f{endpoint}"))
+
+
+# -- enqueue (in the publisher) ------------------------------------------------------------------
+@dataclass
+class WebhookDispatcher:
+    store: DocumentStore
+    endpoints: Sequence[WebhookEndpoint]
+    app: Celery
+    queue: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: DocumentStore, broker_url: str) -> WebhookDispatcher:
+        from worker.app import create_app
+
+        app = create_app(settings, broker_url)
+        return cls(store=store, endpoints=list(settings.webhooks), app=app, queue=settings.queue)
+
+    def dispatch(self, entries: Sequence[OutboxEntry]) -> int:
+        """Record and enqueue one delivery per (event, interested endpoint); returns tasks sent."""
+        pairs = [(e, ep) for e in entries for ep in self.endpoints if ep.wants(e.type)]
+        if not pairs:
+            return 0
+        with self.store.session() as s:
+            for entry, endpoint in pairs:
+                _insert_pending(s, entry.event_id, endpoint.key, entry.type)
+            done = set(
+                s.execute(
+                    select(WebhookDelivery.event_id, WebhookDelivery.endpoint).where(
+                        WebhookDelivery.event_id.in_({e.event_id for e, _ in pairs}),
+                        WebhookDelivery.status != "pending",
+                    )
+                ).tuples()
+            )
+        sent = 0
+        try:
+            for entry, endpoint in pairs:
+                if (entry.event_id, endpoint.key) in done:
+                    continue
+                self.app.send_task(
+                    TASK_NAME,
+                    kwargs={"event_id": entry.event_id, "endpoint": endpoint.key, "payload": entry.payload},
+                    task_id=delivery_task_id(entry.event_id, endpoint.key),
+                    queue=self.queue,
+                )
+                sent += 1
+        except Exception as exc:  # kombu's OperationalError and friends: the broker is gone
+            raise BrokerUnavailable(f"could not enqueue webhook deliveries: {exc}") from exc
+        return sent
+
+
+def _insert_pending(s: Session, event_id: str, endpoint: str, event_type: str) -> None:
+    values = {"event_id": event_id, "endpoint": endpoint, "event_type": event_type, "status": "pending", "attempts": 0}
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        s.execute(pg_insert(WebhookDelivery).values(**values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        s.execute(sqlite_insert(WebhookDelivery).values(**values).on_conflict_do_nothing())
+
+
+# -- delivery (in the task) -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeliveryResult:
+    status: Literal["delivered", "retry", "failed", "skipped"]
+    attempts: int = 0
+    retry_in: float | None = None
+    error: str | None = None
+
+
+def backoff(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""
+    return random.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0)))  # noqa: S311 - jitter, not crypto
+
+
+def deliver(
+    settings: Settings, store: DocumentStore, *, event_id: str, endpoint_key: str, payload: str
+) -> DeliveryResult:
+    """One POST attempt; records the outcome and says whether (and when) to try again."""
+    event_type = str(json.loads(payload).get("type", ""))
+    endpoint = next((ep for ep in settings.webhooks if ep.key == endpoint_key), None)
+    with store.session() as s:
+        _insert_pending(s, event_id, endpoint_key, event_type)
+        row = s.get(WebhookDelivery, (event_id, endpoint_key))
+        assert row is not None
+        if row.status != "pending":
+            return DeliveryResult("skipped", row.attempts)
+        attempt = row.attempts + 1
+    if endpoint is None:
+        gone = "endpoint no longer configured"
+        _record(store, event_id, endpoint_key, "failed", attempt, gone)
+        _count_failure(endpoint_key)
+        return DeliveryResult("failed", attempt, error=gone)
+    error = post(endpoint, event_id, event_type, payload.encode())
+    if error is None:
+        _record(store, event_id, endpoint_key, "delivered", attempt, None)
+        log.info("webhook delivered", endpoint=endpoint_key, event_id=event_id, attempts=attempt)
+        return DeliveryResult("delivered", attempt)
+    if attempt >= settings.webhook_max_attempts:
+        _record(store, event_id, endpoint_key, "failed", attempt, error)
+        _count_failure(endpoint_key)
+        log.warning("webhook delivery failed for good", endpoint=endpoint_key, event_id=event_id, error=error)
+        return DeliveryResult("failed", attempt, error=error)
+    _record(store, event_id, endpoint_key, "pending", attempt, error)
+    delay = backoff(attempt, settings.webhook_backoff, settings.webhook_backoff_cap)
+    log.info("webhook retry", endpoint=endpoint_key, event_id=event_id, attempt=attempt, retry_in=round(delay, 2))
+    return DeliveryResult("retry", attempt, retry_in=delay, error=error)
+
+
+def post(endpoint: WebhookEndpoint, event_id: str, event_type: str, body: bytes) -> str | None:
+    """POST once; None on a 2xx answer, else what went wrong."""
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        EVENT_ID_HEADER: event_id,
+        EVENT_TYPE_HEADER: event_type,
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: sign(endpoint.secret.get_secret_value(), timestamp, body),
+        "User-Agent": "seedworker-webhooks/1",
+    }
+    try:
+        response = httpx.post(str(endpoint.url), content=body, headers=headers, timeout=endpoint.timeout)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"[:1000]
+    if 200 <= response.status_code < 300:
+        return None
+    return f"HTTP {response.status_code}: {response.text[:200]}"
+
+
+def _record(store: DocumentStore, event_id: str, endpoint: str, status: str, attempts: int, error: str | None) -> None:
+    with store.session() as s:
+        s.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.event_id == event_id,
+                WebhookDelivery.endpoint == endpoint,
+                WebhookDelivery.status == "pending",
+            )
+            .values(status=status, attempts=attempts, last_error=error, updated_at=utcnow())
+        )
+
+
+def _count_failure(endpoint: str) -> None:
+    """``seedworker_webhook_failures_total`` when the metrics module is there."""
+    try:
+        metrics: Any = importlib.import_module("worker.metrics")
+    except ImportError:
+        return
+    counter = getattr(metrics, "WEBHOOK_FAILURES", None) or getattr(metrics, "webhook_failures_total", None)
+    if counter is None:
+        return
+    try:
+        counter.labels(endpoint=endpoint).inc()
+    except ValueError:  # a counter without labels
+        counter.inc()
+
+
+# -- for `seedworker status` --------------------------------------------------------------------------
+def webhook_delivery_counts(store: DocumentStore) -> dict[str, dict[str, int]]:
+    """``{endpoint: {"pending": n, "delivered": n, "failed": n}}``."""
+    with store.session() as s:
+        rows = s.execute(
+            select(WebhookDelivery.endpoint, WebhookDelivery.status, func.count()).group_by(
+                WebhookDelivery.endpoint, WebhookDelivery.status
+            )
+        ).all()
+    out: dict[str, dict[str, int]] = {}
+    for endpoint, status, n in rows:
+        out.setdefault(endpoint, {"pending": 0, "delivered": 0, "failed": 0})[status] = int(n)
+    return out
+
+
+def webhook_failure_counts(store: DocumentStore) -> dict[str, int]:
+    """Deliveries recorded as failed after their last retry, per endpoint."""
+    return {ep: c["failed"] for ep, c in webhook_delivery_counts(store).items() if c["failed"]}
