@@ -1,0 +1,300 @@
+"""The chaos suite: real processes, real faults, and after each one the same question
+(``account_for``): is every input file exactly once in the store, every outcome on the
+stream, nothing stuck, and does the stack still work without a hand on it?
+
+The fault matrix (fault -> mechanism that saves the document -> test) is docs/chaos.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.faults_support import (
+    FAST,
+    Input,
+    account_for,
+    article,
+    claim_keys_on_disk,
+    count_ingestions,
+    database_locked,
+    drop_all,
+    expected_counts,
+    kill_worker_children,
+    make_inputs,
+    postgres_table_locked,
+    postgres_unavailable,
+    private_redis,
+    processing_files,
+    read_store,
+    redis_ping,
+    restart,
+    stream_ids,
+    unacked,
+    worker_children,
+)
+from tests.conftest import IN_CI, POSTGRES_URL
+from tests.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+StackFactory = Callable[..., Stack]
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path, database_url: str) -> Iterator[StackFactory]:
+    """Start a stack (fast profile unless told otherwise) on the test's database."""
+    started: list[Stack] = []
+
+    def start(broker_url: str, *, env: dict[str, str] | None = None, processes: str = "all") -> Stack:
+        stack = Stack(tmp_path, broker_url, database_url, extra_env={**FAST, **(env or {})})
+        started.append(stack)
+        if processes == "all":
+            return stack.start_all()
+        stack.inbox.mkdir(parents=True, exist_ok=True)
+        for name in processes.split(","):
+            restart(stack, name)
+        return stack
+
+    yield start
+    for stack in started:
+        stack.stop()
+
+
+def _wait_ingested(stack: Stack, at_least: int, timeout: float = 90.0) -> int:
+    return int(
+        stack.wait_for(
+            lambda: (n := count_ingestions(stack.database_url)) >= at_least and n,
+            timeout=timeout,
+            what=f"{at_least} ingestions",
+        )
+    )
+
+
+# -- the worker -------------------------------------------------------------------------------------
+def test_worker_children_killed_mid_task_redeliver(make_stack: StackFactory, broker_url: str) -> None:
+    """SIGKILL both pool processes while each runs a task (held inside its store transaction by a
+    database lock, so the kill lands mid-task for certain): reject_on_worker_lost requeues both."""
+    stack = make_stack(broker_url)
+    inputs = make_inputs(12, prefix="kid")
+    with database_locked(stack.database_url):
+        drop_all(stack, inputs)
+        stack.wait_for(lambda: unacked(stack) >= 2, timeout=60, what="both children holding a task")
+        before = {p.pid for p in worker_children(stack)}
+        killed = kill_worker_children(stack)
+    assert set(killed) == before and len(killed) == 2
+    result = account_for(stack, inputs, timeout=150)
+    assert not before & {p.pid for p in worker_children(stack)}, "the pool replaced its killed children"
+    assert "WorkerLostError" in stack.tail("worker", 2000)
+    assert result.counts == expected_counts(inputs)
+
+
+def test_worker_killed_holding_tasks_visibility_timeout_returns_them(
+    make_stack: StackFactory, broker_url: str, database_url: str
+) -> None:
+    """SIGKILL the whole worker (main process and pool) while it holds unacknowledged tasks;
+    a restarted worker restores them from kombu's ``unacked`` hash once the (short) visibility
+    timeout has passed."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the broker, not the database, brings the messages back: SQLite is enough")
+    stack = make_stack(broker_url, env={"SEEDWORKER_VISIBILITY_TIMEOUT": "5"})
+    inputs = make_inputs(12, prefix="held")
+    with database_locked(stack.database_url):
+        drop_all(stack, inputs)
+        stack.wait_for(lambda: unacked(stack) >= 2, timeout=60, what="the worker holding tasks")
+        stack.kill("worker")
+    assert unacked(stack) >= 2, "the killed worker's messages must still be unacknowledged"
+    restart(stack, "worker")
+    result = account_for(stack, inputs, timeout=180)
+    assert unacked(stack) == 0
+    assert result.counts == expected_counts(inputs)
+
+
+# -- the watcher ------------------------------------------------------------------------------------
+def test_watcher_killed_between_claim_and_enqueue_resends_same_key(make_stack: StackFactory) -> None:
+    """With the broker down the watcher can claim files but not enqueue them: SIGKILL it then.
+    The restarted watcher finds its claims on disk and sends them with the keys they were
+    claimed under (so a claim that had been sent is never stored twice)."""
+    with private_redis() as server:
+        stack = make_stack(server.url)
+        inputs = make_inputs(6, prefix="claim", duplicate_every=0, failed_every=0)
+        server.stop()
+        drop_all(stack, inputs)
+        keys = stack.wait_for(
+            lambda: len(k := claim_keys_on_disk(stack)) >= 2 and k, timeout=60, what="claims without a broker"
+        )
+        stack.kill("watcher")
+        keys = claim_keys_on_disk(stack)
+        assert len(keys) >= 2
+        server.start()
+        restart(stack, "watcher")
+        account_for(stack, inputs, timeout=150)
+        ingested = {row["key"] for row in read_store(stack.database_url).ingestions}
+        assert keys <= ingested, "recovered claims must keep their idempotency keys"
+
+
+def test_watcher_killed_repeatedly_during_a_burst(make_stack: StackFactory, broker_url: str) -> None:
+    """SIGKILL the watcher three times while it claims and sends a burst of 300 files."""
+    stack = make_stack(broker_url)
+    inputs = make_inputs(300, prefix="burst")
+    left_behind = []
+    for round_ in range(3):
+        if round_ == 0:
+            drop_all(stack, inputs)
+        stack.wait_for(lambda: processing_files(stack), timeout=60, what="the watcher claiming")
+        time.sleep(0.1 * round_)  # land each kill at a different point of the burst
+        stack.kill("watcher")
+        left_behind.append(len(claim_keys_on_disk(stack)))
+        restart(stack, "watcher")
+    assert any(left_behind), f"no kill left a claim behind: {left_behind}"
+    result = account_for(stack, inputs, timeout=180)
+    assert result.stored + result.duplicate + result.failed == 300
+
+
+# -- the publisher ----------------------------------------------------------------------------------
+def test_publisher_killed_mid_batch_republishes_same_ids(make_stack: StackFactory, broker_url: str) -> None:
+    """SIGKILL the publisher after it XADDed a batch and before it marked the rows published.
+
+    PostgreSQL: a lock on ``outbox`` lets the publisher read and XADD but blocks its UPDATE, so
+    the kill lands exactly in that window and the restart must repeat events with the same ids.
+    SQLite: the kill lands as soon as the first entries reach the stream."""
+    stack = make_stack(broker_url, env={"SEEDWORKER_PUBLISH_BATCH": "25"}, processes="worker,watcher")
+    inputs = make_inputs(80, prefix="pub")
+    drop_all(stack, inputs)
+    _wait_ingested(stack, len(inputs), timeout=120)
+    postgres = not stack.database_url.startswith("sqlite")
+    lock = postgres_table_locked(stack.database_url, "outbox", "EXCLUSIVE") if postgres else contextlib.nullcontext()
+    with lock:
+        restart(stack, "publisher")
+        stack.wait_for(lambda: stream_ids(stack), timeout=60, what="the publisher's first XADD")
+        stack.kill("publisher")
+    on_stream = len(set(stream_ids(stack)))
+    unpublished = sum(1 for done in read_store(stack.database_url).outbox.values() if not done)
+    assert unpublished > 0, "the kill must land before the outbox was drained"
+    if postgres:
+        assert unpublished == len(inputs) and on_stream == 25, (unpublished, on_stream)
+    restart(stack, "publisher")
+    result = account_for(stack, inputs, timeout=120)
+    if postgres:
+        assert result.repeats >= 25, "the unmarked batch is published again, with the same ids"
+
+
+# -- the broker -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("how", ["shutdown", "sigkill"])
+def test_redis_restarted_mid_ingest(make_stack: StackFactory, database_url: str, how: str) -> None:
+    """Stop the embedded Redis (SHUTDOWN, or SIGKILL with ``appendfsync always``) while files are
+    being processed, start it again on the same socket: the AOF kept the queue, the unacked
+    messages, the reply lists and the stream, and every process reconnects by itself."""
+    if how == "sigkill" and not database_url.startswith("sqlite"):
+        pytest.skip("the broker fault does not depend on the database")
+    appendfsync = "always" if how == "sigkill" else "everysec"
+    with private_redis(appendfsync) as server:
+        stack = make_stack(server.url, env={"SEEDWORKER_VISIBILITY_TIMEOUT": "10"})
+        inputs = make_inputs(150, prefix=f"redis{how}")
+        drop_all(stack, inputs)
+        done_before = _wait_ingested(stack, 10)
+        if how == "shutdown":
+            server.stop()
+        else:
+            server.kill()
+        assert not redis_ping(server.url)
+        time.sleep(2.0)  # an outage, not a blip
+        server.start()
+        result = account_for(stack, inputs, timeout=240)
+        assert done_before < len(inputs), "the restart must land mid-ingest"
+        assert result.stored + result.duplicate + result.failed == len(inputs)
+
+
+# -- the database -----------------------------------------------------------------------------------
+def test_database_unavailable_for_seconds(make_stack: StackFactory, broker_url: str, database_url: str) -> None:
+    """SQLite: another process holds an exclusive lock for 6 s.  PostgreSQL: the database refuses
+    connections and its open ones are terminated for 6 s.  Tasks wait or retry (StoreUnavailable),
+    the publisher waits, and every file ends stored."""
+    stack = make_stack(broker_url)
+    inputs = make_inputs(60, prefix="db")
+    drop_all(stack, inputs)
+    done_before = _wait_ingested(stack, 5)
+    outage = (
+        database_locked(database_url)
+        if database_url.startswith("sqlite")
+        else postgres_unavailable(database_url, POSTGRES_URL)
+    )
+    with outage:
+        time.sleep(6.0)
+    result = account_for(stack, inputs, timeout=180)
+    assert done_before < len(inputs), "the outage must land mid-ingest"
+    assert result.counts == expected_counts(inputs)
+
+
+# -- floods -------------------------------------------------------------------------------------------
+FLOOD_FILES = int(os.environ.get("SEEDWORKER_CHAOS_FLOOD", "10000" if IN_CI else "2000"))
+
+
+def test_inbox_flooded_with_files_at_once(make_stack: StackFactory, broker_url: str, database_url: str) -> None:
+    """FLOOD_FILES (10,000 in CI) files renamed into the inbox at once, fast profile."""
+    if not database_url.startswith("sqlite") and not IN_CI:
+        pytest.skip("the PostgreSQL flood runs in CI")
+    stack = make_stack(broker_url)
+    inputs = make_inputs(FLOOD_FILES, prefix="flood")
+    started = time.monotonic()
+    drop_all(stack, inputs)
+    result = account_for(stack, inputs, timeout=max(180.0, FLOOD_FILES / 20))
+    elapsed = time.monotonic() - started
+    print(f"flood: {FLOOD_FILES} files accounted for in {elapsed:.1f}s ({FLOOD_FILES / elapsed:.0f} files/s)")
+    assert result.stored + result.duplicate + result.failed == FLOOD_FILES
+
+
+# -- the watched folder -------------------------------------------------------------------------------
+def test_files_renamed_and_deleted_while_watched(make_stack: StackFactory, broker_url: str) -> None:
+    """Within the settle window files are renamed inside the inbox, moved out of it, deleted,
+    replaced and appended to; afterwards exactly the files that remain are ingested, once,
+    with their final names and contents."""
+    stack = make_stack(broker_url, env={"SEEDWORKER_SETTLE_SECONDS": "1.5", "SEEDWORKER_STABLE_SECONDS": "1.5"})
+    import random
+
+    rng = random.Random(88)
+    outside = stack.root / "outside"
+    outside.mkdir()
+    text = {name: article(rng, i) for i, name in enumerate("abcdefghij")}
+    inbox = stack.inbox
+
+    stack.drop("a.txt", text["a"])
+    os.rename(inbox / "a.txt", inbox / "a-renamed.txt")  # renamed inside the inbox
+    stack.drop("b.txt", text["b"])
+    os.remove(inbox / "b.txt")  # deleted
+    stack.drop("c.txt", text["c"])
+    os.rename(inbox / "c.txt", outside / "c.txt")  # moved out of the inbox
+    stack.drop("d.txt", text["d"])
+    stack.drop("e.txt", text["e"])
+    os.replace(inbox / "e.txt", inbox / "d.txt")  # renamed over another file
+    with (inbox / "f.txt").open("wb") as fh:  # written in chunks, slowly
+        for chunk in (text["f"][:50], text["f"][50:120], text["f"][120:]):
+            fh.write(chunk)
+            fh.flush()
+            time.sleep(0.3)
+    (outside / "g.txt").write_bytes(text["g"])
+    os.rename(outside / "g.txt", inbox / "g.txt")  # moved in from outside
+    stack.drop("h.txt", text["h"])
+    os.rename(inbox / "h.txt", inbox / "h-1.txt")  # renamed twice
+    os.rename(inbox / "h-1.txt", inbox / "h-2.txt")
+    stack.drop("i.txt", text["i"])
+    os.rename(inbox / "i.txt", outside / "i.txt")  # out and back in under a new name
+    os.rename(outside / "i.txt", inbox / "i-back.txt")
+
+    inputs = [
+        Input("a-renamed.txt", text["a"], "document", group="a"),
+        Input("d.txt", text["e"], "document", group="e"),
+        Input("f.txt", text["f"], "document", group="f"),
+        Input("g.txt", text["g"], "document", group="g"),
+        Input("h-2.txt", text["h"], "document", group="h"),
+        Input("i-back.txt", text["i"], "document", group="i"),
+    ]
+    account_for(stack, inputs, timeout=120)
+    assert (outside / "c.txt").read_bytes() == text["c"], "a file moved out is left alone"
+    events = {e["data"]["filename"] for e in stack.events()}
+    assert not events & {"a.txt", "b.txt", "c.txt", "e.txt", "h.txt", "h-1.txt", "i.txt"}
