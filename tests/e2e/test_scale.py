@@ -1,0 +1,214 @@
+"""Many processes on one machine, the way several machines would run them: two watchers on
+one inbox (different watcher ids), three worker processes with different node names, one
+publisher, PostgreSQL.  2,000 generated files (distinct articles, exact copies of some of
+them, and files that must fail) are each stored, deduplicated or failed exactly once, and
+every outcome is published exactly once per event id.
+
+NER is off (the fast profile) so the run stays within a few minutes on a loaded 2-core box.
+``TEST_SCALE_FILES`` makes a smaller run for a quick check (the default is the issue's 2,000).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.conftest import EXAMPLE
+from tests.stack import Stack
+from worker.store.engine import make_engine
+from worker.store.schema import Document, Duplicate, Failure, Ingestion, OutboxRow
+
+pytestmark = pytest.mark.e2e
+
+FILES = int(os.environ.get("TEST_SCALE_FILES", "2000"))
+DUPLICATE_SHARE = 0.25  # exact copies of earlier articles under new names
+FAILING_SHARE = 0.025  # empty or binary files
+WORKERS = ("w1", "w2", "w3")
+WATCHERS = ("watcher-a", "watcher-b")
+
+
+def _vocabulary() -> list[str]:
+    words = {w.strip(".,;:()“”\"'’—-").lower() for w in EXAMPLE.read_text(encoding="utf-8").split()}
+    return sorted(w for w in words if w.isalpha() and len(w) > 2)
+
+
+def _article(rng: random.Random, vocab: list[str], number: int) -> bytes:
+    paragraphs = []
+    for _ in range(3):
+        sentences = []
+        for _ in range(rng.randint(3, 5)):
+            words = rng.choices(vocab, k=rng.randint(9, 16))
+            sentences.append(" ".join(words).capitalize() + ".")
+        paragraphs.append(" ".join(sentences))
+    title = f"Report {number}: " + " ".join(rng.choices(vocab, k=5))
+    return (title + "\n\n" + "\n\n".join(paragraphs) + "\n").encode()
+
+
+def generate(count: int, seed: int = 7) -> tuple[dict[str, bytes], Counter[str]]:
+    """``count`` files by name, and how many of them should end stored/duplicate/failed."""
+    rng = random.Random(seed)
+    vocab = _vocabulary()
+    failing = max(1, int(count * FAILING_SHARE))
+    duplicates = int(count * DUPLICATE_SHARE)
+    distinct = count - failing - duplicates
+    files: dict[str, bytes] = {}
+    articles = [_article(rng, vocab, i) for i in range(distinct)]
+    for i, body in enumerate(articles):
+        files[f"article-{i:05d}.txt"] = body
+    for i in range(duplicates):
+        files[f"copy-{i:05d}.txt"] = rng.choice(articles)
+    for i in range(failing):
+        files[f"bad-{i:05d}.txt"] = b"" if i % 2 else b"\x00\x01\x02 not text \x00" * 8
+    expected: Counter[str] = Counter(stored=distinct, duplicate=duplicates, failed=failing)
+    return files, expected
+
+
+def _count(url: str, model: type) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(model)) or 0)
+    finally:
+        engine.dispose()
+
+
+def _unpublished(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            query = select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))
+            return int(conn.scalar(query) or 0)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def scale_stack(tmp_path: Path, broker_url: str, postgres_url: str) -> Iterator[Stack]:
+    stack = Stack(
+        tmp_path,
+        broker_url,
+        postgres_url,
+        extra_env={"SEEDWORKER_NER_MODEL": "", "SEEDWORKER_CONCURRENCY": "1"},
+    )
+    stack.inbox.mkdir(parents=True)
+    try:
+        for name in WORKERS:
+            stack.start(name, "worker", f"--node-name={name}@scale", "--concurrency=1")
+        stack.start("publisher", "publish")
+        for name in WATCHERS:
+            stack.start(name, "watch", f"--watcher-id={name}")
+        stack.wait_for(lambda: _pinged(stack) == set(WORKERS), 120, what="three workers answering a ping")
+        yield stack
+    finally:
+        for proc in stack.procs.values():
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        stack.stop()
+
+
+def _pinged(stack: Stack) -> set[str]:
+    from worker.app import create_app
+    from worker.settings import Settings
+
+    app = create_app(Settings(_env_file=None), stack.broker_url)  # type: ignore[call-arg]
+    replies = app.control.ping(timeout=1.0) or []
+    return {name.split("@")[0] for reply in replies for name in reply}
+
+
+def _stream_events(stack: Stack) -> list[dict[str, object]]:
+    client = stack.redis()
+    try:
+        return [json.loads(fields[b"event"]) for _, fields in client.xrange(stack.stream)]
+    finally:
+        client.close()
+
+
+@pytest.mark.timeout(900)
+def test_two_watchers_three_workers_one_publisher_each_file_once(
+    scale_stack: Stack, postgres_url: str, tmp_path: Path
+) -> None:
+    stack = scale_stack
+    files, expected = generate(FILES)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    for name, data in files.items():
+        (staging / name).write_bytes(data)
+    started = time.monotonic()
+    for name in sorted(files, key=lambda n: random.Random(n).random()):  # copies interleave with originals
+        os.rename(staging / name, stack.inbox / name)
+
+    client = stack.redis()
+
+    def all_published() -> bool:
+        return client.exists(stack.stream) and int(client.xlen(stack.stream)) >= FILES
+
+    stack.wait_for(all_published, 600, what=f"{FILES} events on the stream")
+    elapsed = time.monotonic() - started
+    settled = stack.wait_for(
+        lambda: not any(p.is_file() for p in stack.inbox.rglob("*")),
+        120,
+        what="inbox and processing folders empty",
+    )
+    assert settled
+    time.sleep(2)  # nothing more may arrive: a late duplicate delivery would show up now
+    client.close()
+
+    events = _stream_events(stack)
+    ids = Counter(str(e["id"]) for e in events)
+    assert len(events) == FILES, f"{len(events)} stream entries for {FILES} files"
+    assert not [i for i, n in ids.items() if n > 1], "an event id was published twice"
+    by_file = Counter(str(e["data"]["filename"]) for e in events)  # type: ignore[index]
+    assert set(by_file) == set(files) and set(by_file.values()) == {1}
+    kinds = Counter(str(e["type"]).rsplit(".", 1)[-1] for e in events)
+    assert kinds == expected
+
+    assert _count(postgres_url, Document) == expected["stored"]
+    assert _count(postgres_url, Duplicate) == expected["duplicate"]
+    assert _count(postgres_url, Failure) == expected["failed"]
+    assert _count(postgres_url, Ingestion) == FILES
+    assert _count(postgres_url, OutboxRow) == FILES
+    assert _unpublished(postgres_url) == 0
+
+    archived = [p for p in stack.archive.rglob("*") if p.is_file()]
+    failed = [p for p in stack.failed.rglob("*") if p.is_file() and not p.name.endswith(".error.json")]
+    assert len(archived) == expected["stored"] + expected["duplicate"]
+    assert len(failed) == expected["failed"]
+    assert {p.name for p in archived} | {p.name for p in failed} == set(files)
+
+    # The work really was shared: every worker and both watchers took part.
+    workers = Counter(_log_lines(stack, "outcome", WORKERS))
+    assert set(workers) == set(WORKERS), f"outcomes per worker: {dict(workers)}"
+    print(
+        f"\n{FILES} files in {elapsed:.1f}s ({FILES / elapsed:.1f} files/s): {dict(kinds)}; "
+        f"outcomes per worker {dict(workers)}"
+    )
+    for proc in stack.procs.values():
+        assert proc.poll() is None
+
+
+def _log_lines(stack: Stack, event: str, names: tuple[str, ...]) -> Iterator[str]:
+    for name in names:
+        for line in stack.logs[name].read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                if json.loads(line).get("event") == event:
+                    yield name
+
+
+def test_generated_files_are_what_the_scale_test_counts() -> None:
+    files, expected = generate(200)
+    assert len(files) == 200 and sum(expected.values()) == 200
+    originals = {data for name, data in files.items() if name.startswith("article-")}
+    assert len(originals) == expected["stored"]  # distinct bodies
+    copies = [data for name, data in files.items() if name.startswith("copy-")]
+    assert all(c in originals for c in copies)
