@@ -12,7 +12,7 @@ from kombu import Queue
 
 from worker.settings import Settings
 
-TASK_MODULES = ["tasks.ingest", "tasks.stages", "tasks.webhooks"]
+TASK_MODULES = ["tasks.ingest", "tasks.stages", "tasks.tagging", "tasks.webhooks"]
 
 
 def create_app(settings: Settings, broker_url: str) -> Celery:

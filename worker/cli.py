@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -178,41 +177,6 @@ def submit(files: tuple[Path, ...], source: str, tags: tuple[str, ...], wait: bo
     sys.exit(1 if failed else 0)
 
 
-# -- events --------------------------------------------------------------------------------------
-@main.group()
-def events() -> None:
-    """The event stream."""
-
-
-@events.command("tail")
-@click.option("--group", help="Consumer group: durable position, acknowledged after printing.")
-@click.option("--consumer", help="Consumer name inside the group (default HOST-PID).")
-@click.option(
-    "--from", "start", default="$", show_default=True, help="0 replays from the start; $ only new; or a stream id."
-)
-@click.option("--follow/--no-follow", default=True, help="Keep waiting for new events.")
-@click.option("--count", type=int, help="Stop after this many events.")
-def events_tail(group: str | None, consumer: str | None, start: str, follow: bool, count: int | None) -> None:
-    """Print events as JSON lines (pipe into jq)."""
-    from worker.broker import connect
-    from worker.events.consumer import read_events
-    from worker.services import broker_url_for, stop_on_signals
-
-    s = _settings()
-    client = connect(broker_url_for(s, start=False))
-    stop = threading.Event()
-    seen = 0
-    with stop_on_signals(stop.set):
-        for _, event in read_events(
-            client, s.event_stream, start=start, group=group, consumer=consumer, stop=stop, follow=follow
-        ):
-            sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-            seen += 1
-            if count is not None and seen >= count:
-                break
-
-
 # -- documents -----------------------------------------------------------------------------------
 def _store() -> Any:
     from worker.services import ensure_schema
@@ -345,6 +309,10 @@ def config(as_json: bool) -> None:
 from worker.db_cli import db  # noqa: E402
 
 main.add_command(db)
+from worker.events_cli import events, schema  # noqa: E402
+
+main.add_command(events)
+main.add_command(schema)
 # --- end of registered command groups ---
 
 

@@ -19,6 +19,15 @@ from worker.store.repository import DocumentStore
 
 if TYPE_CHECKING:
     from worker.pipeline.tag import Tagger
+    from worker.store.tagging import AutoModels
+
+
+def _send_train() -> None:
+    from celery import current_app
+
+    from worker.store.tagging import TRAIN_TASK
+
+    current_app.send_task(TRAIN_TASK)
 
 
 @dataclass
@@ -27,13 +36,24 @@ class Runtime:
     store: DocumentStore
     redis: redis.Redis
     _tagger: Tagger | None = None
+    _auto: AutoModels | None = None
 
     @property
     def tagger(self) -> Tagger:
+        """The process's tagger, with the newest ``auto`` model (checked at most every
+        ``auto_tag_check_seconds``, see worker/store/tagging.py)."""
         if self._tagger is None:
             from worker.pipeline.tag import Tagger
+            from worker.store.tagging import AutoModels, TagStore, request_training
 
             self._tagger = Tagger.from_settings(self.settings)
+            self._auto = AutoModels(
+                TagStore(self.store),
+                self.settings,
+                on_training_due=lambda: request_training(self.redis, _send_train),
+            )
+        if self._auto is not None:
+            self._tagger.auto = self._auto.current()
         return self._tagger
 
     @classmethod

@@ -78,6 +78,27 @@ class Settings(BaseSettings):
     taxonomy_path: Path | None = Field(
         None, description="Topic rules (TOML/YAML); empty uses the shipped news taxonomy."
     )
+    ner_batch_size: int = Field(32, ge=1, description="Texts per spaCy nlp.pipe batch (JSONL files, retag batches).")
+    folder_tags: bool = Field(True, description="Sub-folders of the inbox become tags (inbox/politics/x.txt: politics).")
+    folder_tag_depth: int = Field(0, ge=0, description="Folder levels that become tags, from the inbox down; 0 = all.")
+    folder_tag_map: dict[str, str] = Field(
+        default_factory=dict, description='Folder name -> tag, JSON ({"pol": "politics"}); case-insensitive.'
+    )
+    folder_tag_ignore: list[str] = Field(
+        default_factory=list, description='Folder names that never become tags, JSON (["incoming", "2024"]).'
+    )
+    auto_tags: bool = Field(True, description="Learned topic tags (source auto) for documents without explicit tags.")
+    auto_tag_threshold: float = Field(
+        0.5, gt=0, le=1, description="Minimum classifier confidence for an auto topic tag."
+    )
+    auto_tag_max: int = Field(3, ge=1, description="At most this many auto topic tags per document.")
+    auto_tag_check_seconds: float = Field(
+        30.0, ge=0, description="How often a worker process checks the database for a newer auto model."
+    )
+    auto_train_after: int = Field(
+        200, ge=0, description="Retrain auto in the background after this many new labelled documents; 0 = never."
+    )
+    auto_train_min_docs: int = Field(20, ge=2, description="Labelled documents needed before auto is trained.")
     duplicate_policy: Literal["link", "drop"] = Field(
         "link", description="link: keep a thin record of each duplicate; drop: event only."
     )

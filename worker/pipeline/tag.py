@@ -1,13 +1,20 @@
-"""The tag stage: entities (spaCy), topics (taxonomy rules), keywords, folder and producer tags.
+"""The tag stage: entities (spaCy), topics (taxonomy rules and the learned ``auto`` model),
+keywords, folder and producer tags.
 
 A :class:`Tagger` is built once per worker process (loading spaCy takes about 0.3 s and the
 gazetteer about 0.3 s); :meth:`Tagger.tag` is then pure given the loaded models, and its
 output is deterministic and sorted by (kind, name).
+
+Explicit tags (folder and producer) are what the user said; everything else is derived and
+can be recomputed by ``seedworker tags retag`` (:meth:`Tagger.derive_many`).  The learned
+``auto`` topics are only given to documents without explicit tags, and never under a name a
+rule or an explicit tag already gave.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from worker.models import NormalisedDocument, Tag, TagKind
@@ -17,12 +24,17 @@ from worker.pipeline.taxonomy import Taxonomy, load_taxonomy
 if TYPE_CHECKING:
     from spacy.language import Language
 
+    from worker.pipeline.classifier import TopicModel
     from worker.settings import Settings
 
 #: Anything that turns a document into keyword tags (``YakeKeywords`` is the shipped one).
 KeywordExtractor = Callable[[NormalisedDocument], list[Tag]]
 
 TagBatchItem = tuple[NormalisedDocument, Sequence[str], Sequence[str]]
+
+#: Kinds the user gave (kept as they are by a retag); every other kind is derived.
+EXPLICIT_KINDS: frozenset[str] = frozenset({"folder", "producer"})
+AUTO_SOURCE = "auto"
 
 
 def _order(tag: Tag) -> tuple[str, str, str, str]:
@@ -40,6 +52,38 @@ def _plain_tags(kind: TagKind, names: Iterable[str]) -> list[Tag]:
     return list(seen.values())
 
 
+@dataclass(frozen=True)
+class FolderPolicy:
+    """Which inbox sub-folders become tags: on/off, how many levels from the inbox down,
+    renames (``pol`` -> ``politics``) and names that never become tags; case-insensitive."""
+
+    enabled: bool = True
+    depth: int = 0  # 0: every level
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    ignore: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FolderPolicy:
+        return cls(
+            enabled=settings.folder_tags,
+            depth=settings.folder_tag_depth,
+            mapping={k.casefold(): v for k, v in settings.folder_tag_map.items()},
+            ignore=frozenset(name.casefold() for name in settings.folder_tag_ignore),
+        )
+
+    def names(self, folders: Sequence[str]) -> list[str]:
+        if not self.enabled:
+            return []
+        levels = list(folders)[: self.depth] if self.depth else list(folders)
+        out = []
+        for folder in levels:
+            key = " ".join(folder.split()).casefold()
+            if not key or key in self.ignore:
+                continue
+            out.append(self.mapping.get(key, folder))
+        return out
+
+
 class Tagger:
     """Built once per worker process (loading spaCy takes ~0.3 s and ~100 MB); tag() is pure
     given the loaded models."""
@@ -53,12 +97,21 @@ class Tagger:
         keywords: KeywordExtractor | None = None,
         gazetteer: Gazetteer | None = None,
         batch_size: int = 32,
+        folders: FolderPolicy | None = None,
+        auto: TopicModel | None = None,
+        auto_threshold: float = 0.5,
+        auto_max: int = 3,
     ) -> None:
         self.taxonomy = taxonomy
         self.nlp = nlp
         self.keywords = keywords
         self.entities: EntityExtractor | None = None
         self.model_name = ""
+        self.batch_size = batch_size
+        self.folders = folders or FolderPolicy()
+        self.auto = auto  # replaced by the runtime when a newer model is stored
+        self.auto_threshold = auto_threshold
+        self.auto_max = auto_max
         if nlp is not None:
             self.model_name = model_name or model_name_of(nlp)
             self.entities = EntityExtractor(nlp, model_name=self.model_name, gazetteer=gazetteer, batch_size=batch_size)
@@ -67,6 +120,7 @@ class Tagger:
     def from_settings(cls, settings: Settings, *, keywords: bool = True) -> Tagger:
         """Taxonomy from ``taxonomy_path`` (None: the shipped one), NER from ``ner_model``
         (empty: no entities, the fast profile), YAKE keywords when ``yake`` is installed.
+        The ``auto`` model is set later by the runtime (it lives in the database).
 
         Raises ConfigError for an invalid taxonomy or a pipeline that cannot be loaded.
         """
@@ -78,16 +132,28 @@ class Tagger:
 
             if yake_available():
                 extractor = YakeKeywords()
-        return cls(taxonomy=taxonomy, nlp=nlp, model_name=settings.ner_model, keywords=extractor)
+        return cls(
+            taxonomy=taxonomy,
+            nlp=nlp,
+            model_name=settings.ner_model,
+            keywords=extractor,
+            batch_size=settings.ner_batch_size,
+            folders=FolderPolicy.from_settings(settings),
+            auto_threshold=settings.auto_tag_threshold,
+            auto_max=settings.auto_tag_max,
+        )
 
     def describe(self) -> dict[str, Any]:
         """What this tagger will do, for the start-up log and ``seedworker config``."""
         return {
             "ner_model": self.model_name or None,
             "ner_components": list(self.nlp.pipe_names) if self.nlp is not None else [],
+            "ner_batch_size": self.batch_size,
             "taxonomy": self.taxonomy.source,
             "topics": len(self.taxonomy),
             "keywords": self.keywords is not None,
+            "folder_tags": self.folders.enabled,
+            "auto_model": self.auto.version if self.auto is not None else None,
         }
 
     def _wants_ner(self, doc: NormalisedDocument) -> bool:
@@ -95,6 +161,14 @@ class Tagger:
         if self.entities is None or not doc.text.strip():
             return False
         return doc.language in ("und", "", self.entities.language)
+
+    def explicit_tags(
+        self, doc: NormalisedDocument, folder_tags: Sequence[str], producer_tags: Sequence[str]
+    ) -> list[Tag]:
+        """The tags the user gave: folders (after the folder policy) and producer tags."""
+        tags = _plain_tags("folder", self.folders.names(folder_tags))
+        tags.extend(_plain_tags("producer", [*producer_tags, *doc.producer_tags]))
+        return tags
 
     def tag(
         self,
@@ -109,18 +183,53 @@ class Tagger:
     def tag_many(self, items: Sequence[TagBatchItem]) -> list[list[Tag]]:
         """Batch form: runs spaCy with nlp.pipe over all texts (the worker uses it when it
         receives batches).  ``items`` are ``(document, folder_tags, producer_tags)``."""
+        explicit = [self.explicit_tags(doc, folders, producers) for doc, folders, producers in items]
+        derived = self.derive_many([doc for doc, _, _ in items], explicit)
+        return [sorted([*e, *d], key=_order) for e, d in zip(explicit, derived, strict=True)]
+
+    def derive_many(self, docs: Sequence[NormalisedDocument], explicit: Sequence[Sequence[Tag]]) -> list[list[Tag]]:
+        """The derived tags (entities, rule and auto topics, keywords) of each document, given
+        its explicit tags; one ``nlp.pipe`` over the batch."""
         entity_tags: dict[int, list[Tag]] = {}
         if self.entities is not None:
-            wanted = [i for i, (doc, _, _) in enumerate(items) if self._wants_ner(doc)]
-            found = self.entities.extract_many([items[i][0].text for i in wanted])
+            wanted = [i for i, doc in enumerate(docs) if self._wants_ner(doc)]
+            found = self.entities.extract_many([docs[i].text for i in wanted])
             entity_tags = dict(zip(wanted, found, strict=True))
-        results = []
-        for i, (doc, folder_tags, producer_tags) in enumerate(items):
+        results: list[list[Tag]] = []
+        for i, doc in enumerate(docs):
             tags = list(entity_tags.get(i, []))
             tags.extend(self.taxonomy.match(doc))
             if self.keywords is not None:
                 tags.extend(self.keywords(doc))
-            tags.extend(_plain_tags("folder", folder_tags))
-            tags.extend(_plain_tags("producer", [*producer_tags, *doc.producer_tags]))
-            results.append(sorted(tags, key=_order))
-        return results
+            results.append(tags)
+        self._add_auto(docs, explicit, results)
+        return [sorted(tags, key=_order) for tags in results]
+
+    def _add_auto(
+        self, docs: Sequence[NormalisedDocument], explicit: Sequence[Sequence[Tag]], results: list[list[Tag]]
+    ) -> None:
+        """Learned topics for the documents that came without explicit tags; a name already
+        given (by a rule) is not given again."""
+        if self.auto is None:
+            return
+        todo = [i for i, doc in enumerate(docs) if not explicit[i] and doc.text.strip()]
+        if not todo:
+            return
+        predictions = self.auto.predict(
+            [auto_text(docs[i]) for i in todo], threshold=self.auto_threshold, limit=self.auto_max
+        )
+        source = f"{AUTO_SOURCE}:v{self.auto.version}"
+        for i, found in zip(todo, predictions, strict=True):
+            taken = {t.name.casefold() for t in results[i] if t.kind == "topic"}
+            for name, score in found:
+                if name.casefold() not in taken:
+                    results[i].append(Tag(kind="topic", name=name, source=source, score=score))
+
+
+def auto_text(doc: NormalisedDocument) -> str:
+    """What the ``auto`` model reads: the title, then the text (the same at training time)."""
+    return f"{doc.title}\n{doc.text}" if doc.title else doc.text
+
+
+def is_auto(tag: Tag) -> bool:
+    return tag.source == AUTO_SOURCE or tag.source.startswith(AUTO_SOURCE + ":")

@@ -162,3 +162,17 @@ class WebhookDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TagModel(Base):
+    """A trained ``auto`` topic classifier: its parameters as JSON plus little-endian float32
+    arrays (never pickle), so every worker on every machine loads the newest from the database."""
+
+    __tablename__ = "tag_models"
+    version: Mapped[int] = mapped_column(AutoIncrementId, primary_key=True, autoincrement=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    labels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # shapes, vectorizer, dtype
+    arrays: Mapped[bytes] = mapped_column(LargeBinary)  # idf, coef, intercept
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    trained_on: Mapped[int] = mapped_column(Integer, default=0)

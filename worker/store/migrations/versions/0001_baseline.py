@@ -49,6 +49,30 @@ def upgrade() -> None:
     )
     op.create_index("ix_outbox_unpublished", "outbox", ["published_at", "seq"], unique=False)
     op.create_table(
+        "tag_models",
+        sa.Column("version", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("labels", sa.JSON(), nullable=False),
+        sa.Column("params", sa.JSON(), nullable=False),
+        sa.Column("arrays", sa.LargeBinary(), nullable=False),
+        sa.Column("metrics", sa.JSON(), nullable=False),
+        sa.Column("trained_on", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("version"),
+    )
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("endpoint", sa.String(length=300), nullable=False),
+        sa.Column("event_type", sa.String(length=100), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", "endpoint"),
+    )
+    op.create_index(op.f("ix_webhook_deliveries_status"), "webhook_deliveries", ["status"], unique=False)
+    op.create_table(
         "documents",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("canonical_hash", sa.String(length=64), nullable=False),
@@ -153,6 +177,9 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_documents_date"), table_name="documents")
     op.drop_index(op.f("ix_documents_created_at"), table_name="documents")
     op.drop_table("documents")
+    op.drop_index(op.f("ix_webhook_deliveries_status"), table_name="webhook_deliveries")
+    op.drop_table("webhook_deliveries")
+    op.drop_table("tag_models")
     op.drop_index("ix_outbox_unpublished", table_name="outbox")
     op.drop_table("outbox")
     op.drop_table("ingestions")
