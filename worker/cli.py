@@ -271,6 +271,24 @@ def docs_show(doc_id: str) -> None:
     click.echo(json.dumps(out, ensure_ascii=False, indent=2))
 
 
+@docs.command("search")
+@click.argument("query")
+@click.option("--tag", "tags", multiple=True, help="Only documents with this tag name (repeatable: all of them).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Document date on or after (YYYY-MM-DD).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Document date on or before (YYYY-MM-DD).")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def docs_search(query: str, tags: tuple[str, ...], since: Any, until: Any, limit: int, as_json: bool) -> None:
+    """Full-text search, best first: words, "a phrase", OR, -exclude."""
+    from worker.store.search import print_hits, search_documents
+
+    store = _store()
+    hits = search_documents(
+        store.engine, query, tags=tags, since=since and since.date(), until=until and until.date(), limit=limit
+    )
+    print_hits(hits, as_json=as_json)
+
+
 # -- operations ------------------------------------------------------------------------------------
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
