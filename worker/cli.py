@@ -327,6 +327,9 @@ def config(as_json: bool) -> None:
 from worker.db_cli import db  # noqa: E402
 
 main.add_command(db)
+from worker.tags_cli import tags  # noqa: E402
+
+main.add_command(tags)
 from worker.events_cli import events, schema  # noqa: E402
 
 main.add_command(events)
