@@ -334,6 +334,9 @@ from worker.events_cli import events, schema  # noqa: E402
 
 main.add_command(events)
 main.add_command(schema)
+from worker.dedup_cli import dedup  # noqa: E402
+
+main.add_command(dedup)
 # --- end of registered command groups ---
 
 

@@ -15,6 +15,7 @@ import redis
 from worker.broker import connect
 from worker.settings import Settings
 from worker.store.engine import make_engine
+from worker.store.near_index import NearDuplicateIndex
 from worker.store.repository import DocumentStore
 
 if TYPE_CHECKING:
@@ -59,7 +60,12 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, broker_url: str) -> Runtime:
         engine = make_engine(settings.effective_database_url)
-        store = DocumentStore(engine, event_source=settings.event_source, duplicate_policy=settings.duplicate_policy)
+        store = DocumentStore(
+            engine,
+            event_source=settings.event_source,
+            duplicate_policy=settings.duplicate_policy,
+            near=NearDuplicateIndex.from_settings(settings),
+        )
         return cls(settings=settings, store=store, redis=connect(broker_url))
 
     def close(self) -> None:

@@ -56,6 +56,7 @@ class DocumentStoredData(_Data):
     raw_sha256: str
     tags: list[TagData]
     duplicate_of: str | None = None
+    story_id: str | None = None  # near-duplicate cluster: a new document starts its own story
 
 
 class DocumentDuplicateData(_Data):
@@ -66,6 +67,7 @@ class DocumentDuplicateData(_Data):
     kind: Literal["exact", "near"]
     similarity: float
     raw_sha256: str
+    story_id: str | None = None  # the canonical document's story: group events by it
 
 
 class DocumentFailedData(_Data):

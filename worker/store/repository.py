@@ -29,6 +29,8 @@ from worker.events.cloudevents import (
     make_event,
 )
 from worker.models import FileSummary, Outcome, PipelineBatch, StageItem
+from worker.pipeline.dedup import Fingerprint
+from worker.store.near_index import NearDuplicateIndex, story_for
 from worker.store.schema import (
     Base,
     Blob,
@@ -52,13 +54,22 @@ class DuplicateMatch:
     document_id: str
     kind: str  # exact | near
     similarity: float
+    story_id: str | None = None
 
 
 class DocumentStore:
-    def __init__(self, engine: Engine, *, event_source: str, duplicate_policy: str = "link") -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        event_source: str,
+        duplicate_policy: str = "link",
+        near: NearDuplicateIndex | None = None,
+    ) -> None:
         self.engine = engine
         self.event_source = event_source
         self.duplicate_policy = duplicate_policy
+        self.near = near  # None: exact duplicates only
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     def create_schema(self) -> None:
@@ -78,25 +89,44 @@ class DocumentStore:
         with self.session() as s:
             return self._find_exact(s, canonical_hash)
 
+    def find_duplicate(self, canonical_hash: str, text: str | None = None) -> DuplicateMatch | None:
+        """Exact match by hash, else (given the text and near detection on) the nearest match."""
+        with self.session() as s:
+            return self._find_exact(s, canonical_hash) or (
+                self._find_near(s, self.near.fingerprint(text)) if self.near and text is not None else None
+            )
+
     @staticmethod
     def _find_exact(s: Session, canonical_hash: str) -> DuplicateMatch | None:
-        doc_id = s.scalar(select(Document.id).where(Document.canonical_hash == canonical_hash))
-        return DuplicateMatch(doc_id, "exact", 1.0) if doc_id else None
+        row = s.execute(
+            select(Document.id, Document.story_id).where(Document.canonical_hash == canonical_hash)
+        ).first()
+        return DuplicateMatch(row.id, "exact", 1.0, row.story_id) if row else None
+
+    def _find_near(self, s: Session, fp: Fingerprint | None) -> DuplicateMatch | None:
+        if self.near is None or fp is None:
+            return None
+        cand = self.near.find(s, fp)
+        return DuplicateMatch(cand.document_id, "near", cand.similarity, cand.story_id) if cand else None
 
     # -- writes ------------------------------------------------------------------------------
     def persist_document(self, batch: PipelineBatch, item: StageItem, raw: bytes) -> Outcome:
         """Store the item, or link it to the document it duplicates; emit the event."""
         key = batch.item_key(item.record)
+        fp = self.near.fingerprint(item.document.text) if self.near else None
         for _ in range(_CONFLICT_RETRIES):
             try:
                 with self.session() as s:
                     earlier = self._earlier_outcome(s, key)
                     if earlier:
                         return earlier
-                    match = self._find_exact(s, item.document.canonical_hash)
+                    if self.near and fp:
+                        # Before any read that decides: a concurrent near copy commits first.
+                        self.near.lock(s, fp)
+                    match = self._find_exact(s, item.document.canonical_hash) or self._find_near(s, fp)
                     if match:
                         return self._write_duplicate(s, batch, key, match, raw)
-                    return self._write_document(s, batch, key, item, raw)
+                    return self._write_document(s, batch, key, item, raw, fp)
             except IntegrityError:
                 # Another worker stored the same hash or key between our read and write;
                 # the next round sees its row.
@@ -161,7 +191,9 @@ class DocumentStore:
                 continue
         raise StoreUnavailable(f"could not resolve concurrent writes for {key}")
 
-    def _write_document(self, s: Session, batch: PipelineBatch, key: str, item: StageItem, raw: bytes) -> Outcome:
+    def _write_document(
+        self, s: Session, batch: PipelineBatch, key: str, item: StageItem, raw: bytes, fp: Fingerprint | None = None
+    ) -> Outcome:
         doc = item.document
         request, summary = batch.request, batch.summary
         doc_id = new_id("doc")
@@ -179,6 +211,7 @@ class DocumentStore:
             "word_count": doc.word_count,
             "canonical_hash": doc.canonical_hash,
             "raw_sha256": summary.sha256,
+            "story_id": story_for(doc_id),
         }
         row = Document(
             id=doc_id,
@@ -192,6 +225,7 @@ class DocumentStore:
             text=doc.text,
             meta={**request.metadata, **doc.metadata},
             warnings=list(doc.warnings),
+            minhash=fp.signature.to_bytes() if fp else None,
             **shared,
         )
         row.tags = [
@@ -210,6 +244,8 @@ class DocumentStore:
         ]
         s.add(row)
         s.flush()  # the unique hash constraint fires here, inside our retry loop
+        if self.near and fp:
+            self.near.add(s, doc_id, fp)
         data = DocumentStoredData(
             id=doc_id,
             dateline_place=row.place,
@@ -239,6 +275,7 @@ class DocumentStore:
                     source=request.source,
                     kind=match.kind,
                     similarity=match.similarity,
+                    story_id=match.story_id,
                 )
             )
         data = DocumentDuplicateData(
@@ -249,6 +286,7 @@ class DocumentStore:
             kind="exact" if match.kind == "exact" else "near",
             similarity=match.similarity,
             raw_sha256=summary.sha256,
+            story_id=match.story_id,
         )
         self._emit(
             s, make_event("document.duplicate", key=key, subject=match.document_id, source=self.event_source, data=data)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
 )
@@ -72,6 +73,10 @@ class Document(Base):
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # Near-duplicate clustering (worker/store/near_index.py): the story this document heads,
+    # and its MinHash signature (uint32 little endian per permutation).
+    story_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    minhash: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     tags: Mapped[list[TagRow]] = relationship(
         back_populates="document", cascade="all, delete-orphan", order_by="TagRow.id"
@@ -110,6 +115,18 @@ class Duplicate(Base):
     kind: Mapped[str] = mapped_column(String(10))
     similarity: Mapped[float] = mapped_column(Float)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    story_id: Mapped[str | None] = mapped_column(String(40), index=True)
+
+
+class MinhashBand(Base):
+    """The shared near-duplicate index: one row per LSH band of each stored document."""
+
+    __tablename__ = "minhash_bands"
+    band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
 
 
 class Failure(Base):

@@ -96,6 +96,8 @@ def upgrade() -> None:
         sa.Column("metadata", sa.JSON(), nullable=False),
         sa.Column("warnings", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("story_id", sa.String(length=40), nullable=True),
+        sa.Column("minhash", sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(
             ["raw_sha256"],
             ["blobs.sha256"],
@@ -105,6 +107,7 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_documents_created_at"), "documents", ["created_at"], unique=False)
     op.create_index(op.f("ix_documents_date"), "documents", ["date"], unique=False)
+    op.create_index(op.f("ix_documents_story_id"), "documents", ["story_id"], unique=False)
     op.create_table(
         "failures",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -135,6 +138,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=10), nullable=False),
         sa.Column("similarity", sa.Float(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("story_id", sa.String(length=40), nullable=True),
         sa.ForeignKeyConstraint(["document_id"], ["documents.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(
             ["raw_sha256"],
@@ -144,6 +148,16 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_duplicates_created_at"), "duplicates", ["created_at"], unique=False)
     op.create_index(op.f("ix_duplicates_document_id"), "duplicates", ["document_id"], unique=False)
+    op.create_index(op.f("ix_duplicates_story_id"), "duplicates", ["story_id"], unique=False)
+    op.create_table(
+        "minhash_bands",
+        sa.Column("band", sa.SmallInteger(), nullable=False),
+        sa.Column("key", sa.BigInteger(), nullable=False),
+        sa.Column("document_id", sa.String(length=40), nullable=False),
+        sa.ForeignKeyConstraint(["document_id"], ["documents.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("band", "key", "document_id"),
+    )
+    op.create_index(op.f("ix_minhash_bands_document_id"), "minhash_bands", ["document_id"], unique=False)
     op.create_table(
         "tags",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
@@ -168,12 +182,16 @@ def downgrade() -> None:
     op.drop_index("ix_tags_kind_name", table_name="tags")
     op.drop_index(op.f("ix_tags_document_id"), table_name="tags")
     op.drop_table("tags")
+    op.drop_index(op.f("ix_minhash_bands_document_id"), table_name="minhash_bands")
+    op.drop_table("minhash_bands")
+    op.drop_index(op.f("ix_duplicates_story_id"), table_name="duplicates")
     op.drop_index(op.f("ix_duplicates_document_id"), table_name="duplicates")
     op.drop_index(op.f("ix_duplicates_created_at"), table_name="duplicates")
     op.drop_table("duplicates")
     op.drop_index(op.f("ix_failures_reason"), table_name="failures")
     op.drop_index(op.f("ix_failures_created_at"), table_name="failures")
     op.drop_table("failures")
+    op.drop_index(op.f("ix_documents_story_id"), table_name="documents")
     op.drop_index(op.f("ix_documents_date"), table_name="documents")
     op.drop_index(op.f("ix_documents_created_at"), table_name="documents")
     op.drop_table("documents")

@@ -1,0 +1,159 @@
+"""``seedworker dedup``: what a file would duplicate (without storing it), and index rebuilds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from worker.settings import Settings
+
+
+def _settings() -> Settings:
+    from worker.cli import _settings as load
+
+    return load()
+
+
+def _open(settings: Settings) -> Any:
+    from worker.pipeline.dedup import DedupParams
+    from worker.services import ensure_schema
+    from worker.store.engine import make_engine
+    from worker.store.near_index import NearDuplicateIndex
+    from worker.store.repository import DocumentStore
+
+    ensure_schema(settings)
+    params = DedupParams(
+        threshold=settings.dedup_threshold,
+        shingle_size=settings.dedup_shingle_size,
+        num_perm=settings.dedup_num_perm,
+    )
+    store = DocumentStore(
+        make_engine(settings.effective_database_url),
+        event_source=settings.event_source,
+        duplicate_policy=settings.duplicate_policy,
+        near=NearDuplicateIndex(params),
+    )
+    return store
+
+
+@click.group()
+def dedup() -> None:
+    """Exact and near-duplicate detection (MinHash + LSH index in the database)."""
+
+
+@dedup.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
+@click.option("--show", default=5, show_default=True, help="Candidates to list per document.")
+def check(file: Path, as_json: bool, show: int) -> None:
+    """Normalise FILE as a worker would and tell what it would duplicate, and why. Stores nothing."""
+    from worker import process
+    from worker.models import IngestRequest
+
+    settings = _settings()
+    store = _open(settings)
+    try:
+        request = IngestRequest.from_bytes(file.read_bytes(), filename=file.name, source="dedup-check")
+        batch = process.prepare(request, "check", max_bytes=settings.max_file_bytes)
+        reports = [
+            _verdict(store, settings, item.record, item.document.text, item.document.canonical_hash, show)
+            for item in batch.items
+        ]
+        reports += [
+            {"record": f.record, "verdict": "failed", "reason": f.reason, "why": f.message} for f in batch.failures
+        ]
+    finally:
+        store.engine.dispose()
+    if as_json:
+        click.echo(json.dumps({"file": str(file), "documents": reports}, indent=2))
+        return
+    for r in reports:
+        where = f"{file.name}" + (f" line {r['record']}" if r.get("record") else "")
+        click.echo(f"{where}: {r['verdict'].upper()}")
+        click.echo(f"  {r['why']}")
+        for c in r.get("candidates", []):
+            click.echo(
+                f"  candidate {c['document_id']}  similarity {c['similarity']:.3f}  "
+                f"shared bands {c['shared_bands']}/{r['bands']}  story {c['story_id']}"
+            )
+
+
+def _verdict(store: Any, settings: Settings, record: int | None, text: str, chash: str, show: int) -> dict[str, Any]:
+    near = store.near
+    fp = near.fingerprint(text)
+    bands = len(fp.bands)
+    with store.session() as s:
+        exact = store._find_exact(s, chash)
+        candidates = near.candidates(s, fp)
+    threshold = near.params.threshold
+    out: dict[str, Any] = {
+        "record": record,
+        "shingles": fp.shingle_count,
+        "bands": bands,
+        "threshold": threshold,
+        "near_detection": settings.dedup_near,
+        "candidates": [c.as_dict() for c in candidates[:show]],
+    }
+    best = candidates[0] if candidates else None
+    if exact:
+        out.update(
+            verdict="exact",
+            duplicate_of=exact.document_id,
+            similarity=1.0,
+            story_id=exact.story_id,
+            why=f"its canonical text hashes like {exact.document_id} (case, quotes, dashes, spacing folded)",
+        )
+    elif best and best.similarity >= threshold and settings.dedup_near:
+        out.update(
+            verdict="near",
+            duplicate_of=best.document_id,
+            similarity=round(best.similarity, 4),
+            shared_bands=best.shared_bands,
+            story_id=best.story_id,
+            why=(
+                f"shares {best.shared_bands} of {bands} LSH bands with {best.document_id}; estimated Jaccard of "
+                f"{near.params.shingle_size}-word shingles {best.similarity:.3f} >= threshold {threshold}"
+            ),
+        )
+    else:
+        if best is None:
+            why = f"no stored document shares any of its {bands} LSH bands"
+        else:
+            why = f"closest stored document {best.document_id}: estimated Jaccard {best.similarity:.3f} < {threshold}"
+            if best.similarity >= threshold:
+                why = f"{best.document_id} is at {best.similarity:.3f}, but near detection is off (DEDUP_NEAR)"
+        out.update(verdict="new", duplicate_of=None, similarity=None, story_id=None, why=why)
+    return out
+
+
+@dedup.command("rebuild")
+@click.option("--batch-size", default=500, show_default=True, help="Documents per transaction.")
+def rebuild(batch_size: int) -> None:
+    """Recompute every stored document's signature and LSH bands (after changing the parameters).
+
+    Idempotent and safe to rerun; each batch is its own transaction.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from sqlalchemy import func, select
+
+    from worker.store.schema import Document
+
+    settings = _settings()
+    store = _open(settings)
+    try:
+        with store.session() as s:
+            total = int(s.scalar(select(func.count()).select_from(Document)) or 0)
+        columns = (TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns) as progress:
+            job = progress.add_task("rebuild", total=total)
+            done = store.near.rebuild(store.session, batch_size=batch_size, progress=lambda n: progress.advance(job, n))
+    finally:
+        store.engine.dispose()
+    bands, rows = store.near.params.bands
+    click.echo(
+        f"indexed {done} documents: {bands} bands of {rows} rows, {store.near.params.num_perm} permutations, "
+        f"{store.near.params.shingle_size}-word shingles"
+    )
