@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     duplicate_policy: Literal["link", "drop"] = Field(
         "link", description="link: keep a thin record of each duplicate; drop: event only."
     )
+    dedup_near: bool = Field(True, description="Detect near-duplicates (MinHash + LSH) besides exact copies.")
+    dedup_threshold: float = Field(
+        0.8, gt=0, le=1, description="Estimated Jaccard of word shingles at or above which a text is a near-duplicate."
+    )
+    dedup_shingle_size: int = Field(5, ge=1, le=20, description="Words per shingle for near-duplicate detection.")
+    dedup_num_perm: int = Field(
+        128, ge=16, le=1024, description="MinHash permutations; change it, then run `seedworker dedup rebuild`."
+    )
 
     # -- events ----------------------------------------------------------------------------
     event_stream: str = Field("seedworker:events", description="Redis Stream the publisher writes CloudEvents to.")
