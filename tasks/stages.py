@@ -32,13 +32,19 @@ def tag(self: Task, batch: dict[str, Any]) -> dict[str, Any]:
 
 
 @shared_task(name="seedworker.deduplicate", bind=True, acks_late=True)
-def deduplicate(self: Task, canonical_hash: str) -> dict[str, Any] | None:
+def deduplicate(self: Task, canonical_hash: str, text: str | None = None) -> dict[str, Any] | None:
+    """Exact match by hash; given the text too, the nearest stored document (MinHash + LSH)."""
     with task_context(self):
-        match = get_runtime().store.find_exact(canonical_hash)
+        match = get_runtime().store.find_duplicate(canonical_hash, text)
         return (
             None
             if match is None
-            else {"duplicate_of": match.document_id, "kind": match.kind, "similarity": match.similarity}
+            else {
+                "duplicate_of": match.document_id,
+                "kind": match.kind,
+                "similarity": match.similarity,
+                "story_id": match.story_id,
+            }
         )
 
 
