@@ -211,7 +211,7 @@ def fit(
     intercept = np.zeros(len(labels), dtype=np.float32)
     for i, label in enumerate(labels):
         y = np.array([label in ex.labels for ex in examples], dtype=np.int8)
-        clf = LogisticRegression(C=c, class_weight="balanced", max_iter=1000, solver="liblinear")
+        clf = LogisticRegression(C=c, class_weight="balanced", max_iter=1000, solver="liblinear", random_state=0)
         clf.fit(x, y)
         coef[i] = clf.coef_[0]
         intercept[i] = clf.intercept_[0]

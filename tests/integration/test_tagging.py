@@ -1,0 +1,240 @@
+"""Tags in the store, on SQLite and PostgreSQL: the ``auto`` model stored as JSON and arrays
+and loaded back, auto tags only where no explicit tag exists, ``tags explain``, and retag
+writing new tags with one ``document.retagged`` event per changed document."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from bench.eval_tags import make_corpus
+from worker import process
+from worker.cli import main
+from worker.models import IngestRequest, Tag
+from worker.pipeline.classifier import fit
+from worker.pipeline.tag import FolderPolicy, Tagger, is_auto
+from worker.pipeline.taxonomy import Taxonomy
+from worker.settings import Settings
+from worker.store.engine import make_engine
+from worker.store.repository import DocumentStore
+from worker.store.schema import OutboxRow, TagModel, TagRow
+from worker.store.tagging import TRAIN_PENDING_KEY, AutoModels, TagStore, request_training
+
+RETAGGED = "org.seedworker.document.retagged"
+
+
+@pytest.fixture
+def store(database_url: str) -> DocumentStore:
+    s = DocumentStore(make_engine(database_url), event_source="urn:test")
+    s.create_schema()
+    return s
+
+
+def _tagger(rules: dict[str, object] | None = None) -> Tagger:
+    taxonomy = Taxonomy.from_mapping({"tags": rules or {}})
+    return Tagger(taxonomy=taxonomy, nlp=None, folders=FolderPolicy(), auto_threshold=0.3)
+
+
+def _ingest(
+    store: DocumentStore, tagger: Tagger, text: str, name: str, *, folders: list[str] | None = None
+) -> tuple[str, list[Tag]]:
+    request = IngestRequest(text=text, filename=name, folder_tags=folders or [], idempotency_key=f"test:{name}")
+    batch = process.tag(process.prepare(request, f"test:{name}", max_bytes=1 << 20), tagger)
+    result = process.store(batch, store, max_bytes=1 << 20)
+    [outcome] = result.outcomes
+    assert outcome.status == "stored", outcome
+    assert outcome.document_id is not None
+    return outcome.document_id, batch.items[0].tags
+
+
+def _labelled(store: DocumentStore, tagger: Tagger, per_topic: int = 6) -> list[str]:
+    return [_ingest(store, tagger, d.text, d.filename, folders=[d.topic])[0] for d in make_corpus(per_topic)]
+
+
+def _retag_events(store: DocumentStore) -> list[dict[str, object]]:
+    with store.session() as s:
+        rows = s.scalars(select(OutboxRow).where(OutboxRow.type == RETAGGED).order_by(OutboxRow.seq))
+        return [json.loads(r.payload) for r in rows]
+
+
+def test_model_is_stored_as_json_and_arrays_and_loads_back_identical(store: DocumentStore) -> None:
+    _labelled(store, _tagger())
+    tags = TagStore(store)
+    examples = tags.training_examples()
+    assert len(examples) == 36 and all(len(e.labels) == 1 for e in examples)
+
+    stored, report = tags.train(min_docs=10)
+    assert stored.version == 1 and stored.trained_on == 36
+    assert sorted(stored.labels) == ["culture", "economy", "health", "politics", "science", "sport"]
+    assert report.test_docs == 7 and set(report.labels) == set(stored.labels)
+
+    with store.session() as s:
+        row = s.scalars(select(TagModel)).one()
+        json.dumps(row.params)  # plain JSON
+        assert row.arrays[:2] == b"PK"  # numpy .npz (a zip of .npy arrays), read with allow_pickle=False
+        with np.load(io.BytesIO(row.arrays), allow_pickle=False) as arrays:
+            assert arrays["coef"].shape == (6, arrays["columns"].shape[0])
+
+    loaded = tags.load_model()
+    assert loaded is not None and loaded.version == 1
+    fresh = fit(examples)  # the same data trains the same model
+    texts = [d.text for d in make_corpus(3, seed=99)]
+    assert np.allclose(loaded.predict_proba(texts), fresh.predict_proba(texts), atol=1e-5)
+
+    again, _ = tags.train(min_docs=10)
+    assert again.version == 2 and tags.latest_version() == 2
+    assert [m.version for m in tags.models()] == [2, 1]
+
+
+def test_auto_tags_only_documents_without_explicit_tags(store: DocumentStore) -> None:
+    tagger = _tagger()
+    _labelled(store, tagger)
+    tags = TagStore(store)
+    tags.train(min_docs=10)
+    tagger.auto = tags.load_model()
+    [sport, economy] = [d for d in make_corpus(1, seed=7) if d.topic in ("sport", "economy")][:2]
+
+    _, auto_tagged = _ingest(store, tagger, sport.text if sport.topic == "sport" else economy.text, "new.txt")
+    autos = [t for t in auto_tagged if is_auto(t)]
+    assert autos and autos[0].kind == "topic" and autos[0].source == "auto:v1"
+    assert autos[0].score is not None and autos[0].score >= 0.3
+
+    _, explicit = _ingest(store, tagger, economy.text + " (filed)", "filed.txt", folders=["sport"])
+    assert not [t for t in explicit if is_auto(t)]  # the folder said sport; auto stays out
+    assert [(t.kind, t.name) for t in explicit] == [("folder", "sport")]
+
+
+def test_training_needs_enough_labelled_documents(store: DocumentStore) -> None:
+    tagger = _tagger()
+    for d in make_corpus(1):
+        _ingest(store, tagger, d.text, d.filename, folders=[d.topic])
+    with pytest.raises(ValueError, match="at least 20"):
+        TagStore(store).train(min_docs=20)
+    with pytest.raises(ValueError, match="two labels"):
+        TagStore(store).train(min_docs=2)  # one document per label is not enough to learn from
+
+
+def test_retag_adds_and_removes_tags_with_one_event_per_changed_document(store: DocumentStore) -> None:
+    old = _tagger({"rain": {"match": ["rain"]}})
+    rainy, _ = _ingest(store, old, "Heavy rain and wind hit the coast on Monday.", "rain.txt")
+    sunny, _ = _ingest(store, old, "Sunny skies and storm warnings lifted.", "sun.txt", folders=["weather"])
+    plain, _ = _ingest(store, old, "The council met to discuss parking.", "plain.txt")
+    tags = TagStore(store)
+
+    new = _tagger({"storm": {"match": ["storm", "wind"]}})  # the taxonomy changed: rain is gone
+    ids = tags.select_for_retag()
+    assert ids == [rainy, sunny, plain]
+    items, missing = tags.load_for_retag([*ids, "doc_missing"])
+    assert missing == ["doc_missing"]
+    derived = new.derive_many([i.document for i in items], [i.explicit for i in items])
+    outcome = tags.apply_retag(items, derived, run_id="run1", reason="taxonomy changed")
+    assert sorted(outcome.changed) == sorted([rainy, sunny]) and outcome.unchanged == 1
+
+    events = {e["subject"]: e for e in _retag_events(store)}
+    assert set(events) == {rainy, sunny}
+    rain_event = events[rainy]["data"]
+    assert rain_event["run_id"] == "run1" and rain_event["reason"] == "taxonomy changed"
+    assert [(t["kind"], t["name"]) for t in rain_event["added"]] == [("topic", "storm")]
+    assert [(t["kind"], t["name"]) for t in rain_event["removed"]] == [("topic", "rain")]
+    with store.session() as s:
+        sunny_tags = {(r.kind, r.name, r.source) for r in s.scalars(select(TagRow).where(TagRow.document_id == sunny))}
+    assert sunny_tags == {("folder", "weather", "folder"), ("topic", "storm", "rule:storm")}  # folder kept
+
+    # the same run again, and a new run with nothing new: no writes, no events
+    items, _ = tags.load_for_retag(ids)
+    derived = new.derive_many([i.document for i in items], [i.explicit for i in items])
+    assert tags.apply_retag(items, derived, run_id="run1", reason="again").unchanged == 3
+    assert tags.apply_retag(items, derived, run_id="run2", reason="again").unchanged == 3
+    assert len(_retag_events(store)) == 2
+
+
+def test_retag_limited_to_one_tag_name(store: DocumentStore) -> None:
+    old = _tagger()
+    doc, _ = _ingest(store, old, "Storm and wind; the election was delayed.", "a.txt")
+    new = _tagger({"storm": {"match": ["storm"]}, "elections": {"match": ["election"]}})
+    tags = TagStore(store)
+    items, _ = tags.load_for_retag([doc])
+    derived = new.derive_many([i.document for i in items], [i.explicit for i in items])
+    outcome = tags.apply_retag(items, derived, run_id="r", reason="storm rule", only_tag="storm")
+    assert outcome.changed == [doc]
+    [event] = _retag_events(store)
+    assert [t["name"] for t in event["data"]["added"]] == ["storm"]  # "elections" left for another run
+    with store.session() as s:
+        names = set(s.scalars(select(TagRow.name).where(TagRow.document_id == doc)))
+    assert names == {"storm"}
+
+
+def test_explain_says_why_each_tag_was_given(store: DocumentStore, database_url: str, tmp_path: Path) -> None:
+    tagger = _tagger()
+    _labelled(store, tagger)
+    tags = TagStore(store)
+    tags.train(min_docs=10)
+    tagger.auto = tags.load_model()
+    taxonomy = tmp_path / "taxonomy.toml"
+    taxonomy.write_text('[tags.coast]\nmatch = ["coast"]\nalgorithm = "any"\n')
+    ruled = Tagger(
+        taxonomy=Taxonomy.from_mapping({"tags": {"coast": {"match": ["coast"]}}}), nlp=None, auto_threshold=0.3
+    )
+    ruled.auto = tagger.auto
+    text = make_corpus(1, seed=5)[0].text + "\n\nRain hit the coast."
+    doc_id, _ = _ingest(store, ruled, text, "x.txt")
+    filed_id, _ = _ingest(store, tagger, "Filed under a folder.", "y.txt", folders=["archive"])
+
+    env = {
+        "SEEDWORKER_DATABASE_URL": database_url,
+        "SEEDWORKER_DATA_DIR": str(tmp_path / "data"),
+        "SEEDWORKER_TAXONOMY_PATH": str(taxonomy),
+    }
+    result = CliRunner().invoke(main, ["tags", "explain", doc_id, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    why = {(t["kind"], t["source"]): t["why"] for t in out["tags"]}
+    rule = why[("topic", "rule:coast")]
+    assert rule["rule"] == "coast" and rule["algorithm"] == "any" and "'coast'" in rule["text"]
+    [auto] = [w for (kind, source), w in why.items() if source.startswith("auto:")]
+    assert auto["model"] == "auto" and auto["version"] == 1 and 0.3 <= auto["score"] <= 1
+    assert auto["model_micro_f1"] is not None
+
+    result = CliRunner().invoke(main, ["tags", "explain", filed_id], env=env)
+    assert result.exit_code == 0, result.output
+    assert "folder" in result.output and "archive" in result.output  # the table (width-wrapped)
+    result = CliRunner().invoke(main, ["tags", "explain", filed_id, "--json"], env=env)
+    [folder] = json.loads(result.output)["tags"]
+    assert folder["why"]["text"] == "the file was in the inbox folder 'archive'"
+    assert CliRunner().invoke(main, ["tags", "explain", "doc_nope"], env=env).exit_code == 1
+
+
+def test_workers_load_a_newer_model_at_most_every_check_interval(store: DocumentStore) -> None:
+    tagger = _tagger()
+    now = [100.0]
+    due: list[int] = []
+    settings = Settings(_env_file=None, auto_tag_check_seconds=10, auto_train_after=30)  # type: ignore[call-arg]
+    tags = TagStore(store)
+    models = AutoModels(tags, settings, on_training_due=lambda: due.append(1), clock=lambda: now[0])
+    assert models.current() is None and not due
+    _labelled(store, tagger)  # 36 labelled documents
+    assert models.current() is None and not due  # within the interval: no query at all
+    now[0] += 10
+    assert models.current() is None and due == [1]  # 36 >= 30 new labelled documents
+    tags.train(min_docs=10)
+    now[0] += 5
+    assert models.current() is None
+    now[0] += 5
+    model = models.current()
+    assert model is not None and model.version == 1 and due == [1]  # counted since v1: 0 new
+    now[0] += 10
+    assert models.current() is model and due == [1]
+
+
+def test_background_training_is_requested_once(redis_client: redis.Redis) -> None:
+    sent: list[int] = []
+    assert request_training(redis_client, lambda: sent.append(1))
+    assert not request_training(redis_client, lambda: sent.append(1))
+    assert sent == [1] and redis_client.ttl(TRAIN_PENDING_KEY) > 0
