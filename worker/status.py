@@ -21,6 +21,10 @@ def collect_status(settings: Settings, *, ping_timeout: float = 1.0) -> dict[str
     store = DocumentStore(make_engine(settings.effective_database_url), event_source=settings.event_source)
     try:
         report["documents"] = store.counts()
+        if settings.webhooks:  # per endpoint: pending, delivered, failed (after the last retry)
+            from worker.events.webhooks import webhook_delivery_counts
+
+            report["webhooks"] = webhook_delivery_counts(store)
     finally:
         store.engine.dispose()
     try:
@@ -32,6 +36,7 @@ def collect_status(settings: Settings, *, ping_timeout: float = 1.0) -> dict[str
         report["stream"] = {
             "name": settings.event_stream,
             "length": int(client.xlen(settings.event_stream)) if client.exists(settings.event_stream) else 0,
+            "dead_letters": int(client.xlen(settings.event_stream + ":dead")),
         }
         app = create_app(settings, url)
         replies = app.control.ping(timeout=ping_timeout) or []

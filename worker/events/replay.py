@@ -68,7 +68,7 @@ def replay(
         pipe = client.pipeline(transaction=False)
         for _, event_id, type_, subject, payload in rows:
             fields = {"id": event_id, "type": type_, "subject": subject, "event": payload}
-            pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+            pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
         pipe.execute()
         total += len(rows)
         last_seq = rows[-1][0]

@@ -1,0 +1,257 @@
+"""Webhooks with a real HTTP server on 127.0.0.1, the real publisher and real Celery worker
+processes: signatures verify, type filters hold, a flaky endpoint receives every event, a dead
+one is recorded as failed (and shows in `seedworker status`)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.integration.test_store import _batch
+from tests.stack import Stack
+from worker.events import webhooks
+from worker.events.publisher import notify_committed
+from worker.models import FileSummary
+from worker.store.engine import make_engine
+from worker.store.repository import DocumentStore
+from worker.store.schema import WebhookDelivery
+
+SECRET = "s3cret-for-tests"
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return dict(json.loads(self.body))
+
+
+@dataclass
+class Receiver:
+    """An HTTP server that records every POST; ``fail`` decides the answer per request."""
+
+    fail: Callable[[str, int], bool] = lambda path, n: False
+    requests: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    n = sum(1 for r in receiver.requests if r.path == self.path)
+                    status = 503 if receiver.fail(self.path, n) else 204
+                    receiver.requests.append(Received(self.path, dict(self.headers), body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def url(self, path: str) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def ok(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path and r.status < 300]
+
+    def all(self, path: str) -> list[Received]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver().start()
+    yield r
+    r.stop()
+
+
+def _endpoint(receiver: Receiver, name: str, **kw: Any) -> dict[str, Any]:
+    return {"url": receiver.url(f"/{name}"), "secret": SECRET, "name": name, **kw}
+
+
+def _stack(tmp_path: Path, broker_url: str, database_url: str, endpoints: list[dict[str, Any]], **env: str) -> Stack:
+    stack = Stack(
+        tmp_path,
+        broker_url,
+        database_url,
+        extra_env={
+            "SEEDWORKER_WEBHOOKS": json.dumps(endpoints),
+            "SEEDWORKER_NER_MODEL": "",
+            "SEEDWORKER_WEBHOOK_BACKOFF": "0.2",
+            "SEEDWORKER_WEBHOOK_BACKOFF_CAP": "1",
+            **env,
+        },
+    )
+    stack.start("worker", "worker", "--concurrency=2", f"--node-name=wh@{tmp_path.name}")
+    stack.start("publisher", "publish")
+    stack.wait_for_worker()
+    return stack
+
+
+def _store(database_url: str) -> DocumentStore:
+    return DocumentStore(make_engine(database_url), event_source="urn:test")
+
+
+def _deliveries(store: DocumentStore) -> dict[tuple[str, str], WebhookDelivery]:
+    with store.session() as s:
+        return {(d.event_id, d.endpoint): d for d in s.scalars(select(WebhookDelivery))}
+
+
+def _wait(stack: Stack, predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
+    return stack.wait_for(predicate, timeout=timeout, what=what)
+
+
+def test_signed_deliveries_respect_type_filters(
+    tmp_path: Path, broker_url: str, database_url: str, receiver: Receiver
+) -> None:
+    endpoints = [_endpoint(receiver, "all"), _endpoint(receiver, "stored", types=["document.stored"])]
+    stack = _stack(tmp_path, broker_url, database_url, endpoints)
+    try:
+        store = _store(database_url)
+        store.persist_document(*_batch("first story", "k1"))
+        store.persist_document(*_batch("second story", "k2"))
+        store.persist_document(*_batch("first story", "k3"))  # duplicate
+        store.persist_failure(
+            key="k4", summary=FileSummary.of("x.bin", b"\0"), source="t", reason="binary", message="binary content"
+        )
+        notify_committed(stack.redis(), stack.stream)
+        _wait(stack, lambda: len({r.event["id"] for r in receiver.ok("/all")}) == 4, "4 events at /all")
+        _wait(stack, lambda: len({r.event["id"] for r in receiver.ok("/stored")}) == 2, "2 events at /stored")
+        stream_ids = {e["id"] for e in stack.events()}
+
+        assert {r.event["type"] for r in receiver.all("/stored")} == {"org.seedworker.document.stored"}
+        for r in receiver.all("/all") + receiver.all("/stored"):
+            h = {k.lower(): v for k, v in r.headers.items()}
+            assert h["content-type"] == "application/cloudevents+json"
+            assert h["x-seedworker-event-id"] == r.event["id"] and r.event["id"] in stream_ids
+            assert webhooks.verify(SECRET, h["x-seedworker-timestamp"], r.body, h["x-seedworker-signature"])
+            assert not webhooks.verify("wrong", h["x-seedworker-timestamp"], r.body, h["x-seedworker-signature"])
+            assert not webhooks.verify(SECRET, h["x-seedworker-timestamp"], r.body + b" ", h["x-seedworker-signature"])
+        _wait(
+            stack,
+            lambda: [d.status for d in _deliveries(store).values()] == ["delivered"] * 6,
+            "six deliveries recorded as delivered",
+        )
+        store.engine.dispose()
+    finally:
+        stack.stop()
+
+
+def test_flaky_endpoint_receives_every_event_after_retries(tmp_path: Path, broker_url: str, receiver: Receiver) -> None:
+    receiver.fail = lambda path, n: n < 4  # the first four requests fail, then it recovers
+    database_url = f"sqlite:///{tmp_path / 'seedworker.db'}"
+    stack = _stack(tmp_path, broker_url, database_url, [_endpoint(receiver, "flaky")])
+    try:
+        store = _store(database_url)
+        for i in range(3):
+            store.persist_document(*_batch(f"story {i}", f"k{i}"))
+        expected = {e["id"] for e in stack.wait_for_events(3)}
+        _wait(stack, lambda: {r.event["id"] for r in receiver.ok("/flaky")} == expected, "every event delivered")
+        rows = _deliveries(store)
+        _wait(stack, lambda: all(d.status == "delivered" for d in _deliveries(store).values()), "rows delivered")
+        rows = _deliveries(store)
+        assert sum(d.attempts for d in rows.values()) == len(receiver.all("/flaky")) >= 7
+        assert Counter(r.status for r in receiver.all("/flaky"))[503] == 4
+        store.engine.dispose()
+    finally:
+        stack.stop()
+
+
+def test_dead_endpoint_is_recorded_failed_after_the_last_attempt(
+    tmp_path: Path, broker_url: str, receiver: Receiver
+) -> None:
+    receiver.fail = lambda path, n: path == "/down"
+    database_url = f"sqlite:///{tmp_path / 'seedworker.db'}"
+    endpoints = [_endpoint(receiver, "down"), _endpoint(receiver, "up")]
+    stack = _stack(tmp_path, broker_url, database_url, endpoints, SEEDWORKER_WEBHOOK_MAX_ATTEMPTS="3")
+    try:
+        store = _store(database_url)
+        store.persist_document(*_batch("story", "k1"))
+        [event] = stack.wait_for_events(1)
+        row = _wait(
+            stack,
+            lambda: (d := _deliveries(store).get((event["id"], "down"))) and d.status == "failed" and d,
+            "the delivery to /down recorded as failed",
+        )
+        assert row.attempts == 3 and row.last_error.startswith("HTTP 503")
+        assert len(receiver.all("/down")) == 3
+        assert [r.event["id"] for r in receiver.ok("/up")] == [event["id"]]
+        assert webhooks.webhook_failure_counts(store) == {"down": 1}
+
+        from worker.settings import Settings
+        from worker.status import collect_status
+
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            broker_url=broker_url,
+            database_url=database_url,
+            data_dir=tmp_path / "data",
+            webhooks=endpoints,
+        )
+        report = collect_status(settings, ping_timeout=0.5)
+        assert report["webhooks"]["down"] == {"pending": 0, "delivered": 0, "failed": 1}
+        time.sleep(1.5)  # no further attempt after the last one
+        assert len(receiver.all("/down")) == 3
+        store.engine.dispose()
+    finally:
+        stack.stop()
+
+
+def test_signature_covers_timestamp_and_body() -> None:
+    now = str(int(time.time()))
+    sig = webhooks.sign("k", now, b"{}")
+    assert sig.startswith("sha256=") and len(sig) == 7 + 64
+    assert webhooks.verify("k", now, b"{}", sig)
+    assert not webhooks.verify("k", str(int(now) + 1), b"{}", sig)
+    old = str(int(time.time()) - 3600)
+    assert not webhooks.verify("k", old, b"{}", webhooks.sign("k", old, b"{}"))
+    assert not webhooks.verify("k", "not-a-number", b"{}", sig)
+
+
+def test_endpoint_settings_are_validated_and_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.errors import ConfigError
+    from worker.settings import load_settings
+
+    monkeypatch.setenv(
+        "SEEDWORKER_WEBHOOKS",
+        json.dumps([{"url": "http://127.0.0.1:1/h", "secret": "x", "types": ["document.failed"]}]),
+    )
+    settings = load_settings(_env_file=None)
+    [endpoint] = settings.webhooks
+    assert endpoint.wants("org.seedworker.document.failed") and not endpoint.wants("org.seedworker.document.stored")
+    assert settings.masked()["webhooks"][0]["secret"] == "********"
+    assert "x" not in json.dumps(settings.masked()["webhooks"][0]["secret"])
+    monkeypatch.setenv("SEEDWORKER_WEBHOOKS", json.dumps([{"url": "http://h", "secret": "x", "colour": "red"}]))
+    with pytest.raises(ConfigError, match="colour"):
+        load_settings(_env_file=None)
