@@ -13,6 +13,7 @@ from celery import Task
 from worker.errors import InputError, RetryableError
 from worker.events.publisher import notify_committed
 from worker.logs import get_logger
+from worker.metrics import record_outcomes
 from worker.models import FileSummary, IngestResult, Outcome
 from worker.retry import DEFAULT_RETRY
 from worker.runtime import Runtime
@@ -54,6 +55,7 @@ def run_with_retry(task: Task, work: Callable[[], T], on_give_up: Callable[[Exce
 def finish(rt: Runtime, reply_to: str | None, result: IngestResult) -> str:
     """After the commit: wake the publisher, answer the producer, log, return Flower's line."""
     notify_committed(rt.redis, rt.settings.event_stream)
+    record_outcomes(result.outcomes)
     for outcome in result.outcomes:
         log.info(
             "outcome",

@@ -8,6 +8,7 @@ store; ``store`` is the single write, one transaction per document with its even
 from __future__ import annotations
 
 from worker.errors import InputError, TooLarge
+from worker.metrics import stage_timer
 from worker.models import (
     FileSummary,
     IngestRequest,
@@ -25,6 +26,7 @@ def _failure(record: int | None, error: InputError) -> RecordFailure:
     return RecordFailure(record=record, reason=error.reason, message=error.message, details=error.details)
 
 
+@stage_timer("normalise")
 def prepare(request: IngestRequest, key: str, *, max_bytes: int) -> PipelineBatch:
     """Decode and normalise: the request becomes documents and typed failures."""
     raw = request.raw_bytes()
@@ -46,6 +48,7 @@ def prepare(request: IngestRequest, key: str, *, max_bytes: int) -> PipelineBatc
     return batch
 
 
+@stage_timer("tag")
 def tag(batch: PipelineBatch, tagger: Tagger) -> PipelineBatch:
     """Tag every document of the batch in one call, so NER runs over them as a batch."""
     if not batch.items:
@@ -62,6 +65,7 @@ def tag(batch: PipelineBatch, tagger: Tagger) -> PipelineBatch:
     return batch
 
 
+@stage_timer("store")
 def store(batch: PipelineBatch, documents: DocumentStore, *, max_bytes: int) -> IngestResult:
     """Persist every outcome of the batch; idempotent per item key."""
     raw = batch.request.raw_bytes()

@@ -75,6 +75,10 @@ def run_worker(
     configure_logging(settings)
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
+    if settings.metrics_port:  # before the pool forks: see worker/metrics.py
+        from worker.metrics import serve_worker_metrics
+
+        serve_worker_metrics(settings, broker_url, node_name or "seedworker@" + socket.gethostname())
     app = create_app(settings, broker_url)
 
     def _child_init(**_: Any) -> None:

@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     flower_port: int = Field(5555, gt=0, lt=65536, description="Port Flower listens on.")
     flower_basic_auth: SecretStr | None = Field(None, description="user:password[,user2:pw2]; required off loopback.")
     flower_url_prefix: str = Field("", description="URL prefix when Flower runs behind a proxy.")
+    metrics_port: int = Field(
+        0, ge=0, lt=65536, description="Port of the worker's Prometheus /metrics (0 = off; one port per worker)."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on.")
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
