@@ -10,6 +10,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from worker.broker import broker_use_ssl
 from worker.settings import Settings
 
 TASK_MODULES = ["tasks.ingest", "tasks.stages", "tasks.tagging", "tasks.webhooks"]
@@ -35,6 +36,7 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
+        broker_use_ssl=broker_use_ssl(broker_url),
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
             "socket_keepalive": True,
@@ -52,3 +54,15 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
     )
     app.conf.seedworker_settings = settings
     return app
+
+
+def __getattr__(name: str) -> Celery:
+    """``celery -A worker.app:flower_app flower``: Flower gets this same app (JSON only, the
+    queues, TLS options) built from the settings and the broker URL its launcher passed."""
+    if name == "flower_app":
+        import os
+
+        from worker.settings import load_settings
+
+        return create_app(load_settings(), os.environ["CELERY_BROKER_URL"])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -48,6 +48,27 @@ def connect(url: str, **kwargs: object) -> redis.Redis:
     return redis.Redis.from_url(url, **kwargs)
 
 
+def broker_use_ssl(url: str) -> dict[str, object] | None:
+    """Celery's ``broker_use_ssl`` for a ``rediss://`` URL, from the ``ssl_*`` options in its
+    query (Settings puts SEEDWORKER_REDIS_TLS_* there); None for plain connections.  Flower
+    needs this in the app's configuration: it does not read the URL's query."""
+    import ssl
+    from urllib.parse import parse_qsl, urlsplit
+
+    if not url.startswith("rediss://"):
+        return None
+    query = dict(parse_qsl(urlsplit(url).query))
+    reqs = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+    cert_reqs = query.get("ssl_cert_reqs", "required").lower().removeprefix("cert_")
+    if cert_reqs not in reqs:
+        raise ConfigError(f"ssl_cert_reqs must be required, optional or none, not {cert_reqs!r}")
+    options: dict[str, object] = {"ssl_cert_reqs": reqs[cert_reqs]}
+    for key in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+        if query.get(key):
+            options[key] = query[key]
+    return options
+
+
 def _free_port() -> int:
     import socket
 

@@ -80,10 +80,13 @@ def run_worker(
 
         serve_worker_metrics(settings, broker_url, node_name or "seedworker@" + socket.gethostname())
     app = create_app(settings, broker_url)
+    qs = queues or sorted({settings.queue, settings.effective_tag_queue})
+    # A worker that never runs the tag stage (chain mode, tag queue elsewhere) skips the NER model.
+    tags_here = settings.pipeline == "inline" or settings.effective_tag_queue in qs
 
     def _child_init(**_: Any) -> None:
         configure_logging(settings)
-        init_runtime(settings, broker_url)
+        init_runtime(settings, broker_url, load_models=tags_here)
 
     def _child_shutdown(**_: Any) -> None:
         get_runtime().close()
@@ -91,8 +94,7 @@ def run_worker(
     worker_process_init.connect(_child_init, weak=False)
     worker_process_shutdown.connect(_child_shutdown, weak=False)
     if pool in ("solo", "threads"):
-        init_runtime(settings, broker_url)
-    qs = queues or sorted({settings.queue, settings.effective_tag_queue})
+        init_runtime(settings, broker_url, load_models=tags_here)
     argv = [
         "worker",
         f"--hostname={node_name or 'seedworker@' + socket.gethostname()}",
@@ -158,6 +160,7 @@ def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict
         sys.executable,
         "-m",
         "celery",
+        "--app=worker.app:flower_app",
         "flower",
         f"--address={settings.flower_address}",
         f"--port={settings.flower_port}",

