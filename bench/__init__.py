@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations of seedworker (not tests): ``python -m bench.run``."""

