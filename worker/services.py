@@ -167,9 +167,11 @@ def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict
         "--persistent=True",
         f"--db={(settings.data_dir / 'flower.db').resolve()}",
         "--state_save_interval=60000",
+        "--enable_events=True",  # keep the workers' task events on, even after a worker restart
+        "--inspect_timeout=5000",  # ms; /api/workers?refresh=1 waits this long for busy workers
     ]
-    if settings.flower_url_prefix:
-        argv.append(f"--url_prefix={settings.flower_url_prefix}")
+    if settings.flower_url_prefix.strip("/"):
+        argv.append(f"--url_prefix={settings.flower_url_prefix.strip('/')}")
     env = {**os.environ, "CELERY_BROKER_URL": broker_url}
     if auth:
         env["FLOWER_BASIC_AUTH"] = auth

@@ -1,12 +1,17 @@
-"""Flower as a real process against the stack's broker: it sees the workers and the tasks,
-with short arguments and short results; with basic auth it refuses anonymous API calls."""
+"""Flower as a real process against the stack's broker, behind a URL prefix and basic auth:
+it lists the workers (from inspect replies and from task events) and the tasks, with short
+arguments and short results; anonymous API calls are refused; its state persists in the
+data directory.  Off loopback it refuses to start without basic auth.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tests.conftest import EXAMPLE
 from tests.stack import Stack
@@ -40,6 +46,10 @@ def _get(url: str, auth: str | None = None) -> Any:
         return json.loads(resp.read())
 
 
+PREFIX = "ops/flower"
+AUTH = "ops:s3cret-pw"
+
+
 @pytest.fixture
 def flower_stack(tmp_path: Path, broker_url: str) -> Iterator[tuple[Stack, str]]:
     port = _free_port()
@@ -47,29 +57,42 @@ def flower_stack(tmp_path: Path, broker_url: str) -> Iterator[tuple[Stack, str]]
         tmp_path,
         broker_url,
         f"sqlite:///{tmp_path / 'db.sqlite'}",
-        extra_env={"SEEDWORKER_FLOWER_PORT": str(port), "SEEDWORKER_FLOWER_BASIC_AUTH": "ops:s3cret-pw"},
+        extra_env={
+            "SEEDWORKER_FLOWER_PORT": str(port),
+            "SEEDWORKER_FLOWER_BASIC_AUTH": AUTH,
+            "SEEDWORKER_FLOWER_URL_PREFIX": PREFIX,
+        },
     )
     stack.start("flower", "flower")  # before the worker, so Flower sees every task event
     stack.start_all()
-    yield stack, f"http://127.0.0.1:{port}"
+    yield stack, f"http://127.0.0.1:{port}/{PREFIX}"
+    if stack.procs["flower"].poll() is None:
+        stack.kill("flower", signal.SIGTERM)  # Flower saves its state on SIGTERM
     stack.stop()
 
 
-def test_flower_shows_workers_and_short_task_lines(flower_stack: tuple[Stack, str]) -> None:
-    stack, base = flower_stack
-    deadline = time.monotonic() + 30
+def _wait_until_up(base: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
     while True:
         try:
-            _get(f"{base}/api/workers", auth="ops:s3cret-pw")
-            break
+            _get(f"{base}/api/workers?status=1", auth=AUTH)
+            return
         except (urllib.error.URLError, ConnectionError):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
 
+
+def test_flower_shows_workers_and_short_task_lines(flower_stack: tuple[Stack, str]) -> None:
+    stack, base = flower_stack
+    _wait_until_up(base)
+
     with pytest.raises(urllib.error.HTTPError) as denied:
         _get(f"{base}/api/workers")
     assert denied.value.code == 401
+    with pytest.raises(urllib.error.HTTPError) as elsewhere:  # only under the prefix
+        _get(base.replace(f"/{PREFIX}", "") + "/api/workers", auth=AUTH)
+    assert elsewhere.value.code == 404
 
     shutil.copy(EXAMPLE, stack.inbox / "article.txt")
     stack.wait_for_events(1)
@@ -85,13 +108,60 @@ def test_flower_shows_workers_and_short_task_lines(flower_stack: tuple[Stack, st
     assert task["result"].strip("'\"").startswith("stored doc_")
 
     assert str(task["worker"]).startswith("w1@")  # Flower knows the worker from its task events
+    node = str(task["worker"])
+
+    # /api/workers answers from Flower's inspect cache, which is empty until a refresh when the
+    # worker started after Flower; ?refresh=1 asks the workers (broadcast over Redis) first.
+    workers = stack.wait_for(
+        lambda: _get(f"{base}/api/workers?refresh=1", auth=AUTH).get(node), 60, what="the worker in /api/workers"
+    )
+    assert workers["stats"]["pool"]["max-concurrency"] == 2
+    assert [q["name"] for q in workers["active_queues"]] == ["seedworker"]
+    assert "seedworker.ingest" in workers["registered"]
+    assert _get(f"{base}/api/workers?status=1", auth=AUTH)[node] is True  # alive, from heartbeats
+    with urllib.request.urlopen(f"{base}/healthcheck", timeout=10) as resp:  # no auth, for probes
+        assert resp.read() == b"OK"
+
+    stack.kill("flower", signal.SIGTERM)
+    assert stack.procs["flower"].returncode == 0
+    assert list((stack.root / "data").glob("flower.db*")), "Flower kept no state in the data directory"
     assert "s3cret-pw" not in stack.tail("flower", 400)
 
 
-def test_flower_refuses_public_address_without_auth(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path, flower_address="0.0.0.0")  # type: ignore[call-arg]
+@pytest.mark.parametrize("address", ["0.0.0.0", "", "10.1.2.3", "::"])
+def test_flower_refuses_public_address_without_auth(tmp_path: Path, address: str) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path, flower_address=address)  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match="without SEEDWORKER_FLOWER_BASIC_AUTH"):
         flower_command(settings, "redis://127.0.0.1:1/0")
+    with_auth = settings.model_copy(update={"flower_basic_auth": SecretStr("a:b")})
+    argv, _ = flower_command(with_auth, "redis://127.0.0.1:1/0")
+    assert f"--address={address}" in argv
+
+
+def test_flower_command_refusal_as_a_real_process(tmp_path: Path) -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SEEDWORKER_FLOWER_ADDRESS": "0.0.0.0",
+        "SEEDWORKER_BROKER_URL": "redis://127.0.0.1:1/0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "flower"],
+        check=False,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and "without SEEDWORKER_FLOWER_BASIC_AUTH" in done.stderr
+
+
+def test_flower_command_keeps_state_and_events(tmp_path: Path) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data", flower_url_prefix="/flower/")  # type: ignore[call-arg]
+    argv, _ = flower_command(settings, "redis://127.0.0.1:1/0")
+    assert "--persistent=True" in argv and f"--db={(tmp_path / 'data' / 'flower.db').resolve()}" in argv
+    assert "--url_prefix=flower" in argv and "--enable_events=True" in argv
+    assert "--app=worker.app:flower_app" in argv
 
 
 def test_flower_secrets_stay_out_of_its_command_line(tmp_path: Path) -> None:
