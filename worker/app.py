@@ -39,6 +39,9 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         broker_use_ssl=broker_use_ssl(broker_url),
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout,
+            # Scan for expired unacknowledged messages every restore interval (10 s), not every
+            # tenth one (kombu's default): a dead worker's tasks come back soon after the timeout.
+            "unacked_restore_throttle": 1,
             "socket_keepalive": True,
             "health_check_interval": 30,
         },
