@@ -309,6 +309,10 @@ def account_for(stack: Stack, inputs: list[Input], *, timeout: float = 120.0, pr
         stream_entries=len(ids),
         seconds=seconds,
     )
+    print(
+        f"accounted for {len(inputs)} inputs in {seconds:.1f}s: {result.counts} stored/duplicate/failed, "
+        f"{result.events} events, {result.repeats} repeated stream entries"
+    )
     stack.check_alive()
     if probe:
         assert_recovers(stack)

@@ -213,7 +213,7 @@ def test_redis_restarted_mid_ingest(make_stack: StackFactory, database_url: str,
             server.stop()
         else:
             server.kill()
-        assert not redis_ping(server.url)
+        assert not redis_ping(stack.broker_url)
         time.sleep(2.0)  # an outage, not a blip
         server.start()
         result = account_for(stack, inputs, timeout=240)
