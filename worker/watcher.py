@@ -28,6 +28,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from pydantic import ValidationError
 from watchdog.events import (
     DirMovedEvent,
     FileClosedEvent,
@@ -39,7 +40,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from worker.errors import InputError, TooLarge, UnreadableFile, UnsafePath
+from worker.errors import InputError, InvalidRequest, TooLarge, UnreadableFile, UnsafePath
 from worker.logs import get_logger
 from worker.models import FileSummary, IngestRequest
 from worker.settings import Settings
@@ -49,11 +50,29 @@ log = get_logger("seedworker.watcher")
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".swx", "~")
 INGEST_TASK = "seedworker.ingest"
 FAILURE_TASK = "seedworker.record_failure"
+NAME_MAX = 255  # bytes in one path component on Linux filesystems
 
 
 def is_ignored(name: str) -> bool:
     """Hidden and temporary files are never taken (editors and copy tools write these)."""
     return name.startswith((".", "~$")) or name.lower().endswith(TEMP_SUFFIXES)
+
+
+def display_name(name: str) -> str:
+    """A file or folder name as it may travel in messages, logs, events and the database.
+
+    Names are bytes on Linux: bytes that are not UTF-8 (surrogate escapes after ``fsdecode``)
+    become U+FFFD and a backslash becomes U+FF3C, so a hostile name can neither break JSON,
+    PostgreSQL or a log line nor be refused by the request model.  The file on disk keeps
+    its real name.
+    """
+    return os.fsencode(name).decode("utf-8", "replace").replace("\\", "\uff3c")[:255] or "unnamed"
+
+
+def _fit(name: str, suffix: str = "") -> str:
+    """``name + suffix``, with ``name`` cut short so that the whole is at most NAME_MAX bytes."""
+    raw, room = os.fsencode(name), NAME_MAX - len(os.fsencode(suffix))
+    return os.fsdecode(raw[:room]) + suffix
 
 
 @dataclass
@@ -75,6 +94,22 @@ class Claim:
     @property
     def key(self) -> str:
         return f"claim:{self.claim_id}"
+
+    @property
+    def name(self) -> str:
+        """The file name as messages, events and logs show it (see ``display_name``)."""
+        return display_name(self.rel.name)
+
+    @property
+    def shown(self) -> str:
+        """The path relative to the inbox, as messages, events and logs show it."""
+        return "/".join(display_name(part) for part in self.rel.parts)
+
+    @property
+    def folders(self) -> list[str]:
+        """Folder names that may become tags: shown names, 1 to 100 characters, at most 20."""
+        names = (" ".join(display_name(p).split())[:100] for p in self.rel.parent.parts)
+        return [name for name in names if name][:20]
 
 
 class _Events(FileSystemEventHandler):  # type: ignore[misc]
@@ -202,7 +237,11 @@ class InboxWatcher:
         """Files present at start, and anything an event was missed for (rename storms, overflow)."""
         for root, dirs, files in os.walk(self.inbox):
             dirs[:] = [d for d in dirs if not is_ignored(d)]
-            for name in files:
+            # A link to a directory is listed among the folders (and never entered): it is
+            # an entry of the inbox like any file, claimed and failed as unsafe_path.
+            links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+            dirs[:] = [d for d in dirs if d not in links]
+            for name in [*files, *links]:
                 path = Path(root) / name
                 with self._lock:
                     known = path in self._candidates
@@ -238,15 +277,15 @@ class InboxWatcher:
         claim_id = uuid.uuid4().hex
         rel = path.relative_to(self.inbox)
         dest = self.own_dir / claim_id / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
             os.rename(path, dest)
         except FileNotFoundError:
             shutil.rmtree(self.own_dir / claim_id, ignore_errors=True)  # someone else won
             return
         except OSError as exc:
             shutil.rmtree(self.own_dir / claim_id, ignore_errors=True)
-            log.warning("could not claim file", file=str(rel), error=str(exc))
+            log.warning("could not claim file", file=display_name(str(rel)), error=str(exc))
             return
         claim = Claim(claim_id=claim_id, path=dest, rel=rel)
         with self._lock:
@@ -256,19 +295,11 @@ class InboxWatcher:
     def _send(self, claim: Claim) -> None:
         try:
             data = self._read(claim)
+            request = self._request(claim, data)
         except InputError as exc:
             self._send_failure(claim, exc)
             return
-        claim.summary = FileSummary.of(claim.rel.name, data)
-        request = IngestRequest.from_bytes(
-            data,
-            filename=claim.rel.name,
-            source="inbox",
-            metadata={"path": str(claim.rel)},
-            folder_tags=[p for p in claim.rel.parent.parts][:20],
-            idempotency_key=claim.key,
-            reply_to=self.reply_key,
-        )
+        claim.summary = FileSummary.of(claim.name, data)
         self._enqueue(
             claim,
             INGEST_TASK,
@@ -276,33 +307,63 @@ class InboxWatcher:
             argsrepr=str(claim.summary),
         )
 
+    def _request(self, claim: Claim, data: bytes) -> IngestRequest:
+        try:
+            return IngestRequest.from_bytes(
+                data,
+                filename=claim.name,
+                source="inbox",
+                metadata={"path": claim.shown},
+                folder_tags=claim.folders,
+                idempotency_key=claim.key,
+                reply_to=self.reply_key,
+            )
+        except ValidationError as exc:  # a name or folder the request model refuses
+            raise InvalidRequest(f"'{claim.shown}' cannot be sent: {exc.errors()[0]['msg']}") from None
+
     def _read(self, claim: Claim) -> bytes:
-        """Read the claimed file: never through a link, never a FIFO, never more than the limit."""
-        st = claim.path.lstat()
+        """Read the claimed file: never through a link, never a FIFO, never more than the limit.
+
+        ``lstat`` decides before anything is opened: a link is never followed (not even to
+        learn what it points at beyond its target's name), a FIFO, socket, device or
+        directory is never opened, and an oversized file is never read.  The open itself
+        is ``O_NOFOLLOW | O_NONBLOCK`` and is checked again with ``fstat``, so a file
+        swapped for a link or a FIFO after the ``lstat`` is refused too.
+        """
+        shown = claim.shown
+        try:
+            st = claim.path.lstat()
+        except OSError as exc:
+            raise UnreadableFile(f"'{shown}' vanished before it could be read: {exc.strerror}") from None
         if stat.S_ISLNK(st.st_mode):
-            target = os.readlink(claim.path)
-            raise UnsafePath(f"'{claim.rel}' is a symbolic link (to {target!r}); seedworker never follows links")
+            target = display_name(os.readlink(claim.path))
+            raise UnsafePath(f"'{shown}' is a symbolic link (to {target!r}); seedworker never follows links")
         if not stat.S_ISREG(st.st_mode):
-            raise UnreadableFile(f"'{claim.rel}' is not a regular file (FIFO, socket or device)")
+            raise UnreadableFile(f"'{shown}' is not a regular file ({_kind(st.st_mode)})")
         limit = self.settings.max_file_bytes
         if st.st_size > limit:
             raise TooLarge(
-                f"'{claim.rel}' is {st.st_size} bytes, over the limit of {limit} bytes", size=st.st_size, limit=limit
+                f"'{shown}' is {st.st_size} bytes, over the limit of {limit} bytes", size=st.st_size, limit=limit
             )
         try:
             fd = os.open(claim.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise UnsafePath(f"'{claim.rel}' became a symbolic link") from exc
-            raise UnreadableFile(f"cannot open '{claim.rel}': {exc.strerror}") from exc
+                raise UnsafePath(f"'{shown}' became a symbolic link") from None
+            raise UnreadableFile(f"cannot open '{shown}': {exc.strerror}") from None
         with os.fdopen(fd, "rb") as fh:
-            data = fh.read(limit + 1)
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise UnreadableFile(f"'{shown}' stopped being a regular file before it was read")
+            try:
+                data = fh.read(limit + 1)
+            except OSError as exc:
+                raise UnreadableFile(f"cannot read '{shown}': {exc.strerror}") from None
         if len(data) > limit:
-            raise TooLarge(f"'{claim.rel}' grew over the limit of {limit} bytes while being read", limit=limit)
+            raise TooLarge(f"'{shown}' grew over the limit of {limit} bytes while being read", limit=limit)
         return data
 
     def _send_failure(self, claim: Claim, exc: InputError) -> None:
-        claim.summary = FileSummary.of(claim.rel.name, b"")
+        claim.summary = FileSummary.of(claim.name, b"")
         self._enqueue(
             claim,
             FAILURE_TASK,
@@ -314,7 +375,7 @@ class InboxWatcher:
                 "message": exc.message,
                 "reply_to": self.reply_key,
             },
-            argsrepr=f"{claim.rel.name}: {exc.reason}",
+            argsrepr=f"{claim.name}: {exc.reason}",
         )
 
     def _enqueue(self, claim: Claim, task: str, *, kwargs: dict[str, Any], argsrepr: str) -> None:
@@ -329,25 +390,24 @@ class InboxWatcher:
                 retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
             )
             claim.sent_at = time.monotonic()
-            log.info("sent", file=str(claim.rel), key=claim.key, task=task)
+            log.info("sent", file=claim.shown, key=claim.key, task=task)
         except Exception as exc:  # broker down: the claim stays on disk and is re-sent later
             claim.sent_at = time.monotonic() - self.resend_after + 2.0
-            log.warning("broker unavailable, will resend", file=str(claim.rel), error=str(exc))
+            log.warning("broker unavailable, will resend", file=claim.shown, error=str(exc))
 
     def _recover_claims(self) -> None:
         """Claims left by an earlier run of this watcher: re-send them with the same key."""
         if not self.own_dir.exists():
             return
         for claim_dir in sorted(self.own_dir.iterdir()):
-            files = [Path(r) / f for r, _, fs in os.walk(claim_dir) for f in fs]
-            if not files:
+            path = _claimed_entry(claim_dir)
+            if path is None:
                 shutil.rmtree(claim_dir, ignore_errors=True)
                 continue
-            path = files[0]
             claim = Claim(claim_id=claim_dir.name, path=path, rel=path.relative_to(claim_dir))
             with self._lock:
                 self._claims[claim.key] = claim
-            log.info("recovering claim", file=str(claim.rel), key=claim.key)
+            log.info("recovering claim", file=claim.shown, key=claim.key)
             self._send(claim)
 
     def _resend_stale(self) -> None:
@@ -355,7 +415,7 @@ class InboxWatcher:
         with self._lock:
             stale = [c for c in self._claims.values() if now - c.sent_at > self.resend_after]
         for claim in stale:
-            log.warning("no reply yet, resending", file=str(claim.rel), key=claim.key)
+            log.warning("no reply yet, resending", file=claim.shown, key=claim.key)
             self._send(claim)
 
     # -- outcomes -------------------------------------------------------------------------------
@@ -366,7 +426,12 @@ class InboxWatcher:
             log.warning("cannot read replies", error=str(exc))
             return
         for raw in replies or []:
-            self._finish(json.loads(raw))
+            try:
+                reply = json.loads(raw)
+            except ValueError:
+                log.error("ignoring a reply that is not JSON", reply=repr(raw[:200]))
+                continue
+            self._finish(reply)
 
     def _finish(self, reply: dict[str, Any]) -> None:
         outcomes = reply.get("outcomes", [])
@@ -377,43 +442,114 @@ class InboxWatcher:
             if claim is None:
                 continue  # a repeat reply for a claim already finished
             mine = [o for o in outcomes if o["key"].split("#L", 1)[0] == key]
-            failed = all(o["status"] == "failed" for o in mine)
+            failures = [o for o in mine if o["status"] == "failed"]
             try:
-                if failed:
-                    self._move_failed(claim, mine)
+                if failures:
+                    # Wholly failed, or a JSON Lines file with some bad lines (its good lines
+                    # are stored): the original is kept in failed/ for the user to fix.
+                    self._move_failed(claim, mine, failures)
                 elif self.settings.after_success == "delete":
                     claim.path.unlink(missing_ok=True)
                 else:
                     self._move(claim, Path(str(self.settings.archive_dir)))
-            except OSError as exc:
-                log.error("could not move finished file", file=str(claim.rel), error=str(exc))
+            except (OSError, ValueError) as exc:
+                log.error("could not move finished file", file=claim.shown, error=str(exc))
             shutil.rmtree(self.own_dir / claim.claim_id, ignore_errors=True)
-            log.info("finished", file=str(claim.rel), key=key, status="failed" if failed else "done")
+            status = "done" if not failures else "failed" if len(failures) == len(mine) else "partly failed"
+            log.info("finished", file=claim.shown, key=key, status=status)
 
     def _move(self, claim: Claim, root: Path) -> Path:
         dest = root / claim.rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists() or dest.is_symlink():
-            dest = dest.with_name(f"{dest.stem}.{claim.claim_id[:8]}{dest.suffix}")
+            suffix = dest.suffix if len(dest.suffix) <= 16 else ""
+            stem = dest.name[: len(dest.name) - len(suffix)] if suffix else dest.name
+            dest = dest.with_name(_fit(stem, f".{claim.claim_id[:8]}{suffix}"))
         shutil.move(str(claim.path), str(dest))
         return dest
 
-    def _move_failed(self, claim: Claim, outcomes: list[dict[str, Any]]) -> None:
+    def _move_failed(self, claim: Claim, outcomes: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+        """The original into failed/, with ``<name>.error.json`` saying what went wrong.
+
+        For a JSON Lines file ``failed_lines`` names every bad line (``records`` has each
+        one's reason and message) and ``stored_records`` counts the lines that were stored.
+        """
         dest = self._move(claim, Path(str(self.settings.failed_dir)))
-        first = outcomes[0]
+        first = failures[0]
+        lines = sorted(line for o in failures if (line := _record_line(o["key"])) is not None)
+        message = first.get("message")
+        if lines and len(failures) < len(outcomes):
+            message = f"{len(failures)} of {len(outcomes)} records failed (lines {_ranges(lines)}); first: {message}"
+        elif lines and len(failures) > 1:
+            message = f"all {len(failures)} records failed (lines {_ranges(lines)}); first: {message}"
         report = {
-            "file": str(claim.rel),
+            "file": claim.shown,
             "reason": first.get("reason"),
-            "message": first.get("message"),
+            "message": message,
             "failure_id": first.get("document_id"),
             "key": claim.key,
             "failed_at": dt.datetime.now(dt.UTC).isoformat(),
+            "failed_lines": lines,
+            "stored_records": len(outcomes) - len(failures),
+            "records": [
+                {
+                    "line": _record_line(o["key"]),
+                    "reason": o.get("reason"),
+                    "message": o.get("message"),
+                    "failure_id": o.get("document_id"),
+                }
+                for o in failures
+            ],
             "outcomes": outcomes,
         }
-        side = dest.with_name(dest.name + ".error.json")
+        side = dest.with_name(_fit(dest.name, ".error.json"))
         side.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @property
     def in_flight(self) -> int:
         with self._lock:
             return len(self._claims)
+
+
+def _record_line(key: str) -> int | None:
+    """The JSON Lines line number in an outcome key (``claim:<id>#L<line>``)."""
+    _, sep, line = key.partition("#L")
+    return int(line) if sep and line.isdigit() else None
+
+
+def _ranges(lines: list[int]) -> str:
+    """[1, 2, 3, 7] -> "1-3, 7"; long lists are cut short."""
+    parts: list[str] = []
+    start = prev = lines[0]
+    for line in [*lines[1:], None]:
+        if line is not None and line == prev + 1:
+            prev = line
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if line is not None:
+            start = prev = line
+    return ", ".join(parts[:20]) + (", ..." if len(parts) > 20 else "")
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _claimed_entry(claim_dir: Path) -> Path | None:
+    """The one entry (file, link, FIFO...) inside a claim folder, or None if it is empty.
+
+    Links to directories count as entries: ``os.walk`` lists them among the folders.
+    """
+    for root, dirs, files in os.walk(claim_dir):
+        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        if files or links:
+            return Path(root) / sorted([*files, *links])[0]
+    return None
