@@ -20,57 +20,63 @@ import random
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 TOPICS: dict[str, list[str]] = {
-    "politics": (
+    "politics": _words(
         "parliament senator election ballot coalition opposition cabinet legislation campaign voters "
         "lawmakers referendum party leader constitution governor mayor debate veto bill amendment "
         "presidency majority caucus polls candidate incumbent speaker impeachment manifesto"
-    ).split(),
-    "sport": (
+    ),
+    "sport": _words(
         "match goal striker league championship tournament coach season stadium fans referee "
         "midfielder penalty final trophy squad injury transfer olympics medal sprint marathon "
         "tennis cricket innings playoff defender keeper victory fixture"
-    ).split(),
-    "economy": (
+    ),
+    "economy": _words(
         "inflation interest rates central bank gdp growth recession unemployment tariffs exports "
         "imports markets investors shares bonds currency deficit wages prices consumers retail "
         "earnings profits stocks manufacturing supply demand lending mortgage"
-    ).split(),
-    "science": (
+    ),
+    "science": _words(
         "researchers telescope galaxy experiment laboratory physicists particle genome species "
         "fossil climate satellite orbit spacecraft molecule quantum astronomers evolution samples "
         "observatory asteroid planet reactor chemistry biology microscope hypothesis journal"
-    ).split(),
-    "health": (
+    ),
+    "health": _words(
         "hospital patients vaccine doctors nurses disease outbreak infection treatment clinic "
         "surgery virus symptoms pandemic cancer diagnosis therapy medicine pharmacy wellbeing "
         "obesity diabetes dementia prescriptions emergency ward paramedics epidemic"
-    ).split(),
-    "culture": (
+    ),
+    "culture": _words(
         "festival album novel film director actress museum exhibition theatre concert band "
         "gallery painting orchestra premiere audience poet author screenplay opera choreographer "
         "sculpture bestseller soundtrack curator playwright documentary"
-    ).split(),
+    ),
 }
 #: Words more than one section uses: what makes the task not trivially separable.
-SHARED_TOPICAL = (
+SHARED_TOPICAL = _words(
     "minister record study budget report funding crisis reform strike award record-breaking "
     "government public national plan policy research data results season director board "
     "investment launch programme agency council international global"
-).split()
-NEWSROOM = (
+)
+NEWSROOM = _words(
     "officials said on Tuesday according to a statement the latest figures showed people "
     "week year country city region local spokesperson told reporters announced expected "
     "continue despite concerns after months earlier this while many others added"
-).split()
-VERBS = (
+)
+VERBS = _words(
     "announced criticised praised reviewed questioned welcomed delayed expanded cut unveiled "
     "examined defended rejected backed warned highlighted"
-).split()
+)
 CONNECTORS = ["Meanwhile,", "However,", "On Monday,", "Later,", "In a statement,", "Separately,", "", "", ""]
 CITIES = ["Lisbon", "Nairobi", "Toronto", "Osaka", "Lima", "Oslo", "Accra", "Perth", "Dublin", "Quito"]
 
@@ -102,11 +108,13 @@ def _sentence(rng: random.Random, topic: str, topical_share: float) -> str:
     return sentence.strip() + "."
 
 
-def make_corpus(per_topic: int = 60, *, seed: int = 4, topical_share: float = 0.1) -> list[LabelledDoc]:
-    """``per_topic`` documents per topic, the same for the same arguments, in a shuffled order."""
+def make_corpus(
+    per_topic: int = 60, *, seed: int = 4, topical_share: float = 0.1, topics: Sequence[str] = tuple(TOPICS)
+) -> list[LabelledDoc]:
+    """``per_topic`` documents for each of ``topics``, the same for the same arguments, shuffled."""
     rng = random.Random(seed)  # noqa: S311 - a reproducible corpus, not a secret
     docs = []
-    for topic in TOPICS:
+    for topic in topics:
         for i in range(per_topic):
             city = rng.choice(CITIES)
             paragraphs = [

@@ -241,7 +241,9 @@ def _wait_for_batches(client: Any, key: str, batches: int, documents: int, timeo
         TextColumn("{task.fields[changed]} changed"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=not sys.stderr.isatty(), console=None) as progress:
+    from rich.console import Console
+
+    with Progress(*columns, console=Console(stderr=True)) as progress:
         job = progress.add_task("retag", total=documents, changed=0)
         while len(seen) < batches and time.monotonic() < deadline:
             item = client.brpop(key, timeout=1)
