@@ -292,21 +292,34 @@ def docs_search(query: str, tags: tuple[str, ...], since: Any, until: Any, limit
 # -- operations ------------------------------------------------------------------------------------
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
-def status(as_json: bool) -> None:
-    """Queue depth, workers, outcome counts, outbox lag, stream length."""
-    from worker.status import collect_status
+@click.option("--timeout", default=1.0, show_default=True, help="Seconds to wait for workers to answer.")
+def status(as_json: bool, timeout: float) -> None:
+    """Workers, queue depths, outcomes (last hour, all time), outbox lag, stream length."""
+    from worker.status import collect_status, render_status
 
-    report = collect_status(_settings())
+    report = collect_status(_settings(), ping_timeout=timeout)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
-        return
-    from rich.console import Console
-    from rich.table import Table
+    else:
+        render_status(report)
+    sys.exit(1 if report["errors"] else 0)  # a part did not answer (named under "errors")
 
-    table = Table("what", "value", show_header=False)
-    for key, value in report.items():
-        table.add_row(key, json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
-    Console().print(table)
+
+@main.command()
+@click.option(
+    "--workers/--no-workers", default=True, help="Also require a worker to answer (skip for watcher/publisher probes)."
+)
+@click.option("--timeout", default=3.0, show_default=True, help="Seconds per check.")
+def health(workers: bool, timeout: float) -> None:
+    """Exit 0 when the broker, the database and (unless --no-workers) a worker respond."""
+    from worker.status import check_health
+
+    problems, fine = check_health(_settings(), workers=workers, timeout=timeout)
+    for line in problems:
+        click.echo(line, err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("ok: " + "; ".join(fine))
 
 
 @main.command()
