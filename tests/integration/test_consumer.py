@@ -243,3 +243,35 @@ def test_sigterm_stops_the_consumer_cleanly(broker_url: str, redis_client: redis
             proc.wait(10)
     assert _pending(redis_client) == 0
     assert sorted(line.split()[1] for line in log.read_text().splitlines() if line.startswith("done")) == sorted(ids)
+
+
+def _run_example(args: list[str], timeout: float = 60) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEEDWORKER_")}
+    env["PYTHONPATH"] = str(REPO)
+    out = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, timeout=timeout, check=False)
+    assert out.returncode == 0, out.stderr.decode()
+    return out.stdout.decode()
+
+
+def test_examples_consume_and_acknowledge(broker_url: str, redis_client: redis.Redis, tmp_path: Path) -> None:
+    ids = _add(redis_client, 2)
+    out = _run_example(
+        [
+            "examples/consume_events.py",
+            "--redis-url",
+            broker_url,
+            "--stream",
+            STREAM,
+            "--group",
+            "ex",
+            "--db",
+            str(tmp_path / "ex.db"),
+            "--count",
+            "2",
+        ]
+    )
+    assert [line.split()[-1] for line in out.splitlines() if line.startswith("stored")] == ids
+    raw_url = broker_url.replace("redis+socket://", "unix://")
+    out = _run_example(["examples/consume_raw.py", raw_url, "--stream", STREAM, "--group", "raw", "--count", "2"])
+    assert [line.split()[-1] for line in out.splitlines()] == ids
+    assert _pending(redis_client, "ex") == _pending(redis_client, "raw") == 0
