@@ -362,3 +362,53 @@ def test_chunks_cover_the_text_and_respect_the_limit() -> None:
     assert pieces[0][1].endswith("\n\n")
     assert list(chunks("", 100)) == []
     assert list(chunks("short", 100)) == [(0, "short")]
+
+
+# -- acceptance: the example article through the real normalise and tag stages ------------------
+
+#: Everyone the article names, by full name; each must be one PERSON entity after its bare
+#: surname mentions ("Trump", "Putin", "Witkoff", "Leavitt") are folded in.
+EXAMPLE_PEOPLE = {
+    "Donald Trump": 7,
+    "Vladimir Putin": 7,
+    "Volodymyr Zelenskyy": 2,
+    "Steve Witkoff": 2,
+    "Karoline Leavitt": 2,
+    "Marco Rubio": 1,
+    "Bradley Bowman": 1,
+}
+EXAMPLE_COUNTRIES = {"Russia": "RU", "Ukraine": "UA", "United States": "US", "Saudi Arabia": "SA"}
+EXAMPLE_CITIES = {"Moscow": "RU", "Washington": "US"}
+EXAMPLE_ORGANISATIONS = {"White House", "International Atomic Energy Agency", "Foundation for Defense of Democracies"}
+EXAMPLE_GROUPS = {"American", "Russian", "Ukrainian"}
+
+
+@pytest.mark.ner
+def test_example_article_entities_have_the_right_kinds(example_bytes: bytes) -> None:
+    from worker.pipeline.normalise import normalise_records
+    from worker.pipeline.tag import Tagger
+    from worker.pipeline.taxonomy import Taxonomy
+
+    [(_, doc)] = list(normalise_records(example_bytes, filename="000_fd88bd66912dc591.txt"))
+    assert not isinstance(doc, Exception)
+    tagger = Tagger(taxonomy=Taxonomy.empty(), nlp=shared_ner(MODEL), model_name=MODEL)
+    entities = {t.name: t for t in tagger.tag(doc) if t.kind == "entity"}
+
+    people = {name: t.count for name, t in entities.items() if t.label == "PERSON"}
+    assert people == EXAMPLE_PEOPLE  # nobody missing, nobody extra, no bare surname left over
+    for name, country in EXAMPLE_COUNTRIES.items():
+        assert (entities[name].label, entities[name].country) == ("GPE", country), name
+    for name, country in EXAMPLE_CITIES.items():
+        assert (entities[name].label, entities[name].country) == ("GPE", country), name
+    assert (entities["Europe"].label, entities["Europe"].country) == ("LOC", None)  # a continent
+    for name in EXAMPLE_ORGANISATIONS:
+        assert entities[name].label == "ORG", name
+    for name in EXAMPLE_GROUPS:
+        assert entities[name].label == "NORP", name
+    assert entities["World War II"].label == "EVENT"
+    # every place carries a gazetteer country, except the continent
+    assert all(t.country for t in entities.values() if t.label == "GPE")
+    # mentions are offsets into the stored text
+    for tag in entities.values():
+        start, end = tag.spans[0]
+        assert " ".join(doc.text[start:end].split()) == tag.matched
