@@ -1,0 +1,412 @@
+"""The deployment files, checked without a container engine: every file parses, every
+command they run exists in the ``seedworker`` CLI (subcommands and options, parsed by click
+itself), every SEEDWORKER_* variable they set is a setting and each service's environment
+builds a valid Settings, services wait for healthy Redis/PostgreSQL, KEDA scales on the
+queue the worker consumes, and systemd units carry the shutdown fields that matter.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+import pytest
+import yaml
+
+from worker.cli import main
+from worker.services import flower_command
+from worker.settings import ENV_PREFIX, Settings, unknown_env_keys
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "k8s"
+SYSTEMD = DEPLOY / "systemd"
+
+
+# -- the two oracles: the click CLI and the Settings model ------------------------------------------
+def check_command(argv: list[str]) -> click.Context:
+    """Parse ``seedworker …`` with the real click command tree; raise if anything is unknown."""
+    assert argv, "empty command"
+    assert Path(argv[0]).name == "seedworker", f"not a seedworker command: {argv}"
+    command: click.Command = main
+    args = list(argv[1:])
+    path = ["seedworker"]
+    while isinstance(command, click.Group):
+        assert args, f"{' '.join(path)} needs a subcommand"
+        name = args.pop(0)
+        sub = command.get_command(click.Context(command), name)
+        assert sub is not None, f"`{' '.join(path)}` has no subcommand {name!r} (in {argv})"
+        path.append(name)
+        command = sub
+    try:
+        return command.make_context(" ".join(path), args)
+    except click.ClickException as exc:
+        raise AssertionError(f"{argv}: {exc.format_message()}") from exc
+
+
+def check_env(env: dict[str, str]) -> Settings:
+    """The settings a process with exactly this environment would get (no .env, nothing else)."""
+    ours = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+    assert unknown_env_keys(ours) == [], f"unknown settings: {unknown_env_keys(ours)}"
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(ENV_PREFIX)}
+    try:
+        os.environ.update(ours)
+        return Settings(_env_file=None)  # type: ignore[call-arg]
+    finally:
+        for k in ours:
+            os.environ.pop(k, None)
+        os.environ.update(saved)
+
+
+def test_the_oracles_reject_what_does_not_exist() -> None:
+    check_command(["seedworker", "worker", "--concurrency=2", "--queues=a,b", "--node-name=x@y"])
+    for bad in (
+        ["seedworker", "wrker"],
+        ["seedworker", "worker", "--bogus"],
+        ["seedworker", "worker", "--pool=gevent"],
+    ):
+        with pytest.raises(AssertionError):
+            check_command(bad)
+    with pytest.raises(AssertionError, match="unknown settings"):
+        check_env({"SEEDWORKER_BROKR_URL": "redis://x"})
+    with pytest.raises(ValueError):
+        check_env({"SEEDWORKER_CONCURRENCY": "many"})
+
+
+# -- compose ----------------------------------------------------------------------------------------
+def _env_file(path: Path) -> dict[str, str]:
+    out = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            out[key.strip()] = value.strip()
+    return out
+
+
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def _interpolate(value: Any, variables: dict[str, str]) -> Any:
+    """docker compose's ${VAR}, ${VAR:-default}, ${VAR:?error} and $$."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, variables) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, variables) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        if variables.get(name):
+            return variables[name]
+        if op and op.endswith("?"):
+            raise AssertionError(f"compose variable {name} is required: {arg}")
+        return arg or ""
+
+    return _VAR.sub(sub, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    raw = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    return dict(_interpolate(raw, _env_file(DEPLOY / "compose.env.example")))
+
+
+def _seedworker_services(compose: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, service in compose["services"].items():
+        if "build" in service or str(service.get("image", "")).startswith("seedworker"):
+            yield name, service
+
+
+def test_compose_has_every_part(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) >= {"redis", "postgres", "migrate", "worker", "watcher", "publisher", "flower"}
+    assert compose["services"]["worker"]["deploy"]["replicas"] >= 2
+    redis_cmd = compose["services"]["redis"]["command"]
+    assert redis_cmd[redis_cmd.index("--appendonly") + 1] == "yes"
+    assert redis_cmd[redis_cmd.index("--maxmemory-policy") + 1] == "noeviction"
+    assert "--requirepass" in redis_cmd
+    build = compose["services"]["worker"]["build"]
+    assert ((DEPLOY / build["context"]).resolve() / build["dockerfile"]).is_file()
+
+
+def test_compose_services_run_real_commands_with_valid_settings(compose: dict[str, Any]) -> None:
+    services = dict(_seedworker_services(compose))
+    assert set(services) == {"migrate", "worker", "watcher", "publisher", "flower"}
+    redis_cmd = compose["services"]["redis"]["command"]
+    redis_password = redis_cmd[redis_cmd.index("--requirepass") + 1]
+    pg_env = compose["services"]["postgres"]["environment"]
+    for name, service in services.items():
+        check_command(["seedworker", *service["command"]])
+        settings = check_env({k: str(v) for k, v in service["environment"].items()})
+        broker = urlsplit(settings.broker_url)
+        assert (broker.hostname, broker.port, broker.password) == ("redis", 6379, redis_password), name
+        db = urlsplit(settings.database_url)
+        assert db.hostname == "postgres" and db.username == pg_env["POSTGRES_USER"], name
+        assert db.password == pg_env["POSTGRES_PASSWORD"] and db.path == "/" + pg_env["POSTGRES_DB"], name
+        assert service["stop_signal"] == "SIGTERM" and service["stop_grace_period"], name
+        health = service["healthcheck"]
+        if name == "migrate":
+            assert health == {"disable": True} and service["restart"] == "no"
+            continue
+        if health["test"][1] == "seedworker":
+            check_command(health["test"][1:])
+        if name == "flower":
+            flower_command(settings, settings.broker_url)  # raises off loopback without basic auth
+            assert settings.flower_address == "0.0.0.0" and settings.flower_basic_auth is not None
+        if name == "watcher":
+            mounts = {m.split(":")[1]: m.split(":")[0] for m in service["volumes"]}
+            assert str(settings.inbox) in mounts, "the watcher must mount the inbox"
+
+
+def test_compose_services_wait_for_healthy_redis_and_postgres(compose: dict[str, Any]) -> None:
+    for name, service in _seedworker_services(compose):
+        deps = service["depends_on"]
+        assert deps["redis"]["condition"] == "service_healthy", name
+        assert deps["postgres"]["condition"] == "service_healthy", name
+        if name != "migrate":
+            assert deps["migrate"]["condition"] == "service_completed_successfully", name
+    for name in ("redis", "postgres"):
+        assert compose["services"][name]["healthcheck"]["test"], name
+    migrate = compose["services"]["migrate"]["command"]
+    assert migrate == ["db", "upgrade"]
+
+
+# -- Dockerfile -------------------------------------------------------------------------------------
+def _dockerfile(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    out: list[tuple[str, str]] = []
+    buffer = ""
+    for line in path.read_text().splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        buffer += " " + stripped.removesuffix("\\").strip() if buffer else stripped.removesuffix("\\").strip()
+        if stripped.endswith("\\"):
+            continue
+        word, _, rest = buffer.partition(" ")
+        out.append((word.upper(), rest.strip()))
+        buffer = ""
+    assert not buffer, "dangling continuation line"
+    return out
+
+
+def test_dockerfile_is_multi_stage_non_root_and_runs_seedworker() -> None:
+    instructions = _dockerfile(DEPLOY / "Dockerfile")
+    known = {"FROM", "RUN", "COPY", "ENV", "WORKDIR", "USER", "ENTRYPOINT", "CMD", "HEALTHCHECK", "EXPOSE", "VOLUME"}
+    assert {i for i, _ in instructions} <= known | {"STOPSIGNAL", "ARG", "LABEL"}
+    froms = [args for i, args in instructions if i == "FROM"]
+    assert len(froms) >= 2 and all(f.startswith("python:3.11-slim") for f in froms)
+    final = instructions[max(n for n, (i, _) in enumerate(instructions) if i == "FROM") :]
+    users = [args for i, args in final if i == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    entrypoint = [json.loads(args) for i, args in final if i == "ENTRYPOINT"]
+    assert entrypoint == [["seedworker"]]
+    [cmd] = [json.loads(args) for i, args in final if i == "CMD"]
+    check_command(["seedworker", *cmd])
+    [health] = [args for i, args in final if i == "HEALTHCHECK"]
+    probe = json.loads(health[health.index("CMD") + 3 :])
+    check_command(probe)
+    env: dict[str, str] = {}
+    for i, args in final:
+        if i == "ENV":
+            for pair in shlex.split(args):
+                key, _, value = pair.partition("=")
+                env[key] = value
+    settings = check_env(env)
+    assert settings.log_format == "json" and str(settings.data_dir) == "/data"
+    assert [a for i, a in final if i == "STOPSIGNAL"] == ["SIGTERM"]
+
+
+def test_dockerfile_copies_only_what_exists_and_is_not_ignored() -> None:
+    instructions = _dockerfile(DEPLOY / "Dockerfile")
+    ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+    for i, args in instructions:
+        if i != "COPY" or "--from=" in args:
+            continue
+        *sources, _dest = shlex.split(args)
+        for source in sources:
+            assert (REPO / source).exists(), f"COPY {source}: not in the repository"
+            name = source.rstrip("/")
+            assert any(line.strip() in (f"!{name}", f"!{name}/**") for line in ignore), f"{source} is ignored"
+
+
+# -- systemd ----------------------------------------------------------------------------------------
+def _unit(path: Path) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(path.read_text())
+    return parser
+
+
+def _expand(value: str) -> str:
+    return value.replace("%i", "w1").replace("%H", "host.example").replace("%%", "%")
+
+
+@pytest.mark.parametrize(
+    ("unit", "stop_at_least"),
+    [
+        ("seedworker-worker@.service", 60),
+        ("seedworker-watcher.service", 10),
+        ("seedworker-publisher.service", 10),
+        ("seedworker-flower.service", 10),
+    ],
+)
+def test_systemd_units_run_real_commands_and_stop_in_two_stages(unit: str, stop_at_least: int) -> None:
+    parsed = _unit(SYSTEMD / unit)
+    assert parsed.sections() == ["Unit", "Service", "Install"]
+    service = parsed["Service"]
+    assert parsed["Unit"]["Description"] and "network-online.target" in parsed["Unit"]["After"]
+    check_command(shlex.split(_expand(service["ExecStart"])))
+    assert service["ExecStart"].startswith("/opt/seedworker/bin/seedworker ")
+    assert service["KillSignal"] == "SIGTERM"  # stage one: stop taking work, finish
+    assert service["KillMode"] == "mixed"  # SIGTERM to the main process, SIGKILL to what is left
+    assert int(service["TimeoutStopSec"]) >= stop_at_least  # stage two after this
+    assert service["Restart"] in ("on-failure", "always")
+    assert service["User"] and service["User"] != "root"
+    assert (SYSTEMD / Path(service["EnvironmentFile"].lstrip("-")).name).is_file()
+    assert parsed["Install"]["WantedBy"] == "seedworker.target"
+    if "@" in unit:
+        assert "%i" in service["ExecStart"], "a template unit must use its instance name"
+    writable = service["ReadWritePaths"].split()
+    settings = check_env(_env_file(SYSTEMD / "seedworker.env"))
+    assert str(settings.data_dir) in writable
+    if "watcher" in unit:
+        assert str(settings.inbox) in writable
+
+
+def test_systemd_env_file_is_valid_settings_and_the_target_names_real_units() -> None:
+    settings = check_env(_env_file(SYSTEMD / "seedworker.env"))
+    assert settings.broker_url.startswith("rediss://") and "ssl_ca_certs=" in settings.broker_url
+    flower_command(settings, settings.broker_url)  # Flower off loopback has basic auth
+    target = _unit(SYSTEMD / "seedworker.target")
+    for wanted in target["Unit"]["Wants"].split():
+        template = re.sub(r"@[^.]+\.", "@.", wanted)
+        assert (SYSTEMD / template).is_file(), wanted
+
+
+# -- Kubernetes -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def k8s() -> dict[tuple[str, str], dict[str, Any]]:
+    objects: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            assert doc["apiVersion"] and doc["kind"] and doc["metadata"]["name"], path
+            key = (doc["kind"], doc["metadata"]["name"])
+            assert key not in objects, f"{key} defined twice"
+            objects[key] = doc
+    return objects
+
+
+def _deployments(k8s: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: doc for (kind, name), doc in k8s.items() if kind == "Deployment"}
+
+
+def _container_env(k8s: dict[tuple[str, str], dict[str, Any]], container: dict[str, Any]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(k8s[("ConfigMap", source["configMapRef"]["name"])]["data"])
+        if "secretRef" in source:
+            env.update(k8s[("Secret", source["secretRef"]["name"])]["stringData"])
+    for item in container.get("env", []):
+        env[item["name"]] = str(item["value"])
+    return env
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    assert sorted(kustomization["resources"]) == sorted(
+        p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml"
+    )
+
+
+def test_k8s_deployments_run_real_commands_with_valid_settings(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    deployments = _deployments(k8s)
+    roles = {d["spec"]["template"]["spec"]["containers"][0]["args"][0] for d in deployments.values()}
+    assert roles == {"worker", "publish", "watch", "flower"}
+    for name, deployment in deployments.items():
+        spec = deployment["spec"]
+        assert spec["selector"]["matchLabels"].items() <= spec["template"]["metadata"]["labels"].items(), name
+        pod = spec["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        for container in pod["containers"]:
+            check_command(["seedworker", *container["args"]])
+            settings = check_env(_container_env(k8s, container))
+            for probe in ("readinessProbe", "livenessProbe"):
+                if probe not in container:
+                    continue
+                if "exec" in container[probe]:
+                    check_command(container[probe]["exec"]["command"])
+                else:
+                    path = container[probe]["httpGet"]["path"]
+                    assert path == f"/{settings.flower_url_prefix.strip('/')}/healthcheck", name
+            if container["args"][0] == "worker":
+                assert pod["terminationGracePeriodSeconds"] >= 60, name
+                assert container["livenessProbe"]["exec"]["command"][:2] == ["seedworker", "health"]
+            if container["args"][0] == "flower":
+                flower_command(settings, settings.broker_url)
+            if container["args"][0] == "watch":
+                mounts = {m["mountPath"] for m in container["volumeMounts"]}
+                assert str(settings.inbox) in mounts and str(settings.data_dir) in mounts
+                assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+
+
+def test_k8s_services_select_real_pods(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    deployments = _deployments(k8s)
+    services = {name: doc for (kind, name), doc in k8s.items() if kind == "Service"}
+    assert services
+    for name, service in services.items():
+        selector = service["spec"]["selector"].items()
+        targets = [d for d in deployments.values() if selector <= d["spec"]["template"]["metadata"]["labels"].items()]
+        assert targets, f"Service {name} selects no pods"
+        ports = {p["name"] for d in targets for c in d["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in ports, name
+
+
+def _consumed_queues(settings: Settings, args: list[str]) -> list[str]:
+    ctx = check_command(["seedworker", *args])
+    queues = ctx.params.get("queues")
+    return str(queues).split(",") if queues else sorted({settings.queue, settings.effective_tag_queue})
+
+
+def test_keda_scales_each_worker_on_the_queue_it_consumes(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    deployments = _deployments(k8s)
+    scaled = {name: doc for (kind, name), doc in k8s.items() if kind == "ScaledObject"}
+    workers = {
+        n for n, d in deployments.items() if d["spec"]["template"]["spec"]["containers"][0]["args"][0] == "worker"
+    }
+    assert {s["spec"]["scaleTargetRef"]["name"] for s in scaled.values()} == workers
+    for name, obj in scaled.items():
+        target = deployments[obj["spec"]["scaleTargetRef"]["name"]]
+        container = target["spec"]["template"]["spec"]["containers"][0]
+        settings = check_env(_container_env(k8s, container))
+        consumed = _consumed_queues(settings, container["args"])
+        [trigger] = obj["spec"]["triggers"]
+        assert trigger["type"] == "redis", name
+        meta = trigger["metadata"]
+        assert [meta["listName"]] == consumed, f"{name} scales on {meta['listName']}, the worker consumes {consumed}"
+        assert meta["listName"] in (settings.queue, settings.effective_tag_queue)
+        broker = urlsplit(settings.broker_url)
+        assert meta["address"] == f"{broker.hostname}:{broker.port}", name
+        assert meta["databaseIndex"] == broker.path.strip("/"), name
+        assert int(meta["listLength"]) > 0
+        auth = k8s[("TriggerAuthentication", trigger["authenticationRef"]["name"])]
+        for ref in auth["spec"]["secretTargetRef"]:
+            secret = k8s[("Secret", ref["name"])]
+            assert ref["key"] in secret["stringData"]
+            if ref["parameter"] == "password":
+                assert secret["stringData"][ref["key"]] == broker.password, "KEDA's password is not the broker's"
