@@ -89,6 +89,8 @@ def test_worker_serves_pipeline_and_system_metrics(stack: Stack) -> None:
         assert value(samples, "seedworker_stage_duration_seconds_count", stage=stage) == 5, stage
         assert value(samples, "seedworker_stage_duration_seconds_sum", stage=stage) > 0
         assert value(samples, "seedworker_stage_duration_seconds_bucket", stage=stage, le="+Inf") == 5
+    # the duplicate lookup, once per document that reached the store (not the empty file)
+    assert value(samples, "seedworker_stage_duration_seconds_count", stage="dedup") == 4
     assert value(samples, "seedworker_queue_depth", queue="seedworker") == 0
     assert value(samples, "seedworker_stream_length", stream=stack.stream) == 5
     published = stack.wait_for(

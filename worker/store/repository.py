@@ -28,6 +28,7 @@ from worker.events.cloudevents import (
     TagData,
     make_event,
 )
+from worker.metrics import stage_timer
 from worker.models import FileSummary, Outcome, PipelineBatch, StageItem
 from worker.pipeline.dedup import Fingerprint
 from worker.store.near_index import NearDuplicateIndex, story_for
@@ -120,10 +121,11 @@ class DocumentStore:
                     earlier = self._earlier_outcome(s, key)
                     if earlier:
                         return earlier
-                    if self.near and fp:
-                        # Before any read that decides: a concurrent near copy commits first.
-                        self.near.lock(s, fp)
-                    match = self._find_exact(s, item.document.canonical_hash) or self._find_near(s, fp)
+                    with stage_timer("dedup"):
+                        if self.near and fp:
+                            # Before any read that decides: a concurrent near copy commits first.
+                            self.near.lock(s, fp)
+                        match = self._find_exact(s, item.document.canonical_hash) or self._find_near(s, fp)
                     if match:
                         return self._write_duplicate(s, batch, key, match, raw)
                     return self._write_document(s, batch, key, item, raw, fp)
