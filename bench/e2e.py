@@ -62,11 +62,12 @@ class RssSampler:
 
     root_pid: int
     redis_pidfile: Path
-    interval: float = 0.25
+    interval: float = 0.5
     peaks: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds, last seen
     cpu_base: dict[str, float] = field(default_factory=dict)  # at mark(): start-up excluded
     peak_total: int = 0
+    peak_pss_total: int = 0  # proportional set size: shared pages counted once in the sum
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -81,11 +82,13 @@ class RssSampler:
         return procs
 
     def sample(self) -> None:
-        total = 0
+        total = pss_total = 0
         names: Counter[str] = Counter()
         for proc in self._processes():
             try:
-                rss = proc.memory_info().rss
+                mem = proc.memory_full_info()
+                rss = mem.rss
+                pss_total += getattr(mem, "pss", rss)
                 times = proc.cpu_times()
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
@@ -97,6 +100,7 @@ class RssSampler:
             self.peaks[role] = max(self.peaks.get(role, 0), rss)
             self.cpu[role] = times.user + times.system
         self.peak_total = max(self.peak_total, total)
+        self.peak_pss_total = max(self.peak_pss_total, pss_total)
         self.samples += 1
 
     def mark(self) -> None:
@@ -127,6 +131,7 @@ class RssSampler:
             "per_process_mb": {k: round(v / mb, 1) for k, v in sorted(self.peaks.items())},
             "sum_of_peaks_mb": round(sum(self.peaks.values()) / mb, 1),
             "peak_total_mb": round(self.peak_total / mb, 1),
+            "peak_pss_total_mb": round(self.peak_pss_total / mb, 1),
             "samples": self.samples,
             "cpu_seconds": {k: round(v - self.cpu_base.get(k, 0.0), 2) for k, v in sorted(self.cpu.items())},
         }
@@ -277,6 +282,7 @@ def measure_burst(profile: str, count: int, workdir: Path, *, timeout: float = 9
         client.close()
         stack.stop()
     seconds = last_event - started
+    cpu = sampler.as_dict()["cpu_seconds"]
     expected_dups = sum(1 for f in files if f.duplicate_of is not None)
     return {
         "profile": profile,
@@ -287,6 +293,7 @@ def measure_burst(profile: str, count: int, workdir: Path, *, timeout: float = 9
         "events": dict(types),
         "expected_duplicates": expected_dups,
         "correct": types.get("stored", 0) == count - expected_dups and types.get("duplicate", 0) == expected_dups,
+        "cpu_ms_per_doc": round(1000 * sum(cpu.values()) / count, 2),
         "rss": sampler.as_dict(),
         "corpus": corpus.fingerprint(files),
     }

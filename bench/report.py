@@ -123,8 +123,13 @@ def targets(results: dict[str, Any]) -> list[Target]:
     ]
 
 
+def wide_console() -> Console:
+    """Wide enough for the table even when stdout is a pipe or a file (``make bench | tee``)."""
+    return Console(width=max(150, Console().width))
+
+
 def render(results: dict[str, Any], console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or wide_console()
     m = results["machine"]
     console.print(
         f"[bold]seedworker benchmark[/bold]  {m['cores']} cores ({m['cpu']}), Python {m['python']}, "
@@ -142,11 +147,13 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
             continue
         c = part.get("ceiling")
         if c:
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in c.get("stage_cpu_ms_per_doc", {}).items())
             table.add_row(
                 profile,
                 "in-process ceiling",
                 f"{c['docs_per_second']:.1f} docs/s",
-                f"{c['docs']} docs, {c['processes']} processes, no broker",
+                f"{c['docs']} docs, {c['processes']} processes, no broker; "
+                f"CPU {c['cpu_ms_per_doc']:.1f} ms/doc ({stages})",
             )
         s = part.get("spacy")
         if s:
@@ -167,6 +174,14 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
             )
         if part.get("ratio_to_ceiling") is not None:
             table.add_row(profile, "end to end / ceiling", f"{part['ratio_to_ceiling']:.2f}", "")
+        if part.get("ratio_by_cpu") is not None:
+            table.add_row(
+                profile,
+                "ceiling CPU / end-to-end CPU per doc",
+                f"{part['ratio_by_cpu']:.2f}",
+                f"{part['ceiling']['cpu_ms_per_doc']:.1f} ms vs {part['e2e']['cpu_ms_per_doc']:.1f} ms "
+                "(the ratio on an idle machine; robust to other load)",
+            )
         if part.get("ratio_to_spacy") is not None:
             table.add_row(profile, "end to end / spaCy nlp.pipe", f"{part['ratio_to_spacy']:.2f}", "")
         lat = part.get("latency")
@@ -180,7 +195,12 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
         if e:
             rss = e["rss"]
             per = ", ".join(f"{k} {v:.0f}" for k, v in rss["per_process_mb"].items())
-            table.add_row(profile, "peak RSS, total", f"{rss['peak_total_mb']:.0f} MB", f"per process (MB): {per}")
+            table.add_row(
+                profile,
+                "peak RSS, total",
+                f"{rss['peak_total_mb']:.0f} MB",
+                f"PSS total {rss['peak_pss_total_mb']:.0f} MB; per process RSS (MB): {per}",
+            )
             cpu = e["rss"].get("cpu_seconds", {})
             if cpu:
                 per_doc = ", ".join(f"{k} {1000 * v / e['files']:.1f}" for k, v in cpu.items())

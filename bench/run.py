@@ -94,6 +94,10 @@ def run_profile(
             notes.append(f"{profile}: events do not account for every file: {out['e2e']['events']}")
     if "e2e" in out and "ceiling" in out:
         out["ratio_to_ceiling"] = round(out["e2e"]["docs_per_second"] / out["ceiling"]["docs_per_second"], 3)
+    if "e2e" in out and "ceiling" in out and out["e2e"]["cpu_ms_per_doc"]:
+        # What the ratio would be on an idle machine if every process were CPU-bound: the
+        # ceiling's CPU per document over the whole stack's.  Robust to other load.
+        out["ratio_by_cpu"] = round(out["ceiling"]["cpu_ms_per_doc"] / out["e2e"]["cpu_ms_per_doc"], 3)
     if "e2e" in out and "spacy" in out:
         out["ratio_to_spacy"] = round(out["e2e"]["docs_per_second"] / out["spacy"]["docs_per_second"], 3)
     if "latency" not in args.skip and profile in PROFILES[args.latency_profiles]:
@@ -104,7 +108,7 @@ def run_profile(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    console = Console()
+    console = report.wide_console()
     started = time.monotonic()
     results: dict[str, Any] = {"machine": report.machine(), "notes": []}
     if args.quick:
