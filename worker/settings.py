@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         None, description="Topic rules (TOML/YAML); empty uses the shipped news taxonomy."
     )
     ner_batch_size: int = Field(32, ge=1, description="Texts per spaCy nlp.pipe batch (JSONL files, retag batches).")
-    folder_tags: bool = Field(True, description="Sub-folders of the inbox become tags (inbox/politics/x.txt: politics).")
+    folder_tags: bool = Field(True, description="Sub-folders of the inbox become tags (inbox/politics/x: politics).")
     folder_tag_depth: int = Field(0, ge=0, description="Folder levels that become tags, from the inbox down; 0 = all.")
     folder_tag_map: dict[str, str] = Field(
         default_factory=dict, description='Folder name -> tag, JSON ({"pol": "politics"}); case-insensitive.'
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     )
     auto_tags: bool = Field(True, description="Learned topic tags (source auto) for documents without explicit tags.")
     auto_tag_threshold: float = Field(
-        0.5, gt=0, le=1, description="Minimum classifier confidence for an auto topic tag."
+        0.3, gt=0, le=1, description="Minimum classifier confidence for an auto topic tag (see make eval-tags)."
     )
     auto_tag_max: int = Field(3, ge=1, description="At most this many auto topic tags per document.")
     auto_tag_check_seconds: float = Field(

@@ -121,7 +121,7 @@ class TopicModel:
         scores = np.asarray(self.features(texts) @ self.coef.T, dtype=np.float64) + self.intercept
         return 1.0 / (1.0 + np.exp(-scores))
 
-    def predict(self, texts: Sequence[str], *, threshold: float = 0.5, limit: int = 3) -> list[list[tuple[str, float]]]:
+    def predict(self, texts: Sequence[str], *, threshold: float = 0.3, limit: int = 3) -> list[list[tuple[str, float]]]:
         """``(label, probability)`` at or above ``threshold``, best first, at most ``limit``."""
         out = []
         for row in self.predict_proba(texts):
@@ -228,7 +228,7 @@ def split(
     return shuffled[n_test:], shuffled[:n_test]
 
 
-def evaluate(model: TopicModel, test: Sequence[Example], *, threshold: float = 0.5) -> TrainingReport:
+def evaluate(model: TopicModel, test: Sequence[Example], *, threshold: float = 0.3) -> TrainingReport:
     """Per-label precision/recall/F1 on ``test`` at ``threshold``, micro F1, top-1 accuracy."""
     report = TrainingReport(test_docs=len(test))
     if not test:
@@ -268,7 +268,7 @@ def train_with_report(
     examples: Sequence[Example],
     *,
     min_per_label: int = 3,
-    threshold: float = 0.5,
+    threshold: float = 0.3,
     n_features: int = DEFAULT_FEATURES,
 ) -> tuple[TopicModel, TrainingReport]:
     """Measure on a held-out 20 %, then train the model that is kept on everything."""
