@@ -212,3 +212,32 @@ def test_generated_files_are_what_the_scale_test_counts() -> None:
     assert len(originals) == expected["stored"]  # distinct bodies
     copies = [data for name, data in files.items() if name.startswith("copy-")]
     assert all(c in originals for c in copies)
+
+
+def test_a_worker_on_another_machine_needs_no_shared_disk(tmp_path: Path, broker_url: str) -> None:
+    """Watcher and publisher on "machine A", the worker on "machine B" with its own data
+    directory and an inbox path that does not exist there: the file's bytes travel in the
+    message and the outcome comes back through Redis."""
+    database = f"sqlite:///{tmp_path / 'shared.db'}"  # the one shared service besides Redis
+    machine_a = Stack(tmp_path / "a", broker_url, database)
+    machine_b = Stack(tmp_path / "b", broker_url, database, extra_env={"SEEDWORKER_NER_MODEL": ""})
+    machine_a.inbox.mkdir(parents=True)
+    machine_b.root.mkdir(parents=True)
+    try:
+        machine_b.start("worker", "worker", "--concurrency=1", "--node-name=b@machine-b")
+        machine_a.start("publisher", "publish")
+        machine_a.start("watcher", "watch", "--watcher-id=machine-a")
+        machine_b.wait_for_worker(120)
+        files, _ = generate(40)
+        machine_a.drop("remote.txt", files["article-00000.txt"])
+        machine_a.drop("remote-copy.txt", files["article-00000.txt"])
+        events = machine_a.wait_for_events(2, 120)
+        assert sorted(str(e["type"]).rsplit(".", 1)[-1] for e in events) == ["duplicate", "stored"]
+        machine_a.wait_for(lambda: len(list(machine_a.archive.rglob("*.txt"))) == 2, 60, what="both archived on A")
+    finally:
+        machine_a.stop()
+        machine_b.stop()
+    assert not machine_b.inbox.exists(), "the worker looked for an inbox"
+    on_b = [p.relative_to(machine_b.root) for p in machine_b.root.rglob("*") if p.is_file()]
+    assert all(p.suffix == ".log" or p.parts[0] != "inbox" for p in on_b)
+    assert not [p for p in on_b if p.name.endswith(".txt")], f"document files on the worker's machine: {on_b}"
