@@ -275,3 +275,14 @@ def test_examples_consume_and_acknowledge(broker_url: str, redis_client: redis.R
     out = _run_example(["examples/consume_raw.py", raw_url, "--stream", STREAM, "--group", "raw", "--count", "2"])
     assert [line.split()[-1] for line in out.splitlines()] == ids
     assert _pending(redis_client, "ex") == _pending(redis_client, "raw") == 0
+
+
+def test_pending_entries_trimmed_from_the_stream_are_acknowledged(redis_client: redis.Redis) -> None:
+    _add(redis_client, 3)
+    redis_client.xgroup_create(STREAM, "g", id="0")
+    redis_client.xreadgroup("g", "gone", {STREAM: ">"}, count=3)  # a consumer takes all three, then dies
+    redis_client.xtrim(STREAM, maxlen=1, approximate=False)  # two of them are trimmed away meanwhile
+    handled: list[str] = []
+    _run(redis_client, lambda e: handled.append(e.id), lambda: _pending(redis_client) == 0, claim_idle_ms=0)
+    assert len(handled) == 1
+    assert not redis_client.exists(DEAD)

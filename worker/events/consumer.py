@@ -303,6 +303,9 @@ class _ConsumerLoop:
 
     def _handle(self, entries: list[Any], *, fresh: bool) -> None:
         for raw_id, fields in entries:
+            if raw_id is None:  # Redis 6.2 XAUTOCLAIM: an entry trimmed away, now pending with us
+                self._ack_trimmed()
+                continue
             msg_id = _text(raw_id)
             if not fields:  # trimmed away while pending
                 self.client.xack(self.stream, self.group, msg_id)
@@ -334,6 +337,15 @@ class _ConsumerLoop:
             self.stats.handled += 1
             if self._done():
                 return
+
+    def _ack_trimmed(self) -> None:
+        """Acknowledge our pending ids whose entry no longer exists (XAUTOCLAIM gave no id)."""
+        pending = self.client.xpending_range(
+            self.stream, self.group, min="-", max="+", count=1000, consumername=self.consumer
+        )
+        for p in pending:
+            if not self.client.xrange(self.stream, min=p["message_id"], max=p["message_id"]):
+                self.client.xack(self.stream, self.group, p["message_id"])
 
     def _deliveries(self, msg_id: str) -> int:
         info = self.client.xpending_range(self.stream, self.group, min=msg_id, max=msg_id, count=1)
