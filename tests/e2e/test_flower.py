@@ -111,7 +111,8 @@ def test_flower_shows_workers_and_short_task_lines(flower_stack: tuple[Stack, st
     node = str(task["worker"])
 
     # /api/workers answers from Flower's inspect cache, which is empty until a refresh when the
-    # worker started after Flower; ?refresh=1 asks the workers (broadcast over Redis) first.
+    # worker started after Flower; ?refresh=1 asks the workers (broadcast over Redis) first
+    # (mher/flower#1139: "Zero workers in GET /api/workers response").
     workers = stack.wait_for(
         lambda: _get(f"{base}/api/workers?refresh=1", auth=AUTH).get(node), 60, what="the worker in /api/workers"
     )
