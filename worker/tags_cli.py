@@ -60,7 +60,10 @@ def train(as_json: bool) -> None:
 
     table = Table("label", "precision", "recall", "F1", "support", title=f"auto model v{stored.version}")
     for label, m in sorted(report.labels.items()):
-        table.add_row(label, f"{m.precision:.2f}", f"{m.recall:.2f}", f"{m.f1:.2f}", str(m.support))
+        if m.support or m.precision:  # a label absent from the held-out part has no figures
+            table.add_row(label, f"{m.precision:.2f}", f"{m.recall:.2f}", f"{m.f1:.2f}", str(m.support))
+        else:
+            table.add_row(label, "-", "-", "-", "0")
     console = Console()
     console.print(table)
     console.print(
@@ -103,7 +106,8 @@ def why(tag: Tag, *, rules: dict[str, Any], models: dict[int, Any], doc_meta: di
             )
         else:
             out["note"] = "the rule is no longer in the taxonomy (retag to remove it)"
-        out["text"] = f"rule {tag.name!r} matched {tag.matched!r} ({tag.count}x)"
+        how = f" ({rule.algorithm}{', case-sensitive' if rule.case_sensitive else ''})" if rule is not None else ""
+        out["text"] = f"rule {tag.name!r}{how} matched {tag.matched!r} ({tag.count}x)"
     elif tag.source.startswith("auto"):
         version = int(tag.source.split(":v", 1)[1]) if ":v" in tag.source else None
         out.update(model="auto", version=version, score=tag.score)
