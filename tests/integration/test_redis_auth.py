@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -284,3 +285,41 @@ def test_tls_settings_become_url_options_and_broker_use_ssl(tmp_path: Path) -> N
     assert create_app(Settings(_env_file=None), "redis://h:1/0").conf.broker_use_ssl is None  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match="not rediss://"):
         load_settings(_env_file=None, broker_url="redis://h:1/0", redis_tls_ca_file=tmp_path / "ca.pem")
+
+
+def test_flower_works_over_tls(tmp_path: Path, tls_redis: tuple[ExternalRedis, Path]) -> None:
+    """Flower reads queue lengths through its own Redis client, which only gets TLS options
+    from the app's ``broker_use_ssl`` (not from the URL): the project's app must carry them."""
+    import base64
+    import urllib.request
+
+    server, ca = tls_redis
+    port = _free_port()
+    env = {
+        "SEEDWORKER_REDIS_TLS_CA_FILE": str(ca),
+        "SEEDWORKER_FLOWER_PORT": str(port),
+        "SEEDWORKER_FLOWER_BASIC_AUTH": "ops:flower-pw",
+    }
+    stack = Stack(tmp_path / "stack", server.url, f"sqlite:///{tmp_path / 'db.sqlite'}", extra_env=env)
+    stack.root.mkdir(parents=True)
+    stack.start("worker", "worker", "--concurrency=1", "--node-name=tls@test")
+    stack.start("flower", "flower")
+
+    def get(path: str) -> Any:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        req.add_header("Authorization", "Basic " + base64.b64encode(b"ops:flower-pw").decode())
+        try:
+            with urllib.request.urlopen(req, timeout=15) as resp:
+                return json.loads(resp.read())
+        except OSError:
+            return None
+
+    try:
+        stack.wait_for(lambda: (get("/api/workers?refresh=1") or {}).get("tls@test"), 120, what="worker in Flower")
+        lengths = stack.wait_for(lambda: get("/api/queues/length"), 60, what="queue lengths from Flower")
+        assert lengths == {"active_queues": [{"name": "seedworker", "messages": 0}]}
+    finally:
+        if stack.procs["flower"].poll() is None:
+            stack.kill("flower", 15)
+        stack.stop()
+    assert PASSWORD not in stack.logs["flower"].read_text(errors="replace")
