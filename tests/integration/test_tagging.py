@@ -238,3 +238,16 @@ def test_background_training_is_requested_once(redis_client: redis.Redis) -> Non
     assert request_training(redis_client, lambda: sent.append(1))
     assert not request_training(redis_client, lambda: sent.append(1))
     assert sent == [1] and redis_client.ttl(TRAIN_PENDING_KEY) > 0
+
+
+def test_retag_selects_documents_stored_since_a_date(store: DocumentStore) -> None:
+    import datetime as dt
+
+    tagger = _tagger()
+    first, _ = _ingest(store, tagger, "First story.", "1.txt")
+    second, _ = _ingest(store, tagger, "Second story.", "2.txt")
+    tags = TagStore(store)
+    now = dt.datetime.now(dt.UTC)
+    assert tags.select_for_retag(since=now - dt.timedelta(days=1)) == [first, second]
+    assert tags.select_for_retag(since=now + dt.timedelta(minutes=1)) == []
+    assert tags.select_for_retag(limit=1) == [first]

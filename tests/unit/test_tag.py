@@ -191,3 +191,33 @@ def test_tagger_with_yake(fast: Tagger) -> None:
     tagger = Tagger.from_settings(make_settings(ner_model=""))
     assert tagger.describe()["keywords"] is True
     assert [t for t in tagger.tag(example_doc()) if t.kind == "keyword"]
+
+
+@pytest.mark.ner
+def test_a_json_lines_batch_runs_through_one_nlp_pipe_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker tags every record of a JSON Lines file in one call: spaCy sees one
+    ``nlp.pipe`` over all of them, with the batch size from the settings."""
+    import json
+
+    from worker import process
+    from worker.models import IngestRequest
+
+    tagger = Tagger.from_settings(make_settings(ner_batch_size=4), keywords=False)
+    assert tagger.entities is not None and tagger.describe()["ner_batch_size"] == 4
+    calls: list[tuple[int, int]] = []
+    real_pipe = tagger.nlp.pipe  # type: ignore[union-attr]
+
+    def recording_pipe(texts: Any, *, batch_size: int, **kwargs: Any) -> Any:
+        texts = list(texts)
+        calls.append((len(texts), batch_size))
+        return real_pipe(texts, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(tagger.entities.nlp, "pipe", recording_pipe)
+    lines = [json.dumps({"text": f"Angela Merkel met Emmanuel Macron in Paris, report {i}."}) for i in range(6)]
+    request = IngestRequest(text="\n".join(lines), filename="batch.jsonl")
+    batch = process.tag(process.prepare(request, "k", max_bytes=1 << 20), tagger)
+
+    assert calls == [(6, 4)]
+    for item in batch.items:
+        people = {t.name for t in item.tags if t.kind == "entity" and t.label == "PERSON"}
+        assert people == {"Angela Merkel", "Emmanuel Macron"}
