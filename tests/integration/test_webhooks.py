@@ -255,3 +255,11 @@ def test_endpoint_settings_are_validated_and_masked(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SEEDWORKER_WEBHOOKS", json.dumps([{"url": "http://h", "secret": "x", "colour": "red"}]))
     with pytest.raises(ConfigError, match="colour"):
         load_settings(_env_file=None)
+
+
+def test_a_failed_delivery_counts_in_the_metrics() -> None:
+    from prometheus_client import REGISTRY
+
+    before = REGISTRY.get_sample_value("seedworker_webhook_failures_total", {"endpoint": "metric-test"}) or 0.0
+    webhooks._count_failure("metric-test")
+    assert REGISTRY.get_sample_value("seedworker_webhook_failures_total", {"endpoint": "metric-test"}) == before + 1

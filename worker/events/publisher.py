@@ -5,8 +5,8 @@ same rows with the same event ids; consumers drop repeats by id.
 
 Order: one publisher is active at a time (a Redis lease) and publishes unpublished rows in
 ``seq`` order.  The lease is a *fence*, not only a courtesy: the XADDs of a batch run in one
-Lua script that first checks, inside Redis, that this publisher still holds the lease (and
-renews it).  A publisher that stalled past its lease (GC pause, slow database, network) and
+Lua script that first checks, inside Redis, that no other publisher holds the lease (and
+takes or renews it).  A publisher that stalled past its lease (GC pause, slow database, network) and
 wakes up after another took over cannot append its stale batch behind newer events; it
 gets ``LeaseLost`` and starts over.  Events of one document are written by transactions
 that follow each other, so ``seq`` order is their order.

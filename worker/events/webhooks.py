@@ -217,18 +217,16 @@ def _record(store: DocumentStore, event_id: str, endpoint: str, status: str, att
 
 
 def _count_failure(endpoint: str) -> None:
-    """``seedworker_webhook_failures_total`` when the metrics module is there."""
+    """``seedworker_webhook_failures_total{endpoint}`` when the metrics module is there."""
     try:
         metrics: Any = importlib.import_module("worker.metrics")
+        record = getattr(metrics, "record_webhook_failure", None)
+        if record is not None:
+            record(endpoint)
     except ImportError:
         return
-    counter = getattr(metrics, "WEBHOOK_FAILURES", None) or getattr(metrics, "webhook_failures_total", None)
-    if counter is None:
-        return
-    try:
-        counter.labels(endpoint=endpoint).inc()
-    except ValueError:  # a counter without labels
-        counter.inc()
+    except Exception:  # metrics never break delivery
+        log.exception("could not count a webhook failure")
 
 
 # -- for `seedworker status` --------------------------------------------------------------------------
