@@ -147,3 +147,25 @@ def test_truncated_utf16_is_undecodable(tmp_path: Path) -> None:
     raw = codecs.BOM_UTF16_LE + "odd".encode("utf-16-le") + b"x"
     with pytest.raises(UndecodableText, match="utf-16-le"):
         decode(_write(tmp_path, "a.txt", raw))
+
+
+def test_utf8_file_with_a_pasted_windows_1252_paragraph_reads_both(tmp_path: Path) -> None:
+    raw = _write(
+        tmp_path,
+        "mixed.txt",
+        "First part, saved as UTF-8: café, naïve, “quotes”.\n\n".encode()
+        + "Second part, saved as Windows-1252: café, naïve, “quotes”.".encode("cp1252"),
+    )
+    decoded = decode(raw)
+    assert decoded.text == (
+        "First part, saved as UTF-8: café, naïve, “quotes”.\n\n"
+        "Second part, saved as Windows-1252: café, naïve, “quotes”."
+    )
+    assert decoded.encoding == "utf-8"
+    assert decoded.warnings and "read as Windows-1252" in decoded.warnings[0]
+
+
+def test_legacy_text_that_happens_to_hold_one_utf8_pair_is_still_read_as_legacy(tmp_path: Path) -> None:
+    text = "Сі Привіт, як справи? Це текст українською мовою для перевірки кодування."
+    decoded = decode(_write(tmp_path, "uk.txt", text.encode("cp1251")))
+    assert decoded.text == text and decoded.encoding == "windows-1251"

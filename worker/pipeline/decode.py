@@ -25,6 +25,7 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 _SAMPLE_BYTES = 64 * 1024
 _CONTROL_SAMPLE = 64 * 1024
 _MAX_CONTROL_RATIO = 0.10
+_MAX_MIXED_RATIO = 1.0  # at most one invalid sequence per valid non-ASCII UTF-8 character
 _LABELS = {
     "cp1250": "windows-1250",
     "cp1251": "windows-1251",
@@ -99,7 +100,46 @@ def _decode_plain(raw: bytes) -> Decoded:
     try:
         return Decoded(raw.decode("utf-8"), "utf-8")
     except UnicodeDecodeError as exc:
-        return _decode_legacy(raw, exc.start)
+        return _decode_mixed(raw, exc.start) or _decode_legacy(raw, exc.start)
+
+
+def _decode_mixed(raw: bytes, first_bad: int) -> Decoded | None:
+    """UTF-8 with stray legacy bytes (files pasted together from several exports).
+
+    Valid multi-byte UTF-8 sequences almost never occur by accident in legacy-encoded text,
+    so a file that holds some, and whose invalid bytes are few, is UTF-8: the invalid bytes
+    are read as Windows-1252 (Latin-1 where 1252 leaves a byte undefined), with a warning.
+    """
+    text = raw.decode("utf-8", "replace")
+    bad = text.count("\ufffd") - raw.count("\ufffd".encode())
+    multibyte = sum(1 for ch in text if ch > "\x7f" and ch != "\ufffd")
+    if not multibyte or bad > _MAX_MIXED_RATIO * multibyte:
+        return None
+    text = raw.decode("utf-8", _LEGACY_FALLBACK)
+    warning = (
+        f"encoding: UTF-8, but {bad} byte sequence(s) were not (the first at byte {first_bad})"
+        " and were read as Windows-1252"
+    )
+    return Decoded(text, "utf-8", (warning,))
+
+
+def _legacy_fallback(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: undecodable bytes read as Windows-1252, else Latin-1."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    chunk = exc.object[exc.start : exc.end]
+    return "".join(_cp1252_or_latin1(byte) for byte in chunk), exc.end
+
+
+def _cp1252_or_latin1(byte: int) -> str:
+    try:
+        return bytes((byte,)).decode("cp1252")
+    except UnicodeDecodeError:
+        return chr(byte)
+
+
+_LEGACY_FALLBACK = "seedworker-cp1252-fallback"
+codecs.register_error(_LEGACY_FALLBACK, _legacy_fallback)
 
 
 def _magic_name(raw: bytes) -> str | None:
