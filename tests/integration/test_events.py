@@ -177,6 +177,24 @@ def test_outbox_purges_old_published_rows_in_batches(database_url: str, redis_cl
     assert [seq for seq, _ in left] == [6, 7, 8] and left[-1][1] is None
 
 
+def test_delivered_webhook_rows_age_out_failed_ones_stay(database_url: str, redis_client: redis.Redis) -> None:
+    from sqlalchemy import select
+
+    from worker.store.schema import WebhookDelivery
+
+    store = _store(database_url)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    with store.session() as s:
+        for event_id, status, when in [("e1", "delivered", old), ("e2", "failed", old), ("e3", "delivered", None)]:
+            row = WebhookDelivery(event_id=event_id, endpoint="ep", event_type="t", status=status, attempts=1)
+            if when:
+                row.updated_at = when
+            s.add(row)
+    _publisher(store, redis_client, outbox_retention=3600, purge_batch=1).purge_outbox()
+    with store.session() as s:
+        assert sorted(s.scalars(select(WebhookDelivery.event_id))) == ["e2", "e3"]
+
+
 # -- replay ---------------------------------------------------------------------------------------------
 def test_replay_republishes_history_with_the_same_ids(database_url: str, redis_client: redis.Redis) -> None:
     store = _store(database_url)

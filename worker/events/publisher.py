@@ -14,7 +14,8 @@ that follow each other, so ``seq`` order is their order.
 Workers PUBLISH a wake-up after each commit, so an event reaches the stream within
 milliseconds; a poll every ``idle_poll`` seconds covers missed wake-ups.  Every
 ``retention_interval`` the active publisher trims the stream by age (XTRIM MINID) and
-purges published outbox rows older than ``outbox_retention`` in batches.
+purges published outbox rows (and delivered webhook rows) older than ``outbox_retention``
+in batches.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from sqlalchemy import delete, select, update
 from worker.errors import RetryableError
 from worker.logs import get_logger
 from worker.store.repository import DocumentStore
-from worker.store.schema import OutboxRow
+from worker.store.schema import OutboxRow, WebhookDelivery
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -221,7 +222,26 @@ class OutboxPublisher:
             purged += len(seqs)
             if len(seqs) < self.purge_batch or self.stop_event.is_set():
                 break
+        self._purge_deliveries(cutoff, max_batches)
         return purged
+
+    def _purge_deliveries(self, cutoff: dt.datetime, max_batches: int) -> None:
+        """Delivered webhook rows age out with the outbox; failed ones stay for the operator."""
+        for _ in range(max_batches):
+            with self.store.session() as s:
+                keys = s.execute(
+                    select(WebhookDelivery.event_id, WebhookDelivery.endpoint)
+                    .where(WebhookDelivery.status == "delivered", WebhookDelivery.updated_at < cutoff)
+                    .limit(self.purge_batch)
+                ).all()
+                for event_id, endpoint in keys:
+                    s.execute(
+                        delete(WebhookDelivery).where(
+                            WebhookDelivery.event_id == event_id, WebhookDelivery.endpoint == endpoint
+                        )
+                    )
+            if len(keys) < self.purge_batch or self.stop_event.is_set():
+                return
 
     def maintain(self) -> None:
         """Trim and purge when due; only the lease holder calls this."""
