@@ -4,6 +4,7 @@ writing new tags with one ``document.retagged`` event per changed document."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 from pathlib import Path
@@ -251,3 +252,39 @@ def test_retag_selects_documents_stored_since_a_date(store: DocumentStore) -> No
     assert tags.select_for_retag(since=now - dt.timedelta(days=1)) == [first, second]
     assert tags.select_for_retag(since=now + dt.timedelta(minutes=1)) == []
     assert tags.select_for_retag(limit=1) == [first]
+
+
+def test_train_and_models_commands(store: DocumentStore, database_url: str, tmp_path: Path) -> None:
+    _labelled(store, _tagger())
+    env = {"SEEDWORKER_DATABASE_URL": database_url, "SEEDWORKER_DATA_DIR": str(tmp_path / "data")}
+    result = CliRunner().invoke(main, ["tags", "train", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    trained = json.loads(result.output.strip().splitlines()[-1])
+    assert trained["version"] == 1 and trained["trained_on"] == 36 and trained["test_docs"] == 7
+    assert set(trained["labels"]) == {"culture", "economy", "health", "politics", "science", "sport"}
+    table = CliRunner().invoke(main, ["tags", "train"], env=env)
+    assert table.exit_code == 0 and "auto model v2" in table.output and "micro-F1" in table.output
+    listed = [json.loads(line) for line in CliRunner().invoke(main, ["tags", "models"], env=env).output.splitlines()]
+    assert [m["version"] for m in listed] == [2, 1]
+
+
+def test_retag_command_sends_batches_to_the_queue(
+    store: DocumentStore, database_url: str, tmp_path: Path, redis_client: redis.Redis, broker_url: str
+) -> None:
+    tagger = _tagger()
+    for i in range(5):
+        _ingest(store, tagger, f"Story number {i}.", f"{i}.txt")
+    env = {
+        "SEEDWORKER_DATABASE_URL": database_url,
+        "SEEDWORKER_DATA_DIR": str(tmp_path / "data"),
+        "SEEDWORKER_BROKER_URL": broker_url,
+    }
+    result = CliRunner().invoke(main, ["tags", "retag", "--batch-size", "2", "--no-wait", "--tag", "x"], env=env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    assert summary["documents"] == 5 and summary["batches"] == 3
+    messages = [json.loads(m) for m in redis_client.lrange("seedworker", 0, -1)]
+    assert sorted(m["headers"]["task"] for m in messages) == ["seedworker.tags.retag"] * 3
+    bodies = [json.loads(base64.b64decode(m["body"]))[1] for m in messages]
+    assert sorted(len(b["document_ids"]) for b in bodies) == [1, 2, 2]
+    assert {b["run_id"] for b in bodies} == {summary["run_id"]} and {b["tag"] for b in bodies} == {"x"}
