@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup run test test-fast lint flower bench eval-tags clean
+.PHONY: help setup run test test-fast lint flower bench eval-tags eval-dedup clean
 
 help:
 	@echo "make run     set up and run seedworker (embedded Redis + SQLite, inbox ./inbox)"
@@ -13,6 +13,7 @@ help:
 	@echo "make flower  Flower against the configured broker"
 	@echo "make bench   throughput / latency benchmark (writes bench/results.json)"
 	@echo "make eval-tags  accuracy of the learned auto topics on a generated corpus (confusion table)"
+	@echo "make eval-dedup precision/recall of near-duplicate detection and index cost (bench/eval_dedup.json)"
 	@echo "make clean   remove the virtualenv, caches and local data"
 
 $(STAMP): pyproject.toml
@@ -46,6 +47,9 @@ bench: $(STAMP)
 
 eval-tags: $(STAMP)
 	$(BIN)/python -m bench.eval_tags
+
+eval-dedup: $(STAMP)
+	$(BIN)/python -m bench.eval_dedup $(EVAL_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info data

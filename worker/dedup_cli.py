@@ -76,28 +76,39 @@ def check(file: Path, as_json: bool, show: int) -> None:
         click.echo(f"  {r['why']}")
         for c in r.get("candidates", []):
             click.echo(
-                f"  candidate {c['document_id']}  similarity {c['similarity']:.3f}  "
+                f"  candidate {c['document_id']}  estimate {c['similarity']:.3f}  "
                 f"shared bands {c['shared_bands']}/{r['bands']}  story {c['story_id']}"
             )
 
 
 def _verdict(store: Any, settings: Settings, record: int | None, text: str, chash: str, show: int) -> dict[str, Any]:
     near = store.near
+    params = near.params
     fp = near.fingerprint(text)
     bands = len(fp.bands)
     with store.session() as s:
         exact = store._find_exact(s, chash)
         candidates = near.candidates(s, fp)
-    threshold = near.params.threshold
+        confirmed = {c.document_id: c for c in near.confirmed(s, fp, candidates)}
+    threshold = params.threshold
     out: dict[str, Any] = {
         "record": record,
         "shingles": fp.shingle_count,
         "bands": bands,
         "threshold": threshold,
         "near_detection": settings.dedup_near,
-        "candidates": [c.as_dict() for c in candidates[:show]],
+        "candidates": [
+            {
+                **c.as_dict(),
+                "confirmed_similarity": round(confirmed[c.document_id].similarity, 4)
+                if c.document_id in confirmed
+                else None,
+            }
+            for c in candidates[:show]
+        ],
     }
-    best = candidates[0] if candidates else None
+    best = max(confirmed.values(), key=lambda c: c.similarity, default=None)
+    closest = candidates[0] if candidates else None
     if exact:
         out.update(
             verdict="exact",
@@ -106,7 +117,14 @@ def _verdict(store: Any, settings: Settings, record: int | None, text: str, chas
             story_id=exact.story_id,
             why=f"its canonical text hashes like {exact.document_id} (case, quotes, dashes, spacing folded)",
         )
-    elif best and best.similarity >= threshold and settings.dedup_near:
+    elif best and settings.dedup_near:
+        estimate = next(c.similarity for c in candidates if c.document_id == best.document_id)
+        how = (
+            f"estimated Jaccard {estimate:.3f} >= {threshold} + {params.margin:.3f}"
+            if estimate >= threshold + params.margin
+            else f"estimate {estimate:.3f} is within {params.margin:.3f} of {threshold}, "
+            f"so the exact Jaccard decided: {best.similarity:.3f} >= {threshold}"
+        )
         out.update(
             verdict="near",
             duplicate_of=best.document_id,
@@ -114,17 +132,20 @@ def _verdict(store: Any, settings: Settings, record: int | None, text: str, chas
             shared_bands=best.shared_bands,
             story_id=best.story_id,
             why=(
-                f"shares {best.shared_bands} of {bands} LSH bands with {best.document_id}; estimated Jaccard of "
-                f"{near.params.shingle_size}-word shingles {best.similarity:.3f} >= threshold {threshold}"
+                f"shares {best.shared_bands} of {bands} LSH bands with {best.document_id}; "
+                f"{params.shingle_size}-word shingles: {how}"
             ),
         )
     else:
-        if best is None:
+        if closest is None:
             why = f"no stored document shares any of its {bands} LSH bands"
+        elif best is not None:
+            why = f"{best.document_id} is at {best.similarity:.3f}, but near detection is off (DEDUP_NEAR)"
         else:
-            why = f"closest stored document {best.document_id}: estimated Jaccard {best.similarity:.3f} < {threshold}"
-            if best.similarity >= threshold:
-                why = f"{best.document_id} is at {best.similarity:.3f}, but near detection is off (DEDUP_NEAR)"
+            why = (
+                f"closest stored document {closest.document_id} (estimated Jaccard {closest.similarity:.3f}) "
+                f"is not a near duplicate at threshold {threshold}"
+            )
         out.update(verdict="new", duplicate_of=None, similarity=None, story_id=None, why=why)
     return out
 

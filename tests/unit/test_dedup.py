@@ -157,3 +157,24 @@ def test_params_are_validated() -> None:
         DedupParams(shingle_size=0)
     with pytest.raises(ValueError, match="num_perm"):
         DedupParams(num_perm=4)
+
+
+def test_clear_cases_are_decided_by_the_estimate_alone() -> None:
+    def never() -> float:
+        raise AssertionError("the exact Jaccard was computed for a clear case")
+
+    assert PARAMS.margin == pytest.approx(3 * (0.8 * 0.2 / 128) ** 0.5)
+    assert PARAMS.decide(0.95, never) == 0.95
+    assert PARAMS.decide(0.5, never) is None
+
+
+@pytest.mark.parametrize(("estimate", "exact", "expected"), [(0.81, 0.78, None), (0.77, 0.82, 0.82), (0.8, 0.8, 0.8)])
+def test_close_calls_are_decided_by_the_exact_jaccard(estimate: float, exact: float, expected: float | None) -> None:
+    calls: list[int] = []
+
+    def exact_value() -> float:
+        calls.append(1)
+        return exact
+
+    assert PARAMS.decide(estimate, exact_value) == expected
+    assert calls == [1]

@@ -16,14 +16,20 @@ Parameters (see docs/dedup.md for the figures behind them):
   6 rows, P = 0.998).  The candidate is then confirmed by the estimated Jaccard, so the
   bands only need to be generous, not exact; datasketch's optimal parameters (9 bands of
   13 rows) minimise false positives plus false negatives of the band test itself and would
-  miss 60 % of pairs right at 0.8.
+  miss 60 % of pairs right at 0.8;
+* a candidate whose estimate is within three standard errors of the threshold (0.8 ± 0.106
+  at 128 permutations) is decided by the exact Jaccard of the two shingle sets, computed
+  from the stored text: the estimate alone got precision 0.946 and recall 0.960 on the
+  labelled set, where many rewrites sit close to 0.8 (docs/dedup.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -56,6 +62,25 @@ class DedupParams:
     def bands(self) -> tuple[int, int]:
         """(bands, rows) for this threshold and number of permutations."""
         return lsh_bands(self.threshold, self.num_perm)
+
+    @property
+    def margin(self) -> float:
+        """Three standard errors of the estimate at the threshold: inside this band around
+        the threshold the estimate is a coin toss, so the exact Jaccard decides."""
+        t = self.threshold
+        return 3.0 * math.sqrt(t * (1.0 - t) / self.num_perm)
+
+    def decide(self, estimate: float, exact: Callable[[], float]) -> float | None:
+        """The similarity a candidate is confirmed with, or None when it is not a near duplicate.
+
+        Clear cases are decided by the MinHash estimate alone; close to the threshold the
+        exact Jaccard of the two shingle sets (``exact()``, computed only then) decides."""
+        if estimate >= self.threshold + self.margin:
+            return estimate
+        if estimate < self.threshold - self.margin:
+            return None
+        value = exact()
+        return value if value >= self.threshold else None
 
     @property
     def tag(self) -> bytes:
@@ -173,10 +198,14 @@ class Fingerprint:
 
     signature: Signature
     bands: list[tuple[int, int]]
-    shingle_count: int
+    shingles: frozenset[str]
+
+    @property
+    def shingle_count(self) -> int:
+        return len(self.shingles)
 
 
 def fingerprint(text: str, params: DedupParams) -> Fingerprint:
     items = shingles(text, params.shingle_size)
     sig = signature_of_shingles(items, params.num_perm)
-    return Fingerprint(signature=sig, bands=band_keys(sig, params), shingle_count=len(items))
+    return Fingerprint(signature=sig, bands=band_keys(sig, params), shingles=frozenset(items))

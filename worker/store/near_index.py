@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from worker.pipeline.dedup import DedupParams, Fingerprint, Signature, fingerprint
+from worker.pipeline.dedup import DedupParams, Fingerprint, Signature, fingerprint, jaccard, shingles
 from worker.store.schema import Document, MinhashBand
 
 if TYPE_CHECKING:
@@ -121,11 +121,27 @@ class NearDuplicateIndex:
         out.sort(key=lambda c: (-c.similarity, -c.shared_bands, c.document_id))
         return out
 
+    def confirmed(self, s: Session, fp: Fingerprint, candidates: list[Candidate] | None = None) -> list[Candidate]:
+        """Candidates that are near duplicates, most similar first; ``similarity`` is the exact
+        Jaccard where the estimate was too close to the threshold to decide (see DedupParams.decide)."""
+        params = self.params
+        out = []
+        for cand in self.candidates(s, fp) if candidates is None else candidates:
+
+            def exact(doc_id: str = cand.document_id) -> float:
+                stored = s.scalar(select(Document.text).where(Document.id == doc_id)) or ""
+                return jaccard(set(fp.shingles), shingles(stored, params.shingle_size))
+
+            similarity = params.decide(cand.similarity, exact)
+            if similarity is not None:
+                out.append(Candidate(cand.document_id, cand.shared_bands, similarity, cand.story_id))
+        out.sort(key=lambda c: (-c.similarity, -c.shared_bands, c.document_id))
+        return out
+
     def find(self, s: Session, fp: Fingerprint) -> Candidate | None:
-        """The most similar stored document at or above the threshold, if any."""
-        for cand in self.candidates(s, fp):
-            return cand if cand.similarity >= self.params.threshold else None
-        return None
+        """The most similar stored document that is a near duplicate, if any."""
+        found = self.confirmed(s, fp)
+        return found[0] if found else None
 
     @staticmethod
     def add(s: Session, document_id: str, fp: Fingerprint) -> None:
