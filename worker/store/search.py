@@ -239,7 +239,7 @@ def print_hits(hits: list[SearchHit], *, as_json: bool) -> None:
         snippet = Text()
         for i, part in enumerate(re.split(f"[{HIGHLIGHT[0]}{HIGHLIGHT[1]}]", hit.snippet)):
             snippet.append(part, style="bold yellow" if i % 2 else "")
-        table.add_row(hit.id, hit.filename, str(hit.date or ""), f"{hit.score:.3f}", snippet)
+        table.add_row(hit.id, Text(hit.filename), str(hit.date or ""), f"{hit.score:.3f}", snippet)  # no markup
     console = Console()
     console.print(table)
     if not hits:
