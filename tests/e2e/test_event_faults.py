@@ -142,34 +142,29 @@ def test_redis_killed_and_restarted_mid_run_loses_no_event(tmp_path: Path, own_r
     url = own_redis.url
     database_url = f"sqlite:///{tmp_path / 'seedworker.db'}"
     stack = _start(Stack(tmp_path, url, database_url, dict(FAST)))
-    seen: Counter[str] = Counter()
+    groups = ("indexer", "audit")  # two consumer groups: every event must reach both
+    seen: dict[str, Counter[str]] = {g: Counter() for g in groups}
     lock = threading.Lock()
-
-    def handler(event: CloudEvent) -> None:
-        with lock:
-            seen[event.id] += 1
-
     stop = threading.Event()
-    consumer = threading.Thread(
-        target=consume,
-        args=(handler,),
-        kwargs={
-            "group": "indexer",
-            "stream": stack.stream,
-            "redis_url": url,
-            "stop": stop,
-            "block_ms": 200,
-            "claim_idle_ms": 5000,
-            "handle_signals": False,
-        },
-        daemon=True,
-    )
-    consumer.start()
+
+    def consumer_for(group: str) -> threading.Thread:
+        def handler(event: CloudEvent) -> None:
+            with lock:
+                seen[group][event.id] += 1
+
+        kwargs = {"group": group, "stream": stack.stream, "redis_url": url, "stop": stop, "block_ms": 200}
+        return threading.Thread(
+            target=consume, args=(handler,), kwargs={**kwargs, "handle_signals": False}, daemon=True
+        )
+
+    consumers = [consumer_for(g) for g in groups]
+    for thread in consumers:
+        thread.start()
     try:
         first, second = _articles(6, seed=2), _articles(6, seed=3)
         for name, data in first:
             stack.drop(name, data)
-        stack.wait_for(lambda: len(seen) == len(first), 120, "the first events consumed")
+        stack.wait_for(lambda: all(len(c) == len(first) for c in seen.values()), 120, "the first events consumed")
 
         own_redis.kill()
         for name, data in second:  # dropped while Redis is down: the watcher keeps the claims
@@ -178,13 +173,14 @@ def test_redis_killed_and_restarted_mid_run_loses_no_event(tmp_path: Path, own_r
         assert own_redis.start() == url
 
         total = len(first) + len(second)
-        stack.wait_for(lambda: len(seen) == total, 180, "every event consumed after the restart")
+        stack.wait_for(lambda: all(len(c) == total for c in seen.values()), 180, "every event consumed by both groups")
         stack.wait_for(lambda: _unpublished(database_url) == 0, 30, "the outbox drained")
-        assert set(seen) == _outbox_ids(database_url) == set(_stream_counts(stack))
+        assert set(seen["indexer"]) == set(seen["audit"]) == _outbox_ids(database_url) == set(_stream_counts(stack))
         assert _db_count(database_url, select(func.count()).select_from(Ingestion)) == total
     finally:
         stop.set()
-        consumer.join(10)
+        for thread in consumers:
+            thread.join(10)
         stack.stop()
 
 
