@@ -410,3 +410,45 @@ def test_keda_scales_each_worker_on_the_queue_it_consumes(k8s: dict[tuple[str, s
             assert ref["key"] in secret["stringData"]
             if ref["parameter"] == "password":
                 assert secret["stringData"][ref["key"]] == broker.password, "KEDA's password is not the broker's"
+
+
+# -- the real tools, where the machine has them (offline, no cluster, no systemd manager needed) --------
+def test_systemd_analyze_verify_finds_nothing(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed")
+    seedworker = Path(sys.executable).with_name("seedworker")  # the units' binary, as installed here
+    for unit in SYSTEMD.iterdir():
+        text = unit.read_text().replace("/opt/seedworker/bin/seedworker", str(seedworker))
+        name = unit.name.replace("@.service", "@w1.service")
+        (tmp_path / name).write_text(text)
+    units = sorted(str(p) for p in tmp_path.iterdir() if p.suffix in (".service", ".target"))
+    done = subprocess.run(
+        [tool, "verify", "--man=no", *units], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done.stdout + done.stderr
+
+
+def test_kustomize_builds_every_manifest(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    import shutil
+    import subprocess
+
+    tool = shutil.which("kubectl")
+    if tool is None:
+        pytest.skip("kubectl is not installed")
+    done = subprocess.run([tool, "kustomize", str(K8S)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    built = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(done.stdout) if d}
+    assert set(built) == set(k8s)
+    images = {
+        c["image"]
+        for d in built.values()
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {"seedworker:0.1.0"}
+    assert all(d["metadata"].get("namespace") == "seedworker" for d in built.values() if d["kind"] != "Namespace")
