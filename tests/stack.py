@@ -122,7 +122,10 @@ class Stack:
         proc.wait(timeout=30)
 
     def stop(self) -> None:
-        for name in ("watcher", "worker", "publisher"):
+        # Watcher first (no new work), then workers and publisher, then any other process
+        # (flower, extra workers and watchers): none waits 30 s for a SIGKILL.
+        first = ("watcher", "worker", "publisher")
+        for name in (*first, *(n for n in self.procs if n not in first)):
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
