@@ -25,9 +25,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
 
+from worker.logs import get_logger
 from worker.store.engine import make_engine
 from worker.store.schema import Base
 
+log = get_logger("seedworker.migrations")
 HERE = Path(__file__).resolve().parent
 BASELINE = "0001_baseline"
 # Advisory lock key shared by every process that changes the schema on PostgreSQL.
@@ -66,7 +68,7 @@ def _lock(conn: Connection) -> None:
 def _stamp_if_legacy(conn: Connection, cfg: Config) -> bool:
     """A database from ``create_all`` (no version table, tables present) gets stamped."""
     insp = inspect(conn)
-    if insp.has_table("alembic_version") or not insp.has_table("documents"):
+    if insp.has_table("alembic_version") or not any(insp.has_table(t) for t in Base.metadata.tables):
         return False
     Base.metadata.create_all(conn)  # only what is missing
     command.stamp(cfg, BASELINE)
@@ -77,8 +79,19 @@ def upgrade_connection(conn: Connection, revision: str = "head") -> None:
     """Upgrade inside the caller's transaction (which must already be open)."""
     cfg = alembic_config(conn)
     _lock(conn)
-    _stamp_if_legacy(conn, cfg)
+    if _stamp_if_legacy(conn, cfg):
+        log.info("schema: existing tables stamped at the baseline", revision=BASELINE)
     command.upgrade(cfg, revision)
+    if revision == "head":
+        drift = [describe_diff(d) for d in schema_diff(conn)]
+        if drift:
+            # The baseline is regenerated while nothing is released: a database made from an
+            # older one is "at head" but lacks what was added since.  Say so once, loudly.
+            log.warning(
+                "schema: the database differs from the models; recreate it or add a migration "
+                "(`seedworker db check` lists the differences)",
+                drift=drift[:10],
+            )
 
 
 def upgrade(url: str, revision: str = "head") -> None:
