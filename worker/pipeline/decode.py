@@ -25,7 +25,7 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 _SAMPLE_BYTES = 64 * 1024
 _CONTROL_SAMPLE = 64 * 1024
 _MAX_CONTROL_RATIO = 0.10
-_MAX_MIXED_RATIO = 1.0  # at most one invalid sequence per valid non-ASCII UTF-8 character
+_MAX_MIXED_RATIO = 4  # invalid sequences per valid non-ASCII UTF-8 character, at most
 _LABELS = {
     "cp1250": "windows-1250",
     "cp1251": "windows-1251",
