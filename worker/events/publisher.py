@@ -115,6 +115,13 @@ class OutboxPublisher:
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}")
     stop_event: threading.Event = field(default_factory=threading.Event)
     _next_maintenance: float = 0.0
+    _scripts: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _script(self, source: str) -> Any:
+        """EVALSHA with a reload after a Redis restart (redis-py's Script)."""
+        if source not in self._scripts:
+            self._scripts[source] = self.redis.register_script(source)
+        return self._scripts[source]
 
     @classmethod
     def from_settings(
@@ -146,7 +153,7 @@ class OutboxPublisher:
     def hold_lease(self) -> bool:
         """Take or renew the publisher lease; False while another publisher holds it."""
         ms = int(self.lease_seconds * 1000)
-        return bool(self.redis.eval(_HOLD_LEASE, 1, self._lease_key, self.identity, ms))
+        return bool(self._script(_HOLD_LEASE)(keys=[self._lease_key], args=[self.identity, ms]))
 
     def release_lease(self) -> None:
         holder = self.redis.get(self._lease_key)
@@ -186,7 +193,7 @@ class OutboxPublisher:
         for e in entries:
             args += [e.event_id, e.type, e.subject, e.payload]
         try:
-            self.redis.eval(_FENCED_XADD, 2, self._lease_key, self.stream, *args)
+            self._script(_FENCED_XADD)(keys=[self._lease_key, self.stream], args=args)
         except redis.ResponseError as exc:
             if "LEASELOST" in str(exc):
                 raise LeaseLost(str(exc)) from exc
