@@ -13,7 +13,7 @@ from kombu import Queue
 from worker.broker import broker_use_ssl
 from worker.settings import Settings
 
-TASK_MODULES = ["tasks.ingest", "tasks.stages", "tasks.tagging", "tasks.webhooks"]
+TASK_MODULES = ["tasks.ingest", "tasks.batch", "tasks.stages", "tasks.tagging", "tasks.webhooks"]
 
 
 def create_app(settings: Settings, broker_url: str) -> Celery:
@@ -49,7 +49,10 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         worker_enable_soft_shutdown_on_idle=False,
         task_default_queue=settings.queue,
         task_queues=[Queue(name) for name in sorted(queues)],
-        task_routes={"seedworker.tag": {"queue": settings.effective_tag_queue}},
+        task_routes={
+            "seedworker.tag": {"queue": settings.effective_tag_queue},
+            "seedworker.tags.retag": {"queue": settings.effective_tag_queue},  # it runs NER too
+        },
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
         task_time_limit=600,

@@ -83,6 +83,10 @@ def run_worker(
     qs = queues or sorted({settings.queue, settings.effective_tag_queue})
     # A worker that never runs the tag stage (chain mode, tag queue elsewhere) skips the NER model.
     tags_here = settings.pipeline == "inline" or settings.effective_tag_queue in qs
+    if tags_here:  # fail at start, not in every pool process: a bad taxonomy, a missing NER model
+        from worker.pipeline.tag import Tagger
+
+        Tagger.check_settings(settings)
 
     def _child_init(**_: Any) -> None:
         configure_logging(settings)

@@ -288,3 +288,43 @@ def test_retag_command_sends_batches_to_the_queue(
     bodies = [json.loads(base64.b64decode(m["body"]))[1] for m in messages]
     assert sorted(len(b["document_ids"]) for b in bodies) == [1, 2, 2]
     assert {b["run_id"] for b in bodies} == {summary["run_id"]} and {b["tag"] for b in bodies} == {"x"}
+
+
+def test_worker_refuses_to_start_with_an_invalid_taxonomy(tmp_path: Path, broker_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    taxonomy = tmp_path / "topics.toml"
+    taxonomy.write_text(
+        '[tags.bad]\nmatch = ["(unclosed"]\nalgorithm = "regex"\n\n[tags.worse]\nmatch = "x"\nalgo = 1\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEEDWORKER_")}
+    env.update(
+        SEEDWORKER_BROKER_URL=broker_url,
+        SEEDWORKER_DATA_DIR=str(tmp_path / "data"),
+        SEEDWORKER_TAXONOMY_PATH=str(taxonomy),
+        SEEDWORKER_NER_MODEL="",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "worker", "--concurrency=1"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 1, out.stderr[-2000:]
+    # every problem at once, each with the file, the tag and the reason
+    assert f"{taxonomy}: tag 'worse': unknown key 'algo'" in out.stderr
+    assert f"{taxonomy}: tag 'bad': invalid regex '(unclosed'" in out.stderr
+    assert "ready" not in out.stderr
+
+
+def test_a_missing_ner_model_is_reported_before_loading_anything(tmp_path: Path) -> None:
+    from worker.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'no_such_pipeline' is not installed"):
+        Tagger.check_settings(Settings(_env_file=None, ner_model="no_such_pipeline"))  # type: ignore[call-arg]
+    Tagger.check_settings(Settings(_env_file=None))  # type: ignore[call-arg]  # the shipped model is installed

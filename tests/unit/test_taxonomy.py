@@ -312,3 +312,13 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_taxonomy(path)
     assert "'one'" in str(info.value) and "'two'" in str(info.value)
+
+
+def test_schema_and_compile_problems_are_reported_together(tmp_path: Path) -> None:
+    content = '[tags.one]\nmatch = ["(x"]\nalgorithm = "regex"\n\n[tags.two]\nmatch = "b"\nalgo = 1\n'
+    path = write(tmp_path, "bad.toml", content)
+    with pytest.raises(ConfigError) as info:
+        load_taxonomy(path)
+    lines = str(info.value).splitlines()
+    assert f"{path}: tag 'two': unknown key 'algo'" in lines
+    assert any(line.startswith(f"{path}: tag 'one': invalid regex") for line in lines)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from worker.errors import ConfigError
 from worker.models import NormalisedDocument, Tag, TagKind
 from worker.pipeline.entities import EntityExtractor, Gazetteer, model_name_of, shared_ner
 from worker.pipeline.taxonomy import Taxonomy, load_taxonomy
@@ -142,6 +144,23 @@ class Tagger:
             auto_threshold=settings.auto_tag_threshold,
             auto_max=settings.auto_tag_max,
         )
+
+    @staticmethod
+    def check_settings(settings: Settings) -> None:
+        """What :meth:`from_settings` would reject, checked cheaply (no model is loaded): the
+        taxonomy file (every problem, with file, tag and reason) and that the NER pipeline is
+        installed.  The worker runs this before forking, so a bad file stops it at start
+        instead of crashing every pool process in a loop.  Raises ConfigError."""
+        load_taxonomy(settings.taxonomy_path)
+        if settings.ner_model:
+            import spacy.util
+
+            name = settings.ner_model
+            if not spacy.util.is_package(name) and not (Path(name) / "config.cfg").is_file():
+                raise ConfigError(
+                    f"spaCy pipeline {name!r} is not installed (SEEDWORKER_NER_MODEL); install it "
+                    "or set SEEDWORKER_NER_MODEL= (empty) to run without entities"
+                )
 
     def describe(self) -> dict[str, Any]:
         """What this tagger will do, for the start-up log and ``seedworker config``."""

@@ -355,15 +355,24 @@ class Taxonomy:
         """Validate and compile already-parsed file content; problems raise ConfigError."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: the top level must be a table/mapping, not {type(data).__name__}")
+        problems: list[str] = []
         try:
-            parsed = TaxonomyFile.model_validate(dict(data))
+            specs = dict(TaxonomyFile.model_validate(dict(data)).tags)
         except ValidationError as exc:
-            raise ConfigError(_describe(source, exc)) from exc
+            problems.extend(_describe(source, exc))
+            # the rules that are valid on their own still get compiled, so one start
+            # reports a bad regex next to a misspelt key
+            specs = {}
+            raw_tags = data.get("tags")
+            for name, raw in raw_tags.items() if isinstance(raw_tags, Mapping) else []:
+                try:
+                    specs[str(name)] = RuleSpec.model_validate(raw)
+                except ValidationError:
+                    continue  # described above
         rules = []
-        problems = []
-        for name in sorted(parsed.tags):
+        for name in sorted(specs):
             try:
-                rules.append(Rule.compile(name, parsed.tags[name]))
+                rules.append(Rule.compile(name, specs[name]))
             except _Problem as exc:
                 problems.append(f"{source}: tag {name!r}: {exc}")
         if problems:
@@ -388,7 +397,7 @@ class Taxonomy:
         return [tag for rule in self.rules if (tag := rule.apply(doc)) is not None]
 
 
-def _describe(source: str, exc: ValidationError) -> str:
+def _describe(source: str, exc: ValidationError) -> list[str]:
     lines = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
@@ -404,7 +413,7 @@ def _describe(source: str, exc: ValidationError) -> str:
         if error["type"] != "extra_forbidden" and isinstance(got, str | int | float | bool):
             message += f" (got {got!r})"
         lines.append(f"{source}: {where}: {message}")
-    return "invalid taxonomy:\n" + "\n".join(lines)
+    return lines
 
 
 def load_taxonomy(path: Path | None) -> Taxonomy:
