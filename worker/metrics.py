@@ -57,7 +57,7 @@ def _build(name: str) -> Any:
     if name == "STAGE_SECONDS":
         return Histogram(
             "seedworker_stage_duration_seconds",
-            "Time spent in one pipeline stage for one input.",
+            "Time of one pipeline stage call: normalise and store per input, tag per NER batch, dedup per document.",
             ["stage"],
             buckets=STAGE_BUCKETS,
         )
