@@ -331,7 +331,7 @@ def assert_recovers(stack: Stack, timeout: float = 60.0) -> None:
 # -- processes ------------------------------------------------------------------------------------
 def worker_children(stack: Stack) -> list[psutil.Process]:
     """The prefork pool processes of the stack's worker."""
-    return psutil.Process(stack.procs["worker"].pid).children()
+    return list(psutil.Process(stack.procs["worker"].pid).children())
 
 
 def kill_worker_children(stack: Stack) -> list[int]:

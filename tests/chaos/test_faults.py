@@ -41,7 +41,9 @@ from tests.chaos.faults_support import (
 from tests.conftest import IN_CI, POSTGRES_URL
 from tests.stack import Stack
 
-pytestmark = pytest.mark.e2e
+# Each test is bounded: account_for waits at most its timeout (then fails with the processes'
+# logs), and pytest-timeout stops anything else that hangs.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 StackFactory = Callable[..., Stack]
 
@@ -216,7 +218,7 @@ def test_redis_restarted_mid_ingest(make_stack: StackFactory, database_url: str,
         assert not redis_ping(stack.broker_url)
         time.sleep(2.0)  # an outage, not a blip
         server.start()
-        result = account_for(stack, inputs, timeout=240)
+        result = account_for(stack, inputs, timeout=180)
         assert done_before < len(inputs), "the restart must land mid-ingest"
         assert result.stored + result.duplicate + result.failed == len(inputs)
 
@@ -237,15 +239,18 @@ def test_database_unavailable_for_seconds(make_stack: StackFactory, broker_url: 
     )
     with outage:
         time.sleep(6.0)
-    result = account_for(stack, inputs, timeout=180)
+    result = account_for(stack, inputs, timeout=150)
     assert done_before < len(inputs), "the outage must land mid-ingest"
     assert result.counts == expected_counts(inputs)
 
 
 # -- floods -------------------------------------------------------------------------------------------
-FLOOD_FILES = int(os.environ.get("SEEDWORKER_CHAOS_FLOOD", "10000" if IN_CI else "2000"))
+# 10,000 in CI; fewer on a developer machine shared with other work (set the variable to override).
+FLOOD_FILES = int(os.environ.get("SEEDWORKER_CHAOS_FLOOD", "10000" if IN_CI else "1000"))
+FLOOD_SECONDS = max(150.0, FLOOD_FILES * 0.1)  # a bound, not a target: `make bench` measures speed
 
 
+@pytest.mark.timeout(int(FLOOD_SECONDS) + 120)
 def test_inbox_flooded_with_files_at_once(make_stack: StackFactory, broker_url: str, database_url: str) -> None:
     """FLOOD_FILES (10,000 in CI) files renamed into the inbox at once, fast profile."""
     if not database_url.startswith("sqlite") and not IN_CI:
@@ -254,10 +259,10 @@ def test_inbox_flooded_with_files_at_once(make_stack: StackFactory, broker_url: 
     inputs = make_inputs(FLOOD_FILES, prefix="flood")
     started = time.monotonic()
     drop_all(stack, inputs)
-    result = account_for(stack, inputs, timeout=max(180.0, FLOOD_FILES / 20))
+    result = account_for(stack, inputs, timeout=FLOOD_SECONDS)
     elapsed = time.monotonic() - started
     print(f"flood: {FLOOD_FILES} files accounted for in {elapsed:.1f}s ({FLOOD_FILES / elapsed:.0f} files/s)")
-    assert result.stored + result.duplicate + result.failed == FLOOD_FILES
+    assert result.counts == expected_counts(inputs)
 
 
 # -- the watched folder -------------------------------------------------------------------------------
@@ -271,7 +276,7 @@ def test_files_renamed_and_deleted_while_watched(make_stack: StackFactory, broke
     rng = random.Random(88)
     outside = stack.root / "outside"
     outside.mkdir()
-    text = {name: article(rng, i) for i, name in enumerate("abcdefghij")}
+    text = {name: article(rng, i) for i, name in enumerate("abcdefghijk")}
     inbox = stack.inbox
 
     stack.drop("a.txt", text["a"])
@@ -296,6 +301,9 @@ def test_files_renamed_and_deleted_while_watched(make_stack: StackFactory, broke
     stack.drop("i.txt", text["i"])
     os.rename(inbox / "i.txt", outside / "i.txt")  # out and back in under a new name
     os.rename(outside / "i.txt", inbox / "i-back.txt")
+    stack.drop("j.txt", text["j"])
+    os.remove(inbox / "j.txt")  # deleted and written again with other content
+    stack.drop("j.txt", text["k"])
 
     inputs = [
         Input("a-renamed.txt", text["a"], "document", group="a"),
@@ -304,6 +312,7 @@ def test_files_renamed_and_deleted_while_watched(make_stack: StackFactory, broke
         Input("g.txt", text["g"], "document", group="g"),
         Input("h-2.txt", text["h"], "document", group="h"),
         Input("i-back.txt", text["i"], "document", group="i"),
+        Input("j.txt", text["k"], "document", group="k"),
     ]
     account_for(stack, inputs, timeout=120)
     assert (outside / "c.txt").read_bytes() == text["c"], "a file moved out is left alone"
