@@ -32,9 +32,6 @@ def chain_stack(tmp_path: Path, broker_url: str) -> Iterator[Stack]:
     )
     stack.inbox.mkdir(parents=True)
     yield stack
-    for name in ("light", "ner"):
-        if name in stack.procs and stack.procs[name].poll() is None:
-            stack.kill(name, 15)
     stack.stop()
 
 

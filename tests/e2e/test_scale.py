@@ -14,7 +14,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -110,10 +109,6 @@ def scale_stack(tmp_path: Path, broker_url: str, postgres_url: str) -> Iterator[
         stack.wait_for(lambda: _pinged(stack) == set(WORKERS), 120, what="three workers answering a ping")
         yield stack
     finally:
-        for proc in stack.procs.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
         stack.stop()
 
 
