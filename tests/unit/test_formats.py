@@ -400,3 +400,12 @@ def test_html_with_nothing_extractable_is_no_text_extracted(tmp_path: Path, cont
     with pytest.raises(NoExtractableText) as info:
         _normalise(tmp_path, "page.html", content)
     assert info.value.reason == "no_text_extracted"
+
+
+def test_short_html_page_loses_its_navigation_footer_and_aside(tmp_path: Path) -> None:
+    html = (
+        "<html><head><title>Budget approved</title></head><body><nav>Home | News</nav>"
+        "<aside>Most read: cats</aside><article><p>The council voted on Tuesday to approve the budget.</p>"
+        "</article><footer>Contact us</footer></body></html>"
+    )
+    assert _normalise(tmp_path, "page.html", html).text == "The council voted on Tuesday to approve the budget."

@@ -279,3 +279,28 @@ def test_empty_document_error_is_json_serialisable(tmp_path: Path) -> None:
 def test_document_round_trips_through_json(example_bytes: bytes) -> None:
     doc = normalise(example_bytes, filename=EXAMPLE.name)
     assert NormalisedDocument.model_validate_json(doc.model_dump_json()) == doc
+
+
+# --- reason codes are documented ---------------------------------------------------------
+
+
+def test_every_input_error_has_its_own_class_and_reason_code() -> None:
+    def subclasses(cls: type) -> list[type]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+    classes = subclasses(InputError)
+    reasons = [c.reason for c in classes]  # type: ignore[attr-defined]
+    assert len(reasons) == len(set(reasons)), reasons
+    from worker.errors import REASON_CODES
+
+    assert set(reasons) <= set(REASON_CODES)
+
+
+def test_every_reason_code_is_listed_in_the_readme_with_its_meaning() -> None:
+    from worker.errors import REASON_CODES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines() if line.startswith("| `")}
+    missing = [code for code in REASON_CODES if code not in rows]
+    assert not missing, f"reason codes missing from the README's failure table: {missing}"
+    assert all(len(rows[code].split("|")[2].split()) >= 4 for code in REASON_CODES)

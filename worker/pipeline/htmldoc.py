@@ -1,8 +1,10 @@
 """HTML pages: the main article text and its metadata, via trafilatura.
 
 trafilatura drops scripts, styles, navigation and comments and works on the string it is
-given (it never fetches anything for ``bare_extraction``).  Date extraction is limited to
-markup (no "extensive search" through the text) so the same page always gets the same date.
+given (it never fetches anything for ``bare_extraction``).  ``<nav>``, ``<footer>`` and
+``<aside>`` are pruned first: on short pages its fallback extractor would keep them.  Date
+extraction is limited to markup (no "extensive search" through the text) so the same page
+always gets the same date.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from worker.pipeline.textclean import clean_text, one_line
 
 _HAS_ROOT = re.compile(r"<html[\s>]|<body[\s>]", re.IGNORECASE)
 _DATE_PARAMS = {"extensive_search": False, "original_date": True}
+# HTML5 says what is never the main content; trafilatura's fallback on short pages keeps it.
+_NEVER_CONTENT = ["//nav", "//footer", "//aside"]
 
 
 def parse_html(html: str) -> Parsed:
@@ -58,6 +62,7 @@ def _extract(html: str) -> dict[str, Any] | None:
             include_comments=False,
             with_metadata=True,
             date_extraction_params=_DATE_PARAMS,
+            prune_xpath=_NEVER_CONTENT,
             config=_config(),
         )
     except Exception as exc:  # lxml and friends raise many types on hostile markup
