@@ -151,9 +151,20 @@ def run_watcher(settings: Settings, *, watcher_id: str | None = None) -> None:
         watcher.run()
 
 
+def _is_loopback(address: str) -> bool:
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a host name or "" (all interfaces): not provably local
+        return False
+
+
 def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict[str, str]]:
     """The Flower command line and environment; secrets go in the environment, not argv."""
-    loopback = settings.flower_address in ("127.0.0.1", "localhost", "::1")
+    loopback = _is_loopback(settings.flower_address)
     auth = settings.flower_basic_auth.get_secret_value() if settings.flower_basic_auth else ""
     if not loopback and not auth:
         from worker.errors import ConfigError

@@ -129,7 +129,7 @@ def test_flower_shows_workers_and_short_task_lines(flower_stack: tuple[Stack, st
     assert "s3cret-pw" not in stack.tail("flower", 400)
 
 
-@pytest.mark.parametrize("address", ["0.0.0.0", "", "10.1.2.3", "::"])
+@pytest.mark.parametrize("address", ["0.0.0.0", "", "10.1.2.3", "::", "flower.example.com", "127.0.0.1.nip.io"])
 def test_flower_refuses_public_address_without_auth(tmp_path: Path, address: str) -> None:
     settings = Settings(_env_file=None, data_dir=tmp_path, flower_address=address)  # type: ignore[call-arg]
     with pytest.raises(ConfigError, match="without SEEDWORKER_FLOWER_BASIC_AUTH"):
@@ -171,3 +171,10 @@ def test_flower_secrets_stay_out_of_its_command_line(tmp_path: Path) -> None:
     assert "pw" not in " ".join(argv) and "a:b" not in " ".join(argv)
     assert env["FLOWER_BASIC_AUTH"] == "a:b" and env["CELERY_BROKER_URL"].startswith("redis://:pw@")
     assert argv[:3] == [sys.executable, "-m", "celery"]  # the same interpreter as seedworker
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.53", "localhost", "::1"])
+def test_flower_on_loopback_needs_no_auth(tmp_path: Path, address: str) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path, flower_address=address)  # type: ignore[call-arg]
+    argv, env = flower_command(settings, "redis://127.0.0.1:1/0")
+    assert f"--address={address}" in argv and "FLOWER_BASIC_AUTH" not in env

@@ -155,6 +155,7 @@ def test_compose_services_run_real_commands_with_valid_settings(compose: dict[st
         assert db.hostname == "postgres" and db.username == pg_env["POSTGRES_USER"], name
         assert db.password == pg_env["POSTGRES_PASSWORD"] and db.path == "/" + pg_env["POSTGRES_DB"], name
         assert service["stop_signal"] == "SIGTERM" and service["stop_grace_period"], name
+        assert service["init"] is True, name
         health = service["healthcheck"]
         if name == "migrate":
             assert health == {"disable": True} and service["restart"] == "no"
