@@ -365,6 +365,16 @@ def test_k8s_deployments_run_real_commands_with_valid_settings(k8s: dict[tuple[s
                 assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
 
 
+def test_k8s_migration_job_runs_db_upgrade(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    jobs = [doc for (kind, _), doc in k8s.items() if kind == "Job"]
+    assert len(jobs) == 1
+    [container] = jobs[0]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["db", "upgrade"]
+    check_command(["seedworker", *container["args"]])
+    settings = check_env(_container_env(k8s, container))
+    assert settings.database_url.startswith("postgresql://")
+
+
 def test_k8s_services_select_real_pods(k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
     deployments = _deployments(k8s)
     services = {name: doc for (kind, name), doc in k8s.items() if kind == "Service"}
@@ -448,7 +458,7 @@ def test_kustomize_builds_every_manifest(k8s: dict[tuple[str, str], dict[str, An
     images = {
         c["image"]
         for d in built.values()
-        if d["kind"] == "Deployment"
+        if d["kind"] in ("Deployment", "Job")
         for c in d["spec"]["template"]["spec"]["containers"]
     }
     assert images == {"seedworker:0.1.0"}
