@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import random
+from pathlib import Path
 
 import pytest
 from sqlalchemy import delete, func, select, update
@@ -209,3 +210,42 @@ def test_concurrent_near_copies_end_with_one_canonical(database_url: str) -> Non
     events = _events(store)
     assert len(events) == 5
     assert len({e["data"]["story_id"] for e in events}) == 1  # type: ignore[index]
+
+
+def test_cli_check_explains_and_rebuild_reindexes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from worker.cli import main
+    from worker.services import ensure_schema
+    from worker.settings import load_settings
+
+    monkeypatch.setenv("SEEDWORKER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SEEDWORKER_INBOX", str(tmp_path / "inbox"))
+    settings = load_settings(_env_file=None)
+    ensure_schema(settings)
+    engine = make_engine(settings.effective_database_url)
+    store = DocumentStore(engine, event_source="urn:test", near=NearDuplicateIndex())
+    first = store.persist_document(*_batch(ARTICLE, "k1"))
+    (tmp_path / "rewrite.txt").write_text(near_copy(ARTICLE))
+    (tmp_path / "other.txt").write_text(unrelated(1))
+    runner = CliRunner()
+
+    out = runner.invoke(main, ["dedup", "check", str(tmp_path / "rewrite.txt"), "--json"])
+    assert out.exit_code == 0, out.output
+    [verdict] = json.loads(out.output)["documents"]
+    assert verdict["verdict"] == "near" and verdict["duplicate_of"] == first.document_id
+    assert verdict["story_id"] == f"story_{str(first.document_id).removeprefix('doc_')}"
+    assert 0.8 <= verdict["similarity"] < 1.0 and verdict["shared_bands"] >= 1
+    assert "exact Jaccard decided" in verdict["why"]
+
+    text_out = runner.invoke(main, ["dedup", "check", str(tmp_path / "other.txt")])
+    assert text_out.exit_code == 0 and "NEW" in text_out.output
+
+    with store.session() as s:
+        s.execute(delete(MinhashBand))
+    rebuilt = runner.invoke(main, ["dedup", "rebuild", "--batch-size", "10"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "indexed 1 documents" in rebuilt.output
+    assert _count(store, MinhashBand) == DedupParams().bands[0]
+    assert _count(store, Document) == 1  # check stored nothing
+    store.engine.dispose()
