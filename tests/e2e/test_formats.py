@@ -261,12 +261,14 @@ def run(
             stack.wait_for_events(1, timeout=240, type=STORED, data__filename="example.txt")
             stack.drop("example-copy-crlf.txt", dropped["example-copy-crlf.txt"])
             events = stack.wait_for_events(EXPECTED_EVENTS, timeout=240)
-            finished = len(dropped) - 1  # the JSONL file's records are counted once
+            # Every file archived, or in failed/ with its .error.json, and none left in processing.
+            processing = stack.inbox / ".seedworker-processing"
             stack.wait_for(
                 lambda: (
                     len([p for p in stack.archive.rglob("*") if p.is_file()])
                     + len(list(stack.failed.glob("*.error.json")))
-                    >= finished
+                    >= len(dropped)
+                    and not [p for p in processing.rglob("*") if p.is_file()]
                 ),
                 timeout=60,
                 what="every file archived or failed",
