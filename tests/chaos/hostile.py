@@ -169,6 +169,18 @@ def build(staging: Path, outside: Path, *, max_file_bytes: int) -> Corpus:
         for _ in range(line_bytes // len(block)):
             fh.write(block)
     c.items.append(Hostile("fifty-mb-line", "fifty-mb-line.txt", "failed:too_large", why="one 50 MB line, no newline"))
+    # Just under the limit: read, sent through Redis and decoded by a worker (memory is watched).
+    big = max_file_bytes - 1024
+    noise = bytearray(os.urandom(MIB))
+    noise[::4096] = b"\0" * len(noise[::4096])
+    with (staging / "big-binary.txt").open("wb") as fh:
+        for _ in range(big // MIB):
+            fh.write(noise)
+    c.items.append(Hostile("big-binary", "big-binary.txt", "failed:binary", why=f"{big // MIB} MiB under the limit"))
+    with (staging / "big-unclosed.json").open("wb") as fh:
+        fh.write(b'{"text": "')
+        fh.write(b"a very long unterminated string " * (big // 40))
+    c.items.append(Hostile("big-json", "big-unclosed.json", "failed:invalid_json", why="under the limit, never closed"))
 
     # -- structured formats -------------------------------------------------------------------
     _file(c, Hostile("nested-json", "nested.json", "failed:invalid_json"), b"[" * 200_000 + b"]" * 200_000)

@@ -141,8 +141,9 @@ def hostile(tmp_path_factory: pytest.TempPathFactory, embedded_redis: EmbeddedRe
     finally:
         stack.stop()
         connect(embedded_redis.url).flushall()
-        for big in [*stack.failed.rglob("fifty-mb-line*"), root / "staging" / "fifty-mb-line.txt"]:
-            big.unlink(missing_ok=True)
+        for name in ("fifty-mb-line.txt", "big-binary.txt", "big-unclosed.json"):
+            for big in (stack.failed / name, root / "staging" / name, stack.inbox / name):
+                big.unlink(missing_ok=True)
 
 
 def _in_processing(stack: Stack) -> list[Path]:
