@@ -16,9 +16,14 @@ from worker.settings import Settings
 
 
 def _settings() -> Settings:
+    """The settings, with logs on the process's stderr: stdout carries only the command's
+    output (``--json`` pipes into jq)."""
     from worker.cli import _settings as load
+    from worker.logs import configure_logging
 
-    return load()
+    settings = load()
+    configure_logging(settings, stream=sys.__stderr__ or sys.stderr)
+    return settings
 
 
 def _tag_store(settings: Settings) -> Any:
