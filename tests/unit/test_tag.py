@@ -221,3 +221,22 @@ def test_a_json_lines_batch_runs_through_one_nlp_pipe_call(monkeypatch: pytest.M
     for item in batch.items:
         people = {t.name for t in item.tags if t.kind == "entity" and t.label == "PERSON"}
         assert people == {"Angela Merkel", "Emmanuel Macron"}
+
+
+@pytest.mark.ner
+def test_tagging_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models, gazetteer, language detector and YAKE all ship in their packages: building a
+    tagger from settings and tagging the example work with every socket refused."""
+    import socket
+
+    def refuse(*_: Any, **__: Any) -> Any:
+        raise AssertionError("tagging tried to use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    tagger = Tagger.from_settings(make_settings())
+    tags = tagger.tag(example_doc(), folder_tags=["politics"], producer_tags=["ap"])
+    kinds = {t.kind for t in tags}
+    assert kinds == {"entity", "topic", "keyword", "folder", "producer"}
