@@ -70,7 +70,9 @@ def test_status_and_health_of_a_running_stack(stack: Stack) -> None:
     report = json.loads(result.stdout)
     assert report["errors"] == {}
     [worker] = report["workers"]
-    assert worker["name"] == f"w1@{stack.root.name}" and worker["processes"] == 1 and worker["tasks_done"] >= 4
+    assert (
+        worker["name"] == f"w1@{stack.root.name}" and worker["processes"] == 1 and worker["tasks_done"] >= 1
+    )  # the watcher may batch files
     expected = {"stored": 2, "duplicate": 1, "failed": 1}
     assert report["documents"]["all_time"] == expected
     assert report["documents"]["last_hour"] == expected
