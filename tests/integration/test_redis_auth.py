@@ -105,11 +105,26 @@ def password_redis(tmp_path: Path) -> Iterator[ExternalRedis]:
     server.stop()
 
 
+@dataclass
+class _Observed(Stack):
+    """A stack whose processes get ``broker_url`` (plus their env) while the test reads Redis
+    through ``observer_url``."""
+
+    observer_url: str = ""
+
+    def redis(self) -> redis.Redis:
+        return connect(self.observer_url or self.broker_url)
+
+
 def _ingest_through_worker(tmp_path: Path, url: str, extra_env: dict[str, str], settings: Settings) -> None:
-    """A real worker process on ``url``; the client submits the example and waits for it."""
-    stack = Stack(tmp_path / "stack", url, f"sqlite:///{tmp_path / 'db.sqlite'}", extra_env=extra_env)
-    stack.root.mkdir(parents=True, exist_ok=True)
+    """Worker, publisher and watcher as real processes on ``url``: a file dropped into the inbox
+    and a document from the client library both come out stored, with their events."""
+    stack = _Observed(tmp_path / "stack", url, f"sqlite:///{tmp_path / 'db.sqlite'}", extra_env=extra_env)
+    stack.observer_url = settings.broker_url  # the test's own reads, with the settings' TLS options
+    stack.inbox.mkdir(parents=True, exist_ok=True)
     stack.start("worker", "worker", "--concurrency=1", "--node-name=auth@test")
+    stack.start("publisher", "publish")
+    stack.start("watcher", "watch", "--watcher-id=auth")
     try:
         producer = Producer(settings, settings.broker_url)
         try:
@@ -118,6 +133,11 @@ def _ingest_through_worker(tmp_path: Path, url: str, extra_env: dict[str, str], 
         finally:
             producer.close()
         assert result.status == "stored", result
+        stack.drop("dropped.txt", EXAMPLE.read_bytes())
+        [dup] = stack.wait_for_events(1, 120, type="org.seedworker.document.duplicate")
+        assert dup["data"]["filename"] == "dropped.txt"
+        stack.wait_for(lambda: list(stack.archive.rglob("dropped.txt")), 60, what="the dropped file archived")
+        assert len(stack.events()) == 2
         stack.start("config", "config", "--json")
         stack.procs["config"].wait(timeout=60)
     finally:
@@ -218,6 +238,17 @@ def test_worker_and_client_work_over_tls_with_the_configured_ca(
     )
     assert "ssl_ca_certs=" in settings.broker_url and "ssl_cert_reqs=required" in settings.broker_url
     _ingest_through_worker(tmp_path, server.url, {"SEEDWORKER_REDIS_TLS_CA_FILE": str(ca)}, settings)
+
+
+def test_the_whole_stack_runs_with_the_ca_in_the_url_alone(
+    tmp_path: Path, tls_redis: tuple[ExternalRedis, Path]
+) -> None:
+    """``rediss://…?ssl_ca_certs=…`` without any SEEDWORKER_REDIS_TLS_* variable works too."""
+    server, ca = tls_redis
+    url = f"{server.url}?ssl_ca_certs={quote(str(ca), safe='')}"
+    settings = Settings(_env_file=None, broker_url=url, data_dir=tmp_path / "client")  # type: ignore[call-arg]
+    assert "ssl_cert_reqs=required" in settings.broker_url
+    _ingest_through_worker(tmp_path, url, {}, settings)
 
 
 def test_tls_verifies_the_server_certificate(tls_redis: tuple[ExternalRedis, Path], tmp_path: Path) -> None:
