@@ -215,6 +215,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=0.3, help="auto confidence threshold (default 0.3)")
     parser.add_argument("--seed", type=int, default=4)
     args = parser.parse_args(argv)
+    from worker.logs import configure_logging
+    from worker.settings import Settings
+
+    configure_logging(Settings(_env_file=None, log_level="WARNING"))  # type: ignore[call-arg]  # stdout: the report
     print_report(run(args.per_topic, threshold=args.threshold, seed=args.seed))
 
 
