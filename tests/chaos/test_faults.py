@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.chaos.faults_support import (
     database_locked,
     drop_all,
     expected_counts,
+    inbox_files,
     kill_worker_children,
     make_inputs,
     postgres_table_locked,
@@ -68,6 +70,12 @@ def make_stack(tmp_path: Path, database_url: str) -> Iterator[StackFactory]:
         stack.stop()
 
 
+def _sqlite_only(database_url: str, why: str) -> None:
+    """Faults of the broker, the watcher or the folder: the database plays no part, SQLite is enough."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip(why)
+
+
 def _wait_ingested(stack: Stack, at_least: int, timeout: float = 90.0) -> int:
     return int(
         stack.wait_for(
@@ -83,7 +91,7 @@ def test_worker_children_killed_mid_task_redeliver(make_stack: StackFactory, bro
     """SIGKILL both pool processes while each runs a task (held inside its store transaction by a
     database lock, so the kill lands mid-task for certain): reject_on_worker_lost requeues both."""
     stack = make_stack(broker_url)
-    inputs = make_inputs(12, prefix="kid")
+    inputs = make_inputs(40, prefix="kid")
     with database_locked(stack.database_url):
         drop_all(stack, inputs)
         stack.wait_for(lambda: unacked(stack) >= 2, timeout=60, what="both children holding a task")
@@ -102,10 +110,9 @@ def test_worker_killed_holding_tasks_visibility_timeout_returns_them(
     """SIGKILL the whole worker (main process and pool) while it holds unacknowledged tasks;
     a restarted worker restores them from kombu's ``unacked`` hash once the (short) visibility
     timeout has passed."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("the broker, not the database, brings the messages back: SQLite is enough")
+    _sqlite_only(database_url, "the broker, not the database, brings the messages back")
     stack = make_stack(broker_url, env={"SEEDWORKER_VISIBILITY_TIMEOUT": "5"})
-    inputs = make_inputs(12, prefix="held")
+    inputs = make_inputs(40, prefix="held")
     with database_locked(stack.database_url):
         drop_all(stack, inputs)
         stack.wait_for(lambda: unacked(stack) >= 2, timeout=60, what="the worker holding tasks")
@@ -117,11 +124,54 @@ def test_worker_killed_holding_tasks_visibility_timeout_returns_them(
     assert result.counts == expected_counts(inputs)
 
 
+def test_worker_stopped_with_sigterm_hands_its_tasks_back(
+    make_stack: StackFactory, broker_url: str, database_url: str
+) -> None:
+    """SIGTERM the worker while both pool processes are stuck in a task: after the soft-shutdown
+    grace period it stops them and puts their messages back on the queue, so a restarted worker
+    takes them at once (the default one-hour visibility timeout plays no part)."""
+    _sqlite_only(database_url, "the broker, not the database, brings the messages back")
+    stack = make_stack(broker_url)
+    inputs = make_inputs(40, prefix="term")
+    with database_locked(stack.database_url):
+        drop_all(stack, inputs)
+        stack.wait_for(lambda: unacked(stack) >= 2, timeout=60, what="both children holding a task")
+        stack.kill("worker", signal.SIGTERM)
+    assert unacked(stack) == 0, "a stopping worker hands back what it holds"
+    restart(stack, "worker")
+    result = account_for(stack, inputs, timeout=150)
+    assert result.counts == expected_counts(inputs)
+
+
+def test_task_outliving_visibility_timeout_runs_twice_stores_once(
+    make_stack: StackFactory, broker_url: str, database_url: str
+) -> None:
+    """Tasks blocked longer than a 2 s visibility timeout are handed out again while the first
+    delivery still runs (faults.md: kombu 337, Celery 4400); the later deliveries find the
+    ingestion rows and write nothing.  On PostgreSQL both copies may race for the same key."""
+    stack = make_stack(broker_url, env={"SEEDWORKER_VISIBILITY_TIMEOUT": "2"})
+    inputs = make_inputs(40, prefix="vis", duplicate_every=0, failed_every=0)
+    client = stack.redis()
+    with database_locked(database_url):
+        drop_all(stack, inputs)
+        stack.wait_for(lambda: unacked(stack) >= 2 and not inbox_files(stack), timeout=60, what="all sent, 2 held")
+        queued = client.llen("seedworker")
+        # kombu's restore scan (every 10 s) puts the held messages back on the queue.
+        stack.wait_for(lambda: client.llen("seedworker") > queued, timeout=60, what="a redelivery")
+    client.close()
+    result = account_for(stack, inputs, timeout=150)
+    replays = stack.tail("worker", 5000).count('"replayed": true')
+    print(f"{replays} replayed deliveries")
+    assert replays >= 1, "some message must have been delivered twice"
+    assert result.counts == expected_counts(inputs) and result.events == len(inputs)
+
+
 # -- the watcher ------------------------------------------------------------------------------------
-def test_watcher_killed_between_claim_and_enqueue_resends_same_key(make_stack: StackFactory) -> None:
+def test_watcher_killed_between_claim_and_enqueue_resends_same_key(make_stack: StackFactory, database_url: str) -> None:
     """With the broker down the watcher can claim files but not enqueue them: SIGKILL it then.
     The restarted watcher finds its claims on disk and sends them with the keys they were
     claimed under (so a claim that had been sent is never stored twice)."""
+    _sqlite_only(database_url, "a watcher fault")
     with private_redis() as server:
         stack = make_stack(server.url)
         inputs = make_inputs(6, prefix="claim", duplicate_every=0, failed_every=0)
@@ -140,8 +190,9 @@ def test_watcher_killed_between_claim_and_enqueue_resends_same_key(make_stack: S
         assert keys <= ingested, "recovered claims must keep their idempotency keys"
 
 
-def test_watcher_killed_repeatedly_during_a_burst(make_stack: StackFactory, broker_url: str) -> None:
+def test_watcher_killed_repeatedly_during_a_burst(make_stack: StackFactory, broker_url: str, database_url: str) -> None:
     """SIGKILL the watcher three times while it claims and sends a burst of 300 files."""
+    _sqlite_only(database_url, "a watcher fault")
     stack = make_stack(broker_url)
     inputs = make_inputs(300, prefix="burst")
     left_behind = []
@@ -203,8 +254,8 @@ def test_redis_restarted_mid_ingest(make_stack: StackFactory, database_url: str,
     """Stop the embedded Redis (SHUTDOWN, or SIGKILL with ``appendfsync always``) while files are
     being processed, start it again on the same socket: the AOF kept the queue, the unacked
     messages, the reply lists and the stream, and every process reconnects by itself."""
-    if how == "sigkill" and not database_url.startswith("sqlite"):
-        pytest.skip("the broker fault does not depend on the database")
+    if how == "sigkill":
+        _sqlite_only(database_url, "the broker fault does not depend on the database")
     appendfsync = "always" if how == "sigkill" else "everysec"
     with private_redis(appendfsync) as server:
         stack = make_stack(server.url, env={"SEEDWORKER_VISIBILITY_TIMEOUT": "10"})
@@ -266,10 +317,11 @@ def test_inbox_flooded_with_files_at_once(make_stack: StackFactory, broker_url: 
 
 
 # -- the watched folder -------------------------------------------------------------------------------
-def test_files_renamed_and_deleted_while_watched(make_stack: StackFactory, broker_url: str) -> None:
+def test_files_renamed_and_deleted_while_watched(make_stack: StackFactory, broker_url: str, database_url: str) -> None:
     """Within the settle window files are renamed inside the inbox, moved out of it, deleted,
     replaced and appended to; afterwards exactly the files that remain are ingested, once,
     with their final names and contents."""
+    _sqlite_only(database_url, "a watched-folder fault")
     stack = make_stack(broker_url, env={"SEEDWORKER_SETTLE_SECONDS": "1.5", "SEEDWORKER_STABLE_SECONDS": "1.5"})
     import random
 
