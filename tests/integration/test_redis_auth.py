@@ -140,6 +140,8 @@ def _ingest_through_worker(tmp_path: Path, url: str, extra_env: dict[str, str], 
         assert len(stack.events()) == 2
         stack.start("config", "config", "--json")
         stack.procs["config"].wait(timeout=60)
+        health = stack.start("health", "health", "--timeout=10")  # what the deployment probes run
+        assert health.wait(timeout=90) == 0, stack.tail("health")
     finally:
         stack.stop()
     config = json.loads(_json_tail(stack))
@@ -152,6 +154,25 @@ def _ingest_through_worker(tmp_path: Path, url: str, extra_env: dict[str, str], 
 def _json_tail(stack: Stack) -> str:
     text = stack.logs["config"].read_text(errors="replace")
     return text[text.index("{") :]
+
+
+def test_health_fails_with_a_wrong_password_and_does_not_print_it(
+    tmp_path: Path, password_redis: ExternalRedis
+) -> None:
+    wrong = password_redis.url.replace(QUOTED, quote("Wr0ng/pass@", safe=""))
+    env = {"PATH": "/usr/bin:/bin", "SEEDWORKER_BROKER_URL": wrong, "SEEDWORKER_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.cli", "health", "--no-workers", "--timeout=5"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "broker unreachable" in done.stderr
+    assert "Wr0ng" not in done.stdout + done.stderr
 
 
 def test_password_protected_redis_refuses_anonymous_clients(password_redis: ExternalRedis) -> None:
