@@ -196,6 +196,12 @@ def build(staging: Path, outside: Path, *, max_file_bytes: int) -> Corpus:
     )
     _file(
         c,
+        Hostile("json-nul", "nul-escapes.json", "stored", why="escaped NULs and lone surrogates in text and metadata"),
+        b'{"text": "A story whose JSON holds escaped NULs \\u0000 and a lone surrogate \\ud800 here.",'
+        b' "title": "Ti\\u0000tle", "note": "a\\u0000b\\udc80", "k\\u0000ey": 1}',
+    )
+    _file(
+        c,
         Hostile("jsonl-all-bad", "only-bad-lines.jsonl", "failed:missing_text", events=3),
         b'{"title": "no text on this line"}\n[1, 2, 3]\n{broken\n',
     )

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.chaos.hostile import MIB, Corpus, build, describe, grow, growing_text, release, vanish
+from tests.e2e.test_formats import _database
 from tests.stack import Stack
 from worker.broker import EmbeddedRedis, connect
 from worker.errors import UnreadableFile, UnsafePath
@@ -102,13 +103,19 @@ class HostileRun:
         return out
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory, embedded_redis: EmbeddedRedis) -> Iterator[HostileRun]:
-    root = tmp_path_factory.mktemp("hostile")
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def hostile(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedded_redis: EmbeddedRedis
+) -> Iterator[HostileRun]:
+    root = tmp_path_factory.mktemp(f"hostile-{request.param}")
     if not embedded_redis.is_running():
         embedded_redis.start()
     connect(embedded_redis.url).flushall()
-    database_url = f"sqlite:///{root / 'seedworker.db'}"
+    with _database(request.param, root) as database_url:
+        yield from _hostile_run(root, embedded_redis, database_url)
+
+
+def _hostile_run(root: Path, embedded_redis: EmbeddedRedis, database_url: str) -> Iterator[HostileRun]:
     stack = Stack(
         root,
         embedded_redis.url,

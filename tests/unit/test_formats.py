@@ -409,3 +409,13 @@ def test_short_html_page_loses_its_navigation_footer_and_aside(tmp_path: Path) -
         "</article><footer>Contact us</footer></body></html>"
     )
     assert _normalise(tmp_path, "page.html", html).text == "The council voted on Tuesday to approve the budget."
+
+
+def test_metadata_strings_lose_nul_controls_and_lone_surrogates(tmp_path: Path) -> None:
+    raw = (
+        '{"text": "A story with hostile metadata.", "x": "a\\u0000b", "k\\u0001ey": 1,'
+        ' "s": "\\udc80ok", "list": ["\\u0007bell"], "url": "https://example.com/\\u0000"}'
+    )
+    doc = _normalise(tmp_path, "a.json", raw)
+    assert doc.metadata == {"x": "ab", "key": 1, "s": "ok", "list": ["bell"], "url": "https://example.com/"}
+    doc.model_dump_json().encode("utf-8")  # every string is valid UTF-8

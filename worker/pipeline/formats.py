@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from worker.pipeline.textclean import clean_text, one_line
+from worker.pipeline.textclean import clean_text, one_line, tidy
 
 TEXT, HEADER, MARKDOWN, JSON, JSONL, HTML = "text", "header", "markdown", "json", "jsonl", "html"
 _EXTENSIONS = {
@@ -232,7 +232,7 @@ def apply_fields(parsed: Parsed, fields: Mapping[Any, Any]) -> None:
         elif target in ("source", "url"):
             parsed.metadata[target] = to_jsonable(value, parsed.warnings, key, budget)
         elif target is None:
-            parsed.metadata[key.lower()] = to_jsonable(value, parsed.warnings, key, budget)
+            parsed.metadata[tidy(key.lower())] = to_jsonable(value, parsed.warnings, key, budget)
 
 
 def _as_line(value: Any) -> str | None:
@@ -277,7 +277,8 @@ def _merge_tags(old: list[str], new: list[str]) -> list[str]:
 def to_jsonable(value: Any, warnings: list[str], key: str, budget: list[int], depth: int = 0) -> Any:
     """A metadata value Celery's JSON serializer and the store can carry.
 
-    Dates become ISO strings, non-finite floats None; YAML alias bombs and very deep
+    Dates become ISO strings, non-finite floats None, strings (and keys) lose control
+    characters and lone surrogates (not valid UTF-8 text); YAML alias bombs and very deep
     nesting are cut off with a warning instead of exhausting memory or the stack.
     """
     budget[0] -= 1
@@ -286,14 +287,16 @@ def to_jsonable(value: Any, warnings: list[str], key: str, budget: list[int], de
         if warning not in warnings:
             warnings.append(warning)
         return None
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        return tidy(value)
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dt.date | dt.datetime | dt.time):
         return value.isoformat()
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v, warnings, key, budget, depth + 1) for k, v in value.items()}
+        return {tidy(str(k)): to_jsonable(v, warnings, key, budget, depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_jsonable(v, warnings, key, budget, depth + 1) for v in value]
     return str(value)

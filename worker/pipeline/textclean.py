@@ -73,6 +73,14 @@ def _tidy(text: str) -> str:
     return _ODD.sub(lambda m: _REPLACEMENTS.get(m[0], ""), text)
 
 
+def tidy(text: str) -> str:
+    """Line endings and odd spaces made plain, control characters and lone surrogates removed;
+    nothing else touched.  For values kept as given (metadata), so that every string the
+    store and the events carry is valid UTF-8 without NUL (PostgreSQL text columns refuse
+    NUL, jsonb refuses \\u0000, and a lone surrogate cannot be encoded as UTF-8)."""
+    return _tidy(text) if _ODD.search(text) else text
+
+
 def _repair(text: str) -> str:
     """ftfy's mojibake repair, for texts that show a sign of mojibake."""
     return ftfy.fix_text(text, _FTFY) if _MOJIBAKE_HINT.search(text) else text
