@@ -463,3 +463,22 @@ def test_kustomize_builds_every_manifest(k8s: dict[tuple[str, str], dict[str, An
     }
     assert images == {"seedworker:0.1.0"}
     assert all(d["metadata"].get("namespace") == "seedworker" for d in built.values() if d["kind"] != "Namespace")
+
+
+def test_grace_periods_outlast_the_workers_soft_shutdown(
+    compose: dict[str, Any], k8s: dict[tuple[str, str], dict[str, Any]]
+) -> None:
+    """A SIGTERMed worker hands its messages back after Celery's soft shutdown; killed before
+    that, they come back only after the visibility timeout.  Every grace period must be longer."""
+    from worker.app import create_app
+
+    soft = float(create_app(Settings(_env_file=None), "redis://127.0.0.1:1/0").conf.worker_soft_shutdown_timeout)  # type: ignore[call-arg]
+    margin = soft + 20
+    worker_unit = _unit(SYSTEMD / "seedworker-worker@.service")["Service"]
+    assert int(worker_unit["TimeoutStopSec"]) > margin
+    grace = compose["services"]["worker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > margin
+    for deployment in _deployments(k8s).values():
+        pod = deployment["spec"]["template"]["spec"]
+        if pod["containers"][0]["args"][0] == "worker":
+            assert pod["terminationGracePeriodSeconds"] > margin
