@@ -203,13 +203,29 @@ def password_redis(tmp_path: Path) -> Iterator[str]:
     proc.wait(10)
 
 
-@pytest.mark.e2e
-def test_worker_and_watcher_logs_never_show_credentials(tmp_path: Path, password_redis: str) -> None:
-    env = _cli_env(tmp_path, password_redis, f"sqlite:///{tmp_path / 'seedworker.db'}")
-    procs: dict[str, subprocess.Popen[bytes]] = {}
-    logs = {name: tmp_path / f"{name}.log" for name in ("worker", "watch")}
+def _status(url: str, auth: tuple[str, str] | None = None) -> int:
+    import httpx
+
     try:
-        for name, args in (("worker", ["worker", "--concurrency=1"]), ("watch", ["watch", "--watcher-id=sec"])):
+        return httpx.get(url, auth=auth, timeout=5).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+@pytest.mark.e2e
+def test_worker_watcher_and_flower_logs_never_show_credentials(tmp_path: Path, password_redis: str) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = _cli_env(tmp_path, password_redis, f"sqlite:///{tmp_path / 'seedworker.db'}")
+    env["SEEDWORKER_FLOWER_PORT"] = str(port)
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    logs = {name: tmp_path / f"{name}.log" for name in ("worker", "watch", "flower")}
+    commands = {"worker": ["worker", "--concurrency=1"], "watch": ["watch", "--watcher-id=sec"], "flower": ["flower"]}
+    try:
+        for name, args in commands.items():
             with logs[name].open("wb") as fh:
                 procs[name] = subprocess.Popen(
                     [sys.executable, "-m", "worker.cli", *args],
@@ -223,11 +239,15 @@ def test_worker_and_watcher_logs_never_show_credentials(tmp_path: Path, password
         (tmp_path / "inbox").mkdir(exist_ok=True)
         (tmp_path / "inbox" / "story.txt").write_text("A short story that travels through the whole pipeline once.")
         deadline = time.monotonic() + 120
-        while not list((tmp_path / "data" / "archive").glob("story.txt")):
+        api = f"http://127.0.0.1:{port}/api/workers"
+        while not list((tmp_path / "data" / "archive").glob("story.txt")) or _status(api) != 401:
             for name, proc in procs.items():
                 assert proc.poll() is None, f"{name} exited:\n{logs[name].read_text(errors='replace')[-3000:]}"
             assert time.monotonic() < deadline, "story.txt not archived:\n" + logs["worker"].read_text()[-3000:]
             time.sleep(0.2)
+        # Flower is up and guarded by the basic auth it was given (and only that).
+        assert _status(api, ("admin", "wrong")) == 401
+        assert _status(api, ("admin", FLOWER_PASSWORD)) == 200
     finally:
         for proc in procs.values():
             with contextlib.suppress(ProcessLookupError):
@@ -240,6 +260,6 @@ def test_worker_and_watcher_logs_never_show_credentials(tmp_path: Path, password
                 proc.wait()
     for name, log in logs.items():
         text = log.read_text(errors="replace")
-        assert "127.0.0.1" in text or name == "watch", text[-2000:]  # the broker is named...
+        assert "127.0.0.1" in text or name != "worker", text[-2000:]  # the broker is named...
         for secret in SECRETS:
             assert secret not in text, f"{secret} in the {name} log"  # ...its password is not
