@@ -65,6 +65,24 @@ def tag(batch: PipelineBatch, tagger: Tagger) -> PipelineBatch:
     return batch
 
 
+@stage_timer("tag")
+def tag_many(batches: list[PipelineBatch], tagger: Tagger) -> list[PipelineBatch]:
+    """Tag the documents of several requests in one call (``seedworker.ingest_batch``), so
+    NER runs over all of them with one ``nlp.pipe``; the same tags as ``tag`` on each."""
+    items = [(batch, item) for batch in batches for item in batch.items]
+    if not items:
+        return batches
+    results = tagger.tag_many(
+        [
+            (item.document, batch.request.folder_tags, [*batch.request.tags, *item.document.producer_tags])
+            for batch, item in items
+        ]
+    )
+    for (_, item), tags in zip(items, results, strict=True):
+        item.tags = tags
+    return batches
+
+
 @stage_timer("store")
 def store(batch: PipelineBatch, documents: DocumentStore, *, max_bytes: int) -> IngestResult:
     """Persist every outcome of the batch; idempotent per item key."""

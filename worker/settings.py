@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     settle_seconds: float = Field(
         0.05, ge=0, description="inotify: quiet time after close-write/moved-to before a file is taken."
     )
+    watch_batch: int = Field(
+        16,
+        ge=1,
+        le=500,
+        description="Files ready together the watcher sends in one message (seedworker.ingest_batch); 1: each alone.",
+    )
 
     # -- processing ------------------------------------------------------------------------
     pipeline: Literal["inline", "chain"] = Field(

@@ -49,6 +49,9 @@ log = get_logger("seedworker.watcher")
 
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".swx", "~")
 INGEST_TASK = "seedworker.ingest"
+BATCH_TASK = "seedworker.ingest_batch"
+#: A batch message carries at most this much file content (larger files go alone).
+BATCH_MAX_BYTES = 1024 * 1024
 FAILURE_TASK = "seedworker.record_failure"
 NAME_MAX = 255  # bytes in one path component on Linux filesystems
 
@@ -267,13 +270,26 @@ class InboxWatcher:
             wait = self.settings.settle_seconds if cand.closed else self.settings.stable_seconds
             if now - cand.changed_at >= wait:
                 ready.append(path)
-        for path in ready:
-            with self._lock:
-                self._candidates.pop(path, None)
-            self._claim_and_send(path)
+        # Claimed and sent a batch at a time: the first files of a burst go out while the
+        # rest still wait in the inbox, and several small files travel in one message.
+        size = self.settings.watch_batch if self.settings.pipeline == "inline" else 1
+        for start in range(0, len(ready), size):
+            claims = []
+            for path in ready[start : start + size]:
+                with self._lock:
+                    self._candidates.pop(path, None)
+                claim = self._claim(path)
+                if claim is not None:
+                    claims.append(claim)
+            self._send_many(claims)
 
     # -- claiming and sending -----------------------------------------------------------------
     def _claim_and_send(self, path: Path) -> None:
+        claim = self._claim(path)
+        if claim is not None:
+            self._send(claim)
+
+    def _claim(self, path: Path) -> Claim | None:
         claim_id = uuid.uuid4().hex
         rel = path.relative_to(self.inbox)
         dest = self.own_dir / claim_id / rel
@@ -282,15 +298,73 @@ class InboxWatcher:
             os.rename(path, dest)
         except FileNotFoundError:
             shutil.rmtree(self.own_dir / claim_id, ignore_errors=True)  # someone else won
-            return
+            return None
         except OSError as exc:
             shutil.rmtree(self.own_dir / claim_id, ignore_errors=True)
             log.warning("could not claim file", file=display_name(str(rel)), error=str(exc))
-            return
+            return None
         claim = Claim(claim_id=claim_id, path=dest, rel=rel)
         with self._lock:
             self._claims[claim.key] = claim
-        self._send(claim)
+        return claim
+
+    def _send_many(self, claims: list[Claim]) -> None:
+        """Small files ready together travel in one ``seedworker.ingest_batch`` message (each
+        with its own key and reply); a file that cannot be read fails alone, as in ``_send``."""
+        if len(claims) <= 1:
+            for claim in claims:
+                self._send(claim)
+            return
+        batch: list[tuple[Claim, IngestRequest]] = []
+        size = 0
+        for claim in claims:
+            try:
+                data = self._read(claim)
+                request = self._request(claim, data)
+            except InputError as exc:
+                self._send_failure(claim, exc)
+                continue
+            claim.summary = FileSummary.of(claim.name, data)
+            if len(data) > BATCH_MAX_BYTES // 4:
+                self._enqueue(
+                    claim,
+                    INGEST_TASK,
+                    kwargs={"request": request.model_dump(mode="json", exclude_none=True)},
+                    argsrepr=str(claim.summary),
+                )
+                continue
+            if size + len(data) > BATCH_MAX_BYTES:
+                self._enqueue_batch(batch)
+                batch, size = [], 0
+            batch.append((claim, request))
+            size += len(data)
+        self._enqueue_batch(batch)
+
+    def _enqueue_batch(self, batch: list[tuple[Claim, IngestRequest]]) -> None:
+        if len(batch) <= 1:
+            for claim, request in batch:
+                kwargs = {"request": request.model_dump(mode="json", exclude_none=True)}
+                self._enqueue(claim, INGEST_TASK, kwargs=kwargs, argsrepr=str(claim.summary))
+            return
+        claims = [claim for claim, _ in batch]
+        try:
+            self.app.send_task(
+                BATCH_TASK,
+                kwargs={"requests": [r.model_dump(mode="json", exclude_none=True) for _, r in batch]},
+                task_id=f"batch-{claims[0].claim_id}-{int(time.time() * 1000)}",
+                argsrepr=f"{len(batch)} files: {claims[0].summary} … {claims[-1].summary}",
+                kwargsrepr="",
+                retry=True,
+                retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
+            )
+            now = time.monotonic()
+            for claim in claims:
+                claim.sent_at = now
+            log.info("sent", files=len(batch), first=claims[0].shown, last=claims[-1].shown, task=BATCH_TASK)
+        except Exception as exc:  # broker down: the claims stay on disk and are re-sent later
+            for claim in claims:
+                claim.sent_at = time.monotonic() - self.resend_after + 2.0
+            log.warning("broker unavailable, will resend", files=len(batch), error=str(exc))
 
     def _send(self, claim: Claim) -> None:
         try:

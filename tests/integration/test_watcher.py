@@ -55,11 +55,17 @@ def make_watcher(tmp_path: Path, broker_url: str, redis_client: redis.Redis) -> 
 
 
 def queued(client: redis.Redis, queue: str = "seedworker") -> list[dict[str, Any]]:
-    """Decode the Celery messages waiting in the Redis list (newest last)."""
+    """Decode the Celery messages waiting in the Redis list (newest last); a batch message
+    (``seedworker.ingest_batch``) counts as one ``seedworker.ingest`` entry per file in it."""
     out = []
     for raw in reversed(client.lrange(queue, 0, -1)):
         msg = json.loads(raw)
         _args, kwargs, _ = json.loads(base64.b64decode(msg["body"]))
+        if msg["headers"]["task"] == "seedworker.ingest_batch":
+            for request in kwargs["requests"]:
+                entry = {"task": "seedworker.ingest", "argsrepr": request["filename"], "kwargs": {"request": request}}
+                out.append(entry)
+            continue
         out.append({"task": msg["headers"]["task"], "argsrepr": msg["headers"]["argsrepr"], "kwargs": kwargs})
     return out
 
