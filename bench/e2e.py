@@ -258,13 +258,15 @@ def event_counts(client: Any) -> tuple[Counter[str], float]:
     return types, last_ms / 1000.0
 
 
-def measure_burst(profile: str, count: int, workdir: Path, *, timeout: float = 900.0) -> dict[str, Any]:
+def measure_burst(
+    profile: str, count: int, workdir: Path, *, timeout: float = 900.0, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Drop ``count`` corpus files into a running stack at once; docs/s to the last event."""
     root = workdir / f"e2e-{profile}"
     files = corpus.build(count)
     staging = root / "staging"
     staged = corpus.write(files, staging)
-    stack = BenchStack(root, profile)
+    stack = BenchStack(root, profile, extra_env=dict(env or {}))
     stack.start()
     sampler = stack.rss_sampler()
     sampler.start()

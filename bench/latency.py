@@ -11,6 +11,7 @@ start times.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -24,7 +25,7 @@ from bench.e2e import STREAM, BenchStack
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile (q in 0..100) of a non-empty list."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
@@ -40,12 +41,18 @@ def _event_times(client: Any) -> dict[str, float]:
 
 
 def measure_latency(
-    profile: str, workdir: Path, *, rate: float = 5.0, seconds: float = 60.0, timeout: float = 120.0
+    profile: str,
+    workdir: Path,
+    *,
+    rate: float = 5.0,
+    seconds: float = 60.0,
+    timeout: float = 120.0,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     count = max(1, int(rate * seconds))
     # Distinct articles only: a latency sample is one document's path through every stage.
     files = [f for f in corpus.build(count * 2, seed=11) if f.duplicate_of is None][:count]
-    stack = BenchStack(workdir / f"latency-{profile}", profile)
+    stack = BenchStack(workdir / f"latency-{profile}", profile, extra_env=dict(env or {}))
     stack.start()
     closed: dict[str, float] = {}
     client = stack.redis()

@@ -47,10 +47,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--skip", action="append", default=[], choices=["ceiling", "spacy", "e2e", "latency"], help="repeatable"
     )
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a SEEDWORKER_ setting for the stacks, e.g. --set WATCH_BATCH=1 (repeatable)",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run in about two minutes")
     p.add_argument("--output", type=Path, default=report.RESULTS)
     p.add_argument("--workdir", type=Path, help="keep the stacks' directories here (default: a temporary one)")
     args = p.parse_args(argv)
+    args.env = {}
+    for item in args.settings:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            p.error(f"--set wants NAME=VALUE, not {item!r}")
+        args.env["SEEDWORKER_" + name.upper().removeprefix("SEEDWORKER_")] = value
     if args.quick:
         args.files, args.full_files = min(args.files, 400), min(args.full_files, 100)
         args.ceiling_files, args.full_ceiling_files = min(args.ceiling_files, 200), min(args.full_ceiling_files, 60)
@@ -89,7 +103,7 @@ def run_profile(
         requested = args.full_files if full else args.files
         n = _burst_size(requested, ceiling_rate, args.budget, notes, profile)
         console.print(f"[{profile}] end to end: burst of {n} files into seedworker run…")
-        out["e2e"] = e2e.measure_burst(profile, n, workdir, timeout=max(600.0, 10 * args.budget))
+        out["e2e"] = e2e.measure_burst(profile, n, workdir, timeout=max(600.0, 10 * args.budget), env=args.env)
         if not out["e2e"]["correct"]:
             notes.append(f"{profile}: events do not account for every file: {out['e2e']['events']}")
     if "e2e" in out and "ceiling" in out:
@@ -102,7 +116,9 @@ def run_profile(
         out["ratio_to_spacy"] = round(out["e2e"]["docs_per_second"] / out["spacy"]["docs_per_second"], 3)
     if "latency" not in args.skip and profile in PROFILES[args.latency_profiles]:
         console.print(f"[{profile}] latency at {args.latency_rate:g} docs/s for {args.latency_seconds:g} s…")
-        out["latency"] = latency.measure_latency(profile, workdir, rate=args.latency_rate, seconds=args.latency_seconds)
+        out["latency"] = latency.measure_latency(
+            profile, workdir, rate=args.latency_rate, seconds=args.latency_seconds, env=args.env
+        )
     return out
 
 
@@ -113,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"machine": report.machine(), "notes": []}
     if args.quick:
         results["notes"].append("--quick: small sizes, a smoke run; the figures are not the benchmark")
+    if args.env:
+        results["notes"].append(f"stacks ran with {args.env}")
+    results["settings"] = args.env
     with tempfile.TemporaryDirectory(prefix="seedworker-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,95 @@
+"""The benchmark's own pieces (``make bench`` is not a test; these keep it from rotting):
+the corpus is deterministic and realistic, the ceiling runs the real stage code in a child
+process, and the targets are judged and rendered from whatever was measured."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from bench import corpus, report, run
+from bench.ceiling import measure_stages
+from bench.latency import percentile
+
+
+def test_corpus_is_deterministic_distinct_news_sized_with_a_few_exact_copies() -> None:
+    files = corpus.build(400)
+    assert corpus.fingerprint(files) == corpus.fingerprint(corpus.build(400))
+    copies = [f for f in files if f.duplicate_of is not None]
+    originals = [f for f in files if f.duplicate_of is None]
+    assert 0.01 <= len(copies) / len(files) <= 0.06
+    assert len({f.data for f in originals}) == len(originals)
+    assert all(f.data == files[f.duplicate_of].data for f in copies if f.duplicate_of is not None)
+    sizes = sorted(len(f.data) for f in originals)
+    assert sizes[0] >= 2_000 and sizes[-1] <= 4_500  # like the shipped example article (~3 KB)
+    first = originals[0].data.decode("utf-8")
+    assert first.startswith(" date 20") and "(" in first.splitlines()[0] and "—" in first
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([7.0], 99) == 7.0
+
+
+def test_quick_and_set_options() -> None:
+    args = run.parse_args(["--quick", "--set", "WATCH_BATCH=1", "--set", "SEEDWORKER_LOG_LEVEL=WARNING"])
+    assert args.files == 400 and args.full_files == 100 and args.latency_seconds == 10.0
+    assert args.env == {"SEEDWORKER_WATCH_BATCH": "1", "SEEDWORKER_LOG_LEVEL": "WARNING"}
+    with pytest.raises(SystemExit):
+        run.parse_args(["--set", "novalue"])
+
+
+def test_a_burst_is_capped_by_the_budget_and_says_so() -> None:
+    notes: list[str] = []
+    assert run._burst_size(10_000, 40.0, 150.0, notes, "fast") == 6_000
+    assert "6000 files instead of 10000" in notes[0]
+    assert run._burst_size(2_000, 40.0, 150.0, notes, "full") == 2_000
+    assert run._burst_size(10_000, 1.0, 150.0, notes, "full") == 500
+
+
+def test_targets_are_judged_from_what_was_measured_and_rendered(tmp_path: Path) -> None:
+    results = {
+        "machine": report.machine(),
+        "notes": ["a note"],
+        "fast": {
+            "ceiling": {"docs": 10, "processes": 2, "docs_per_second": 50.0, "cpu_ms_per_doc": 40.0},
+            "e2e": {
+                "files": 100,
+                "seconds": 2.5,
+                "docs_per_second": 40.0,
+                "correct": True,
+                "events": {"stored": 100},
+                "cpu_ms_per_doc": 50.0,
+                "rss": {"per_process_mb": {"watcher": 50.0}, "peak_total_mb": 650.0, "peak_pss_total_mb": 500.0},
+            },
+            "ratio_to_ceiling": 0.8,
+            "ratio_by_cpu": 0.8,
+            "latency": {"rate_per_second": 5, "p50_ms": 120.0, "p99_ms": 250.0, "max_ms": 260.0, "measured": 50},
+        },
+    }
+    verdicts = {t.name: t.verdict for t in report.targets(results)}
+    assert verdicts["fast: end-to-end docs/s"] == "MISS"
+    assert verdicts["fast: end-to-end / ceiling"] == "PASS"
+    assert verdicts["p99 latency at 5 docs/s (fast)"] == "PASS"
+    assert verdicts["fast: total RSS (peak)"] == "MISS"
+    assert verdicts["full: end-to-end / spaCy nlp.pipe"] == "n/a"
+    out = io.StringIO()
+    report.render(results, Console(file=out, width=200))
+    assert "PASS" in out.getvalue() and "MISS" in out.getvalue() and "a note" in out.getvalue()
+    path = report.write(results, tmp_path / "results.json")
+    written = json.loads(path.read_text())
+    assert written["machine"]["cores"] and len(written["targets"]) == 5
+
+
+@pytest.mark.timeout(120)
+def test_the_ceiling_runs_the_real_stage_code_in_a_child(tmp_path: Path) -> None:
+    result = measure_stages("fast", 6, tmp_path, processes=1)
+    assert result.docs == 6 and result.docs_per_second > 0
+    assert set(result.as_dict()["stage_cpu_ms_per_doc"]) == {"prepare", "tag", "store"}
+    assert result.cpu_ms_per_doc > 0
