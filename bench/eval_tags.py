@@ -127,7 +127,7 @@ def make_corpus(
     return docs
 
 
-def run(per_topic: int = 60, *, threshold: float = 0.3, seed: int = 4) -> dict[str, Any]:
+def run(per_topic: int = 60, *, threshold: float = 0.5, seed: int = 4) -> dict[str, Any]:
     """The whole evaluation on a fresh SQLite store in a temporary directory."""
     from worker import process
     from worker.models import IngestRequest
@@ -212,7 +212,7 @@ def print_report(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--per-topic", type=int, default=60, help="documents per topic (default 60)")
-    parser.add_argument("--threshold", type=float, default=0.3, help="auto confidence threshold (default 0.3)")
+    parser.add_argument("--threshold", type=float, default=0.5, help="auto confidence threshold (default 0.5)")
     parser.add_argument("--seed", type=int, default=4)
     args = parser.parse_args(argv)
     from worker.logs import configure_logging

@@ -103,7 +103,7 @@ class Settings(BaseSettings):
     )
     auto_tags: bool = Field(True, description="Learned topic tags (source auto) for documents without explicit tags.")
     auto_tag_threshold: float = Field(
-        0.3, gt=0, le=1, description="Minimum classifier confidence for an auto topic tag (see make eval-tags)."
+        0.5, gt=0, le=1, description="Minimum calibrated confidence for an auto topic tag (see make eval-tags)."
     )
     auto_tag_max: int = Field(3, ge=1, description="At most this many auto topic tags per document.")
     auto_tag_check_seconds: float = Field(

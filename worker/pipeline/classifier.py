@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 DEFAULT_FEATURES = 2**18
-ARRAY_NAMES = ("columns", "idf", "coef", "intercept")
+ARRAY_NAMES = ("columns", "idf", "coef", "intercept", "scale", "shift")
 
 
 @dataclass(frozen=True)
@@ -95,16 +95,27 @@ class TopicModel:
         idf: NDArray[np.float32],
         coef: NDArray[np.float32],
         intercept: NDArray[np.float32],
+        scale: NDArray[np.float32] | None = None,
+        shift: NDArray[np.float32] | None = None,
         n_features: int = DEFAULT_FEATURES,
         version: int = 0,
     ) -> None:
-        if coef.shape != (len(labels), len(columns)) or intercept.shape != (len(labels),) or idf.shape != columns.shape:
+        scale = np.ones(len(labels), dtype=np.float32) if scale is None else scale
+        shift = np.zeros(len(labels), dtype=np.float32) if shift is None else shift
+        per_label = (len(labels),)
+        if (
+            coef.shape != (len(labels), len(columns))
+            or not intercept.shape == scale.shape == shift.shape == per_label
+            or idf.shape != columns.shape
+        ):
             raise ValueError("inconsistent model arrays")
         self.labels = list(labels)
         self.columns = columns
         self.idf = idf
         self.coef = coef
         self.intercept = intercept
+        self.scale = scale  # Platt scaling of each label's decision value: calibrated confidences
+        self.shift = shift
         self.n_features = n_features
         self.version = version
         self._vectorizer = _vectorizer(n_features)
@@ -118,10 +129,13 @@ class TopicModel:
         """Probability of each label for each text (rows: texts, columns: ``labels``)."""
         if not texts:
             return np.zeros((0, len(self.labels)))
-        scores = np.asarray(self.features(texts) @ self.coef.T, dtype=np.float64) + self.intercept
-        return 1.0 / (1.0 + np.exp(-scores))
+        return _sigmoid(self.scale * self.decision(texts) + self.shift)
 
-    def predict(self, texts: Sequence[str], *, threshold: float = 0.3, limit: int = 3) -> list[list[tuple[str, float]]]:
+    def decision(self, texts: Sequence[str]) -> NDArray[np.float64]:
+        """The linear models' raw scores (before calibration)."""
+        return np.asarray(self.features(texts) @ self.coef.T, dtype=np.float64) + self.intercept
+
+    def predict(self, texts: Sequence[str], *, threshold: float = 0.5, limit: int = 3) -> list[list[tuple[str, float]]]:
         """``(label, probability)`` at or above ``threshold``, best first, at most ``limit``."""
         out = []
         for row in self.predict_proba(texts):
@@ -140,7 +154,7 @@ class TopicModel:
                 "stop_words": "english",
                 "tfidf": "smooth-idf, l2",
             },
-            "model": "one-vs-rest logistic regression",
+            "model": "one-vs-rest logistic regression, Platt-scaled on 3-fold out-of-fold scores",
             "shapes": {"labels": len(self.labels), "columns": len(self.columns)},
         }
 
@@ -152,6 +166,8 @@ class TopicModel:
             idf=self.idf.astype("<f4"),
             coef=self.coef.astype("<f4"),
             intercept=self.intercept.astype("<f4"),
+            scale=self.scale.astype("<f4"),
+            shift=self.shift.astype("<f4"),
         )
         return buf.getvalue()
 
@@ -167,6 +183,8 @@ class TopicModel:
             idf=parts["idf"].astype(np.float32),
             coef=parts["coef"].astype(np.float32),
             intercept=parts["intercept"].astype(np.float32),
+            scale=parts["scale"].astype(np.float32),
+            shift=parts["shift"].astype(np.float32),
             n_features=int(params["vectorizer"]["n_features"]),
             version=version,
         )
@@ -209,13 +227,61 @@ def fit(
     x = _tfidf(counts, idf)
     coef = np.zeros((len(labels), len(columns)), dtype=np.float32)
     intercept = np.zeros(len(labels), dtype=np.float32)
+    scale = np.ones(len(labels), dtype=np.float32)
+    shift = np.zeros(len(labels), dtype=np.float32)
+
+    def model() -> Any:
+        return LogisticRegression(C=c, class_weight="balanced", max_iter=1000, solver="liblinear", random_state=0)
+
     for i, label in enumerate(labels):
         y = np.array([label in ex.labels for ex in examples], dtype=np.int8)
-        clf = LogisticRegression(C=c, class_weight="balanced", max_iter=1000, solver="liblinear", random_state=0)
-        clf.fit(x, y)
+        clf = model().fit(x, y)
         coef[i] = clf.coef_[0]
         intercept[i] = clf.intercept_[0]
-    return TopicModel(labels=labels, columns=columns, idf=idf, coef=coef, intercept=intercept, n_features=n_features)
+        scale[i], shift[i] = _calibrate(model, x, y)
+    return TopicModel(
+        labels=labels,
+        columns=columns,
+        idf=idf,
+        coef=coef,
+        intercept=intercept,
+        scale=scale,
+        shift=shift,
+        n_features=n_features,
+    )
+
+
+def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def _calibrate(make: Any, x: Any, y: NDArray[np.int8]) -> tuple[float, float]:
+    """Platt scaling: ``p = sigmoid(a * score + b)`` fitted on out-of-fold scores (up to 3
+    folds), with Platt's smoothed targets so a few documents do not give certainties.  The
+    linear models are trained with balanced class weights, which ranks well but shifts their
+    raw probabilities; this turns scores into confidences a threshold can mean something on.
+    Identity (1, 0) when a label has too few documents to hold some out."""
+    from scipy.optimize import minimize
+    from sklearn.model_selection import StratifiedKFold
+
+    positives = int(y.sum())
+    folds = min(3, positives, len(y) - positives)
+    if folds < 2:
+        return 1.0, 0.0
+    scores = np.zeros(len(y), dtype=np.float64)
+    for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=0).split(np.zeros(len(y)), y):
+        scores[test] = make().fit(x[train], y[train]).decision_function(x[test])
+    negatives = len(y) - positives
+    target = np.where(y == 1, (positives + 1.0) / (positives + 2.0), 1.0 / (negatives + 2.0))
+
+    def loss(ab: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+        z = ab[0] * scores + ab[1]
+        d = _sigmoid(z) - target
+        return float(np.sum(np.logaddexp(0.0, z) - target * z)), np.array([d @ scores, d.sum()])
+
+    result = minimize(loss, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
+    a, b = (float(v) for v in result.x)
+    return (a, b) if a > 0 else (1.0, 0.0)  # a model worse than chance is not inverted
 
 
 def split(
@@ -228,7 +294,7 @@ def split(
     return shuffled[n_test:], shuffled[:n_test]
 
 
-def evaluate(model: TopicModel, test: Sequence[Example], *, threshold: float = 0.3) -> TrainingReport:
+def evaluate(model: TopicModel, test: Sequence[Example], *, threshold: float = 0.5) -> TrainingReport:
     """Per-label precision/recall/F1 on ``test`` at ``threshold``, micro F1, top-1 accuracy."""
     report = TrainingReport(test_docs=len(test))
     if not test:
@@ -268,7 +334,7 @@ def train_with_report(
     examples: Sequence[Example],
     *,
     min_per_label: int = 3,
-    threshold: float = 0.3,
+    threshold: float = 0.5,
     n_features: int = DEFAULT_FEATURES,
 ) -> tuple[TopicModel, TrainingReport]:
     """Measure on a held-out 20 %, then train the model that is kept on everything."""

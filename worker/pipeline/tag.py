@@ -101,7 +101,7 @@ class Tagger:
         batch_size: int = 32,
         folders: FolderPolicy | None = None,
         auto: TopicModel | None = None,
-        auto_threshold: float = 0.3,
+        auto_threshold: float = 0.5,
         auto_max: int = 3,
     ) -> None:
         self.taxonomy = taxonomy

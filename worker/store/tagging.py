@@ -140,7 +140,7 @@ class TagStore:
         return examples
 
     def train(
-        self, *, min_docs: int, min_per_label: int = 3, threshold: float = 0.3
+        self, *, min_docs: int, min_per_label: int = 3, threshold: float = 0.5
     ) -> tuple[StoredModel, TrainingReport]:
         """Train ``auto`` on the stored labelled documents and store the model as a new version.
 
