@@ -51,7 +51,7 @@ class BinaryContent(InputError):
 
 
 class TooLarge(InputError):
-    """The file is larger than SEEDWORKER_MAX_FILE_BYTES."""
+    """The file is larger than SEEDWORKER_MAX_FILE_BYTES, or a JSON Lines file holds over 10,000 records."""
 
     reason = "too_large"
 

@@ -207,6 +207,11 @@ def build(staging: Path, outside: Path, *, max_file_bytes: int) -> Corpus:
     )
     _file(
         c,
+        Hostile("jsonl-flood", "million-lines.jsonl", "failed:too_large", why="a million tiny records: refused whole"),
+        b"[]\n" * 1_000_000,
+    )
+    _file(
+        c,
         Hostile("scripts-only", "scripts-only.html", "failed:no_text_extracted"),
         b"<html><head><script>while(true){}</script><style>p{}</style></head><body><script>x()</script></body></html>",
     )

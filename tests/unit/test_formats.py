@@ -419,3 +419,27 @@ def test_metadata_strings_lose_nul_controls_and_lone_surrogates(tmp_path: Path) 
     doc = _normalise(tmp_path, "a.json", raw)
     assert doc.metadata == {"x": "ab", "key": 1, "s": "ok", "list": ["bell"], "url": "https://example.com/"}
     doc.model_dump_json().encode("utf-8")  # every string is valid UTF-8
+
+
+def test_json_lines_file_with_too_many_records_fails_whole_and_fast(tmp_path: Path) -> None:
+    import time
+
+    from worker.errors import TooLarge
+    from worker.pipeline.normalise import MAX_RECORDS
+
+    raw = b"[]\n" * (MAX_RECORDS * 50)  # 1.5 MB of tiny bad records: half a million errors otherwise
+    started = time.perf_counter()
+    [(line, error)] = normalise_records(raw, filename="many.jsonl")
+    assert time.perf_counter() - started < 5
+    assert line is None and isinstance(error, TooLarge) and error.reason == "too_large"
+    assert f"more than {MAX_RECORDS} records" in error.message
+    with pytest.raises(TooLarge):
+        normalise(raw, filename="many.jsonl")
+
+
+def test_json_lines_file_at_the_record_limit_is_processed(tmp_path: Path) -> None:
+    from worker.pipeline.normalise import MAX_RECORDS
+
+    raw = b"\n".join([b'{"text": "x"}'] * MAX_RECORDS) + b"\n\n\n"
+    records = normalise_records(raw, filename="full.jsonl")
+    assert len(records) == MAX_RECORDS and records[-1][0] == MAX_RECORDS

@@ -40,10 +40,28 @@ def parse_json(text: str, *, fmt: str = JSON, line: int | None = None) -> Parsed
 
 
 def json_lines(text: str) -> Iterator[tuple[int, str]]:
-    """(1-based line number, line) for every non-blank line."""
-    for number, line in enumerate(text.split("\n"), start=1):
+    """(1-based line number, line) for every non-blank line, without splitting the whole text."""
+    start, number = 0, 1
+    while start <= len(text):
+        end = text.find("\n", start)
+        if end < 0:
+            end = len(text)
+        line = text[start:end]
         if line.strip():
             yield number, line
+        start, number = end + 1, number + 1
+
+
+def count_records(text: str, limit: int) -> int:
+    """Non-blank lines, counted only up to ``limit + 1`` (enough to know it is over)."""
+    if text.count("\n") < limit:
+        return limit  # cannot be over: at most limit lines
+    count = 0
+    for _ in json_lines(text):
+        count += 1
+        if count > limit:
+            break
+    return count
 
 
 def _loads(text: str, line: int | None) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import PurePath
 
-from worker.errors import EmptyDocument, InputError, InvalidJSON
+from worker.errors import EmptyDocument, InputError, InvalidJSON, TooLarge
 from worker.models import NormalisedDocument
 from worker.pipeline.datelines import Lead, split_lead
 from worker.pipeline.dates import parse_date
@@ -29,13 +29,18 @@ from worker.pipeline.formats import (
     parse_text,
 )
 from worker.pipeline.htmldoc import parse_html
-from worker.pipeline.jsondoc import json_lines, parse_json
+from worker.pipeline.jsondoc import count_records, json_lines, parse_json
 from worker.pipeline.language import detect_language, language_code
 from worker.pipeline.textclean import canonical_hash, clean_text, count_words
 
 __all__ = ["canonical_hash", "normalise", "normalise_records"]
 
 Record = tuple[int | None, NormalisedDocument | InputError]
+
+#: Records one JSON Lines file may hold.  Each record is a document (or a failure) with its
+#: own transaction and event, all in one task: a file of millions of tiny lines would hold a
+#: worker for hours and its errors alone take gigabytes.  Bigger exports are split.
+MAX_RECORDS = 10_000
 
 
 def normalise(raw: bytes, *, filename: str = "") -> NormalisedDocument:
@@ -80,6 +85,17 @@ def _single(decoded: Decoded, filename: str) -> NormalisedDocument:
 
 
 def _json_lines(decoded: Decoded) -> list[Record]:
+    if count_records(decoded.text, MAX_RECORDS) > MAX_RECORDS:
+        return [
+            (
+                None,
+                TooLarge(
+                    f"the JSON Lines file holds more than {MAX_RECORDS} records, the most one file may hold;"
+                    " split it into smaller files",
+                    limit=MAX_RECORDS,
+                ),
+            )
+        ]
     records: list[Record] = []
     for number, line in json_lines(decoded.text):
         try:
