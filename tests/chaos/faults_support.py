@@ -343,6 +343,18 @@ def kill_worker_children(stack: Stack) -> list[int]:
     return pids
 
 
+def supervised(supervisor_pid: int, command: str, *, other_than: int = 0) -> psutil.Process | None:
+    """The child of ``seedworker run`` running ``worker.cli <command>``, if it runs (and is
+    not the process ``other_than``)."""
+    for child in psutil.Process(supervisor_pid).children():
+        with contextlib.suppress(psutil.Error):
+            argv = child.cmdline()
+            alive = child.status() != psutil.STATUS_ZOMBIE and child.pid != other_than
+            if argv[1:4] == ["-m", "worker.cli", command] and alive:
+                return child
+    return None
+
+
 def restart(stack: Stack, name: str) -> None:
     args = {
         "worker": ("worker", "--concurrency=2", f"--node-name=w1@{stack.root.name}"),

@@ -12,6 +12,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ from tests.chaos.faults_support import (
     redis_ping,
     restart,
     stream_ids,
+    supervised,
     unacked,
     worker_children,
 )
@@ -370,3 +372,32 @@ def test_files_renamed_and_deleted_while_watched(make_stack: StackFactory, broke
     assert (outside / "c.txt").read_bytes() == text["c"], "a file moved out is left alone"
     events = {e["data"]["filename"] for e in stack.events()}
     assert not events & {"a.txt", "b.txt", "c.txt", "e.txt", "h.txt", "h-1.txt", "i.txt"}
+
+
+# -- all of it, under the supervisor -----------------------------------------------------------------
+def test_supervised_stack_heals_every_kill(tmp_path: Path, broker_url: str, database_url: str) -> None:
+    """`seedworker run` as operators start it; SIGKILL its watcher, publisher and worker in turn
+    during a burst.  Nobody restarts anything by hand: the supervisor does, and every file is
+    accounted for."""
+    _sqlite_only(database_url, "a process fault")
+    stack = Stack(tmp_path, broker_url, database_url, extra_env={**FAST, "SEEDWORKER_VISIBILITY_TIMEOUT": "5"})
+    stack.inbox.mkdir(parents=True, exist_ok=True)
+    run = stack.start("run", "run", "--grace", "20")
+    try:
+        stack.wait_for_worker(timeout=120)
+        inputs = make_inputs(200, prefix="sup")
+        drop_all(stack, inputs)
+        for name, command in (("watcher", "watch"), ("publisher", "publish"), ("worker", "worker")):
+            child = stack.wait_for(partial(supervised, run.pid, command), timeout=60, what=f"a running {name}")
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+            stack.wait_for(
+                partial(supervised, run.pid, command, other_than=child.pid),
+                timeout=60,
+                what=f"the supervisor restarting the {name}",
+            )
+        result = account_for(stack, inputs, timeout=180)
+        assert result.counts == expected_counts(inputs)
+        assert stack.tail("run", 5000).count("process died, restarting") == 3
+    finally:
+        stack.kill("run", signal.SIGTERM)
