@@ -45,16 +45,6 @@ def _normalise(texts: Sequence[str]) -> list[NormalisedDocument]:
     return docs
 
 
-def _time(run: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``repeats`` runs (the machine may be shared and noisy)."""
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def measure_tagging(
     texts: Sequence[str],
     *,
@@ -63,7 +53,9 @@ def measure_tagging(
     repeats: int = 3,
     profiles: Sequence[str] = ("fast", "ner-single", "ner-batch", "auto"),
 ) -> list[TagThroughput]:
-    """Docs/s of the tag stage for each profile over ``texts`` (models loaded before timing)."""
+    """Docs/s of the tag stage for each profile over ``texts`` (models loaded and warmed up
+    before timing).  The profiles are timed in turn, round after round, and each reports its
+    median: on a shared, noisy machine the profiles then see the same conditions."""
     from worker.pipeline.entities import default_gazetteer, shared_ner
     from worker.pipeline.keywords import YakeKeywords
     from worker.pipeline.tag import Tagger
@@ -74,15 +66,10 @@ def measure_tagging(
         raise ValueError("no text to tag")
     taxonomy = load_taxonomy(None)
     keywords = YakeKeywords()
-    fast = Tagger(taxonomy=taxonomy, nlp=None, keywords=keywords, batch_size=batch_size)
-    results: list[TagThroughput] = []
-
-    def record(profile: str, seconds: float, size: int) -> None:
-        results.append(TagThroughput(profile, len(docs), round(seconds, 4), round(len(docs) / seconds, 1), size))
-
+    runs: dict[str, tuple[Callable[[], object], int]] = {}
     if "fast" in profiles:
-        fast.tag_many([(d, (), ()) for d in docs])  # warm-up: regex compilation, YAKE stop lists
-        record("fast", _time(lambda: fast.tag_many([(d, (), ()) for d in docs]), repeats), 1)
+        fast = Tagger(taxonomy=taxonomy, nlp=None, keywords=keywords, batch_size=batch_size)
+        runs["fast"] = (lambda: fast.tag_many([(d, (), ()) for d in docs]), 1)
     if ner_model and {"ner-single", "ner-batch"} & set(profiles):
         full = Tagger(
             taxonomy=taxonomy,
@@ -92,20 +79,31 @@ def measure_tagging(
             gazetteer=default_gazetteer(),
             batch_size=batch_size,
         )
-        full.tag(docs[0])  # warm-up
+
+        def batched() -> None:
+            for start in range(0, len(docs), batch_size):
+                full.tag_many([(d, (), ()) for d in docs[start : start + batch_size]])
+
         if "ner-single" in profiles:
-            record("ner-single", _time(lambda: [full.tag(d) for d in docs], repeats), 1)
+            runs["ner-single"] = (lambda: [full.tag(d) for d in docs], 1)
         if "ner-batch" in profiles:
-
-            def batched() -> None:
-                for start in range(0, len(docs), batch_size):
-                    full.tag_many([(d, (), ()) for d in docs[start : start + batch_size]])
-
-            record("ner-batch", _time(batched, repeats), batch_size)
+            runs["ner-batch"] = (batched, batch_size)
     if "auto" in profiles:
-        fast.auto = _toy_model()
-        record("auto", _time(lambda: fast.tag_many([(d, (), ()) for d in docs]), repeats), 1)
-        fast.auto = None
+        learned = Tagger(taxonomy=taxonomy, nlp=None, keywords=keywords, auto=_toy_model())
+        runs["auto"] = (lambda: learned.tag_many([(d, (), ()) for d in docs]), 1)
+
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for run, _ in runs.values():
+        run()  # warm-up: regex compilation, YAKE stop lists, spaCy's first batch
+    for _ in range(repeats):
+        for name, (run, _) in runs.items():
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+    results = []
+    for name, (_, size) in runs.items():
+        seconds = statistics.median(times[name])
+        results.append(TagThroughput(name, len(docs), round(seconds, 4), round(len(docs) / seconds, 1), size))
     return results
 
 
