@@ -65,11 +65,18 @@ def check(file: Path, as_json: bool, show: int) -> None:
         reports += [
             {"record": f.record, "verdict": "failed", "reason": f.reason, "why": f.message} for f in batch.failures
         ]
+        stale = _unindexed(store)
     finally:
         store.engine.dispose()
     if as_json:
-        click.echo(json.dumps({"file": str(file), "documents": reports}, indent=2))
+        click.echo(json.dumps({"file": str(file), "documents": reports, "unindexed_documents": stale}, indent=2))
         return
+    if stale:
+        click.echo(
+            f"warning: {stale} stored document(s) have no signature for the current parameters "
+            "and cannot be found as near duplicates: run `seedworker dedup rebuild`",
+            err=True,
+        )
     for r in reports:
         where = f"{file.name}" + (f" line {r['record']}" if r.get("record") else "")
         click.echo(f"{where}: {r['verdict'].upper()}")
@@ -79,6 +86,19 @@ def check(file: Path, as_json: bool, show: int) -> None:
                 f"  candidate {c['document_id']}  estimate {c['similarity']:.3f}  "
                 f"shared bands {c['shared_bands']}/{r['bands']}  story {c['story_id']}"
             )
+
+
+def _unindexed(store: Any) -> int:
+    """Stored documents without a signature of the configured length (made before near
+    detection, with it off, or with another DEDUP_NUM_PERM)."""
+    from sqlalchemy import func, or_, select
+
+    from worker.store.schema import Document
+
+    size = 4 * store.near.params.num_perm
+    with store.session() as s:
+        query = select(func.count()).where(or_(Document.minhash.is_(None), func.length(Document.minhash) != size))
+        return int(s.scalar(query) or 0)
 
 
 def _verdict(store: Any, settings: Settings, record: int | None, text: str, chash: str, show: int) -> dict[str, Any]:

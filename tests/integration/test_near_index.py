@@ -237,12 +237,16 @@ def test_cli_check_explains_and_rebuild_reindexes(tmp_path: Path, monkeypatch: p
     assert verdict["story_id"] == f"story_{str(first.document_id).removeprefix('doc_')}"
     assert 0.8 <= verdict["similarity"] < 1.0 and verdict["shared_bands"] >= 1
     assert "exact Jaccard decided" in verdict["why"]
+    assert json.loads(out.output)["unindexed_documents"] == 0
 
     text_out = runner.invoke(main, ["dedup", "check", str(tmp_path / "other.txt")])
     assert text_out.exit_code == 0 and "NEW" in text_out.output
 
     with store.session() as s:
         s.execute(delete(MinhashBand))
+        s.execute(update(Document).values(minhash=None))
+    stale = runner.invoke(main, ["dedup", "check", str(tmp_path / "rewrite.txt")])
+    assert "NEW" in stale.output and "1 stored document(s) have no signature" in stale.output
     rebuilt = runner.invoke(main, ["dedup", "rebuild", "--batch-size", "10"])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "indexed 1 documents" in rebuilt.output
