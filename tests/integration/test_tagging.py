@@ -328,3 +328,25 @@ def test_a_missing_ner_model_is_reported_before_loading_anything(tmp_path: Path)
     with pytest.raises(ConfigError, match="'no_such_pipeline' is not installed"):
         Tagger.check_settings(Settings(_env_file=None, ner_model="no_such_pipeline"))  # type: ignore[call-arg]
     Tagger.check_settings(Settings(_env_file=None))  # type: ignore[call-arg]  # the shipped model is installed
+
+
+def test_concurrent_retags_of_the_same_documents_write_each_change_once(store: DocumentStore) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    old = _tagger()
+    ids = [_ingest(store, old, f"Storm number {i} and wind.", f"{i}.txt")[0] for i in range(6)]
+    new = _tagger({"storm": {"match": ["storm"]}})
+    tags = TagStore(store)
+
+    def run(run_id: str) -> list[str]:
+        items, _ = tags.load_for_retag(ids)
+        derived = new.derive_many([i.document for i in items], [i.explicit for i in items])
+        return tags.apply_retag(items, derived, run_id=run_id, reason="race").changed
+
+    with ThreadPoolExecutor(4) as pool:
+        changed = [doc for result in pool.map(run, ["a", "b", "c", "d"]) for doc in result]
+    assert sorted(changed) == sorted(ids)  # each document changed by exactly one of the runs
+    assert len(_retag_events(store)) == len(ids)
+    with store.session() as s:
+        rows = list(s.execute(select(TagRow.document_id, TagRow.name)))
+    assert sorted(rows) == sorted((doc, "storm") for doc in ids)  # no doubled rows

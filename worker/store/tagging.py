@@ -280,7 +280,9 @@ class TagStore:
 
         new = [t for t in new if in_scope(t.kind, t.name)]
         with self.documents.session() as s:
-            if s.get(Document, doc_id) is None:
+            # FOR UPDATE (PostgreSQL; SQLite's write transactions are serial anyway): two retags
+            # of one document never interleave their delete and insert
+            if s.get(Document, doc_id, with_for_update=True) is None:
                 return None
             rows = list(s.scalars(select(TagRow).where(TagRow.document_id == doc_id)))
             old = [tag_of(r) for r in rows if in_scope(r.kind, r.name)]
