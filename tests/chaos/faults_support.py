@@ -198,15 +198,16 @@ def _files(root: Path) -> list[Path]:
 
 
 def _progress(stack: Stack, inputs: list[Input]) -> str | None:
-    """None when everything is accounted for, else what is still missing."""
-    finished = _files(stack.archive)
-    failed_dir = [p for p in _files(stack.failed) if not p.name.endswith(".error.json")]
+    """None when everything is accounted for, else what is still missing (cheapest checks first)."""
     ingestions = count_ingestions(stack.database_url)
-    expected_failed = sum(1 for i in inputs if i.expect == "failed")
     if ingestions < len(inputs):
         return f"{ingestions}/{len(inputs)} ingestions"
-    if processing_files(stack):
-        return f"{len(processing_files(stack))} files in the processing area"
+    in_processing = len(processing_files(stack))
+    if in_processing:
+        return f"{in_processing} files in the processing area"
+    finished = _files(stack.archive)
+    failed_dir = [p for p in _files(stack.failed) if not p.name.endswith(".error.json")]
+    expected_failed = sum(1 for i in inputs if i.expect == "failed")
     if len(failed_dir) < expected_failed or len(finished) < len(inputs) - expected_failed:
         return f"{len(finished)} archived, {len(failed_dir)} failed files"
     view = read_store(stack.database_url)
@@ -240,7 +241,7 @@ def account_for(stack: Stack, inputs: list[Input], *, timeout: float = 120.0, pr
                 + "\n".join(f"--- {name}\n{stack.tail(name, 30)}" for name in stack.procs)
             )
         stack.check_alive()
-        time.sleep(0.25)
+        time.sleep(0.25 if len(inputs) < 1000 else 1.0)
         missing = _progress(stack, inputs)
     seconds = time.monotonic() - started
 
