@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import json
 import os
 import socket
 import stat
@@ -204,6 +205,15 @@ def build(staging: Path, outside: Path, *, max_file_bytes: int) -> Corpus:
         c,
         Hostile("jsonl-all-bad", "only-bad-lines.jsonl", "failed:missing_text", events=3),
         b'{"title": "no text on this line"}\n[1, 2, 3]\n{broken\n',
+    )
+    many_keys = {
+        "text": "A story whose JSON has half a million metadata fields.",
+        **{f"k{i}": i for i in range(500_000)},
+    }
+    _file(
+        c,
+        Hostile("json-many-keys", "many-keys.json", "stored", why="10,000 values kept, one warning"),
+        json.dumps(many_keys).encode(),
     )
     _file(
         c,

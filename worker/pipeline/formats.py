@@ -61,6 +61,7 @@ _MAX_TAGS = 100
 _MAX_TAG_CHARS = 100
 _MAX_DEPTH = 20
 _MAX_NODES = 10_000
+_MAX_KEY_CHARS = 200
 _MAX_FRONT_MATTER = 64 * 1024
 _MAX_HEADER_LINES = 50
 _HEADER_LINE = re.compile(r"([A-Za-z][A-Za-z0-9 _-]{0,40}?)[ \t]*:[ \t]*(.*)")
@@ -214,8 +215,13 @@ def _load_front_matter(kind: str, block: str, warnings: list[str]) -> Mapping[st
 
 
 def apply_fields(parsed: Parsed, fields: Mapping[Any, Any]) -> None:
-    """Known fields fill the document; every other field lands in metadata."""
+    """Known fields fill the document; every other field lands in metadata.
+
+    At most ``_MAX_NODES`` values in all are kept: the fields after that are dropped with
+    one warning (a JSON object with half a million keys must not cost minutes).
+    """
     budget = [_MAX_NODES]
+    dropped = 0
     for raw_key, value in fields.items():
         key = str(raw_key).strip()
         target = FIELD_ALIASES.get(_field_name(key))
@@ -229,10 +235,14 @@ def apply_fields(parsed: Parsed, fields: Mapping[Any, Any]) -> None:
             parsed.language = _as_line(value)
         elif target == "tags":
             parsed.tags = _merge_tags(parsed.tags, _as_tags(value))
-        elif target in ("source", "url"):
-            parsed.metadata[target] = to_jsonable(value, parsed.warnings, key, budget)
-        elif target is None:
-            parsed.metadata[tidy(key.lower())] = to_jsonable(value, parsed.warnings, key, budget)
+        elif target in ("source", "url") or target is None:
+            if budget[0] <= 0:
+                dropped += 1
+                continue
+            name = target or tidy(key.lower())[:_MAX_KEY_CHARS]
+            parsed.metadata[name] = to_jsonable(value, parsed.warnings, key, budget)
+    if dropped:
+        parsed.warnings.append(f"metadata: {dropped} more field(s) dropped; at most {_MAX_NODES} values are kept")
 
 
 def _as_line(value: Any) -> str | None:
