@@ -56,6 +56,23 @@ FAILURE_TASK = "seedworker.record_failure"
 NAME_MAX = 255  # bytes in one path component on Linux filesystems
 
 
+#: watchdog holds an unmatched IN_MOVED_FROM this long, waiting for its IN_MOVED_TO, in a
+#: first-in first-out queue: every later event waits behind it.  Each claim (a rename into a
+#: fresh processing sub-folder not watched yet) and each finished file (moved out of the
+#: tree) leaves one, so with watchdog's 0.5 s a file dropped after another waited up to half a
+#: second before it was even seen (docs/benchmarks.md: p50 latency 636 ms -> 174 ms).  The
+#: kernel queues both halves of a rename together, so a short wait still pairs real moves.
+MOVE_PAIRING_SECONDS = 0.02
+
+
+def _shorten_move_pairing() -> None:
+    try:
+        from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
+    except ImportError:  # no inotify here, or another watchdog layout: nothing to shorten
+        return
+    InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
+
+
 def is_ignored(name: str) -> bool:
     """Hidden and temporary files are never taken (editors and copy tools write these)."""
     return name.startswith((".", "~$")) or name.lower().endswith(TEMP_SUFFIXES)
@@ -195,6 +212,7 @@ class InboxWatcher:
     def _make_observer(self) -> BaseObserver:
         if self.settings.watch_mode != "polling":
             try:
+                _shorten_move_pairing()
                 observer = Observer()
                 observer.schedule(FileSystemEventHandler(), str(self.inbox), recursive=False)
                 observer.unschedule_all()

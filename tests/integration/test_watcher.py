@@ -207,3 +207,20 @@ def test_replies_archive_or_fail_the_claimed_file(make_watcher: Any, redis_clien
 
 def test_file_summary_is_short() -> None:
     assert str(FileSummary.of("a.txt", b"x" * 10)).startswith("a.txt (10 B, sha256:")
+
+
+def test_unmatched_move_events_do_not_hold_back_later_files(make_watcher: Any) -> None:
+    """watchdog keeps an unmatched IN_MOVED_FROM (each claim, each file moved to the archive)
+    at the head of a first-in first-out queue for its pairing delay, and every later event
+    waits behind it; the running emitter must use the watcher's short delay, not 0.5 s."""
+    from worker.watcher import MOVE_PAIRING_SECONDS
+
+    w = make_watcher()
+    with Running(w):
+        assert w.observer is not None
+        groups = [getattr(e, "_inotify", None) for e in w.observer.emitters]
+        groupers = [g._move_event_grouper for g in groups if hasattr(g, "_move_event_grouper")]
+        if w.mode != "inotify" or not groupers:
+            pytest.skip(f"no inotify move grouping here (mode {w.mode})")
+        assert [g._queue.delay for g in groupers] == [MOVE_PAIRING_SECONDS] * len(groupers)
+        assert MOVE_PAIRING_SECONDS <= 0.05
