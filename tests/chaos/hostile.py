@@ -206,6 +206,18 @@ def build(staging: Path, outside: Path, *, max_file_bytes: int) -> Corpus:
         Hostile("jsonl-all-bad", "only-bad-lines.jsonl", "failed:missing_text", events=3),
         b'{"title": "no text on this line"}\n[1, 2, 3]\n{broken\n',
     )
+    long_fields = {
+        "text": "L" * 250 + " (AP) — A story whose fields are all far longer than any column was sized for.",
+        "title": "A title that goes on " * 250,
+        "author": [f"Author Number {i} With A Long Name" for i in range(20)],
+        "date": "24 Nov 2026 " * 40,
+        "language": "en-" + "x" * 300,
+    }
+    _file(
+        c,
+        Hostile("long-fields", "long-fields.json", "stored", why="fields longer than their columns"),
+        json.dumps(long_fields).encode(),
+    )
     many_keys = {
         "text": "A story whose JSON has half a million metadata fields.",
         **{f"k{i}": i for i in range(500_000)},

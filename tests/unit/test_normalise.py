@@ -304,3 +304,30 @@ def test_every_reason_code_is_listed_in_the_readme_with_its_meaning() -> None:
     missing = [code for code in REASON_CODES if code not in rows]
     assert not missing, f"reason codes missing from the README's failure table: {missing}"
     assert all(len(rows[code].split("|")[2].split()) >= 4 for code in REASON_CODES)
+
+
+# --- fields fit their columns --------------------------------------------------------------
+
+
+def test_fields_longer_than_their_columns_are_cut_with_a_warning() -> None:
+    import json
+
+    raw = json.dumps(
+        {
+            "text": "A story whose declared fields are far too long for anything sensible.",
+            "title": "A title that goes on " * 100,
+            "author": [f"Author Number {i} With A Long Name" for i in range(20)],
+            "date": "24 Nov 2026 " * 40,
+        }
+    ).encode()
+    doc = normalise(raw, filename="long.json")
+    assert doc.title is not None and len(doc.title) <= 1000 and doc.title.endswith(" title…")  # cut at a space
+    assert doc.author is not None and len(doc.author) <= 300 and doc.author.startswith("Author Number 0")
+    assert doc.date_raw is not None and len(doc.date_raw) <= 200 and doc.date is None
+    assert {w.split(":")[0] for w in doc.warnings} >= {"title", "author", "date"}
+    assert normalise(raw, filename="long.json") == doc  # still deterministic
+
+
+def test_a_place_longer_than_any_place_name_is_not_a_dateline() -> None:
+    doc = normalise(("L" * 250 + " (AP) — The story itself.").encode(), filename="a.txt")
+    assert doc.dateline is None and doc.text.startswith("LLLL")

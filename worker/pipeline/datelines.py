@@ -31,6 +31,7 @@ _AGENCIES = frozenset(
     "ap reuters afp upi dpa bloomberg xinhua ansa efe kyodo yonhap tass ria pti ians ani aap cp pa cnn bbc ips".split()  # noqa: SIM905
 )
 _MAX_PLACE_WORDS = 4
+_MAX_PLACE_CHARS = 60  # "Llanfairpwllgwyngyllgogerychwyrndrobwllllantysiliogogogoch" is 58
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def _is_place(place: str) -> bool:
     """All caps ("NEW YORK") or Title Case ("New York"), at most four words."""
     words = place.split()
     main = [w for w in words if w.lower() not in _CONNECTORS]
-    if not main or len(main) > _MAX_PLACE_WORDS or words[0].lower() in _CONNECTORS:
+    if not main or len(main) > _MAX_PLACE_WORDS or words[0].lower() in _CONNECTORS or len(place) > _MAX_PLACE_CHARS:
         return False
     if all(_is_caps(w) for w in words):
         return True

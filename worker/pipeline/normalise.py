@@ -41,6 +41,10 @@ Record = tuple[int | None, NormalisedDocument | InputError]
 #: own transaction and event, all in one task: a file of millions of tiny lines would hold a
 #: worker for hours and its errors alone take gigabytes.  Bigger exports are split.
 MAX_RECORDS = 10_000
+#: Longest fields kept (the store's columns are sized for them; longer ones are cut, with a warning).
+MAX_TITLE_CHARS = 1000
+MAX_AUTHOR_CHARS = 300
+MAX_DATE_RAW_CHARS = 200
 
 
 def normalise(raw: bytes, *, filename: str = "") -> NormalisedDocument:
@@ -140,11 +144,11 @@ def _document(parsed: Parsed, decoded: Decoded) -> NormalisedDocument:
         warnings.append(date_warning)
     return NormalisedDocument(
         text=text,
-        title=title,
+        title=_clip(title, "title", MAX_TITLE_CHARS, warnings),
         date=date,
-        date_raw=" ".join((parsed.date_raw or "").split()) or None,
+        date_raw=_clip(" ".join((parsed.date_raw or "").split()) or None, "date", MAX_DATE_RAW_CHARS, warnings),
         dateline=lead.dateline,
-        author=parsed.author or lead.author,
+        author=_clip(parsed.author or lead.author, "author", MAX_AUTHOR_CHARS, warnings),
         language=_language(parsed.language, text, warnings),
         word_count=count_words(text),
         canonical_hash=canonical_hash(text),
@@ -154,6 +158,18 @@ def _document(parsed: Parsed, decoded: Decoded) -> NormalisedDocument:
         producer_tags=parsed.tags,
         warnings=warnings,
     )
+
+
+def _clip(value: str | None, name: str, limit: int, warnings: list[str]) -> str | None:
+    """A field cut to ``limit`` characters (at a space where one is near), with a warning."""
+    if value is None or len(value) <= limit:
+        return value
+    cut = value[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    warnings.append(f"{name}: {len(value)} characters, cut to {limit}")
+    return cut.rstrip(" ,;") + "…"
 
 
 def _lead(body: str, fmt: str) -> Lead:
