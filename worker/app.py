@@ -57,6 +57,10 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         worker_redirect_stdouts=False,
         task_time_limit=600,
         task_soft_time_limit=540,
+        # Celery reads ``retry(max_retries=None)`` as "the task's default" (3), not "forever":
+        # without this an outage longer than three backoffs failed the task and acked its
+        # message.  Our tasks bound their own retries (worker/retry.py, tasks/_common.py).
+        task_annotations={"*": {"max_retries": None}},
     )
     app.conf.seedworker_settings = settings
     return app

@@ -283,6 +283,11 @@ def account_for(stack: Stack, inputs: list[Input], *, timeout: float = 120.0, pr
     assert len(view.duplicates) == statuses["duplicate"]
     assert len(view.failures) == statuses["failed"] == sum(1 for i in inputs if i.expect == "failed")
 
+    # No task ended in failure: a failed task's message is acknowledged and its file waits for
+    # the watcher's re-send (10 min), so "raised unexpected" means a delivery was dropped.
+    failed_tasks = [line for line in stack.tail("worker", 100_000).splitlines() if "raised unexpected" in line]
+    assert not failed_tasks, failed_tasks[:3]
+
     # The events: one per outcome, each on the stream at least once.
     assert len(view.outbox) == len(view.ingestions)
     assert all(view.outbox.values())
