@@ -99,9 +99,7 @@ class DocumentStore:
 
     @staticmethod
     def _find_exact(s: Session, canonical_hash: str) -> DuplicateMatch | None:
-        row = s.execute(
-            select(Document.id, Document.story_id).where(Document.canonical_hash == canonical_hash)
-        ).first()
+        row = s.execute(select(Document.id, Document.story_id).where(Document.canonical_hash == canonical_hash)).first()
         return DuplicateMatch(row.id, "exact", 1.0, row.story_id) if row else None
 
     def _find_near(self, s: Session, fp: Fingerprint | None) -> DuplicateMatch | None:
