@@ -545,19 +545,31 @@ class InboxWatcher:
                 else:
                     self._move(claim, Path(str(self.settings.archive_dir)))
             except (OSError, ValueError) as exc:
-                log.error("could not move finished file", file=claim.shown, error=str(exc))
+                # Never drop the original: the claim stays on disk and in flight, and the
+                # re-send (same key, replayed outcome) tries the move again later.
+                log.error("could not move finished file, will retry", file=claim.shown, error=str(exc))
+                claim.sent_at = time.monotonic()
+                with self._lock:
+                    self._claims.setdefault(key, claim)
+                continue
             shutil.rmtree(self.own_dir / claim.claim_id, ignore_errors=True)
             status = "done" if not failures else "failed" if len(failures) == len(mine) else "partly failed"
             log.info("finished", file=claim.shown, key=key, status=status)
 
     def _move(self, claim: Claim, root: Path) -> Path:
+        dest = self._destination(claim, root)
+        shutil.move(str(claim.path), str(dest))
+        return dest
+
+    @staticmethod
+    def _destination(claim: Claim, root: Path) -> Path:
+        """Where the claimed file goes under ``root``: its inbox path, made unique if taken."""
         dest = root / claim.rel
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists() or dest.is_symlink():
             suffix = dest.suffix if len(dest.suffix) <= 16 else ""
             stem = dest.name[: len(dest.name) - len(suffix)] if suffix else dest.name
             dest = dest.with_name(_fit(stem, f".{claim.claim_id[:8]}{suffix}"))
-        shutil.move(str(claim.path), str(dest))
         return dest
 
     def _move_failed(self, claim: Claim, outcomes: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
@@ -566,7 +578,11 @@ class InboxWatcher:
         For a JSON Lines file ``failed_lines`` names every bad line (``records`` has each
         one's reason and message) and ``stored_records`` counts the lines that were stored.
         """
-        dest = self._move(claim, Path(str(self.settings.failed_dir)))
+        # The report is written (atomically) before the file is moved: a watcher killed in
+        # between leaves the file in its claim folder, is re-sent on restart, and the
+        # replayed outcome writes the same report again and moves the file.  The other
+        # order could leave a failed file without its report and nothing to re-send.
+        dest = self._destination(claim, Path(str(self.settings.failed_dir)))
         first = failures[0]
         lines = sorted(line for o in failures if (line := _record_line(o["key"])) is not None)
         message = first.get("message")
@@ -595,7 +611,10 @@ class InboxWatcher:
             "outcomes": outcomes,
         }
         side = dest.with_name(_fit(dest.name, ".error.json"))
-        side.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        partial = side.with_name(_fit(f".{side.name}", ".part"))
+        partial.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(partial, side)
+        shutil.move(str(claim.path), str(dest))
 
     @property
     def in_flight(self) -> int:

@@ -224,3 +224,67 @@ def test_unmatched_move_events_do_not_hold_back_later_files(make_watcher: Any) -
             pytest.skip(f"no inotify move grouping here (mode {w.mode})")
         assert [g._queue.delay for g in groupers] == [MOVE_PAIRING_SECONDS] * len(groupers)
         assert MOVE_PAIRING_SECONDS <= 0.05
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after the raise runs, nothing catches it."""
+
+
+def test_killed_while_failing_a_file_leaves_report_and_file_recoverable(
+    make_watcher: Any, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = make_watcher("same")
+    with Running(w):
+        (w.inbox / "bad.txt").write_bytes(b"bad")
+        [msg] = wait_queued(redis_client, 1)
+    key = msg["kwargs"]["request"]["idempotency_key"]
+    failed = Outcome(status="failed", key=key, filename="bad.txt", reason="binary", message="it is binary")
+    reply = {"filename": "bad.txt", "outcomes": [failed.model_dump(mode="json")]}
+
+    def killed(*_: object) -> None:
+        raise _Killed
+
+    monkeypatch.setattr("worker.watcher.shutil.move", killed)
+    with pytest.raises(_Killed):
+        w._finish(reply)  # dies after the report was written, before the file moved
+    monkeypatch.undo()
+    failed_dir = Path(str(w.settings.failed_dir))
+    assert json.loads((failed_dir / "bad.txt.error.json").read_text())["reason"] == "binary"
+    assert [p.name for p in w.own_dir.rglob("*") if p.is_file()] == ["bad.txt"]  # still claimed
+
+    redis_client.delete("seedworker")
+    w2 = make_watcher("same")
+    with Running(w2):
+        [again] = wait_queued(redis_client, 1)  # the restarted watcher re-sends the claim
+        assert again["kwargs"]["request"]["idempotency_key"] == key
+        _reply(redis_client, w2.reply_key, failed)  # the worker replays the stored outcome
+        deadline = time.monotonic() + 10
+        while w2.in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert sorted(p.name for p in failed_dir.iterdir()) == ["bad.txt", "bad.txt.error.json"]
+    assert (failed_dir / "bad.txt").read_bytes() == b"bad"
+    assert not any(p.is_file() for p in w2.own_dir.rglob("*"))
+
+
+def test_a_file_that_cannot_be_moved_stays_claimed(
+    make_watcher: Any, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = make_watcher()
+    with Running(w):
+        (w.inbox / "a.txt").write_bytes(b"good")
+        [msg] = wait_queued(redis_client, 1)
+    key = msg["kwargs"]["request"]["idempotency_key"]
+    stored = Outcome(status="stored", key=key, filename="a.txt", document_id="doc_1")
+    reply = {"filename": "a.txt", "outcomes": [stored.model_dump(mode="json")]}
+
+    def disk_full(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("worker.watcher.shutil.move", disk_full)
+    w._finish(reply)
+    monkeypatch.undo()
+    assert w.in_flight == 1  # kept, to be re-sent and moved later
+    assert [p.read_bytes() for p in w.own_dir.rglob("*") if p.is_file()] == [b"good"]
+    w._finish(reply)
+    assert w.in_flight == 0
+    assert (Path(str(w.settings.archive_dir)) / "a.txt").read_bytes() == b"good"
