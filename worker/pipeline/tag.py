@@ -119,7 +119,7 @@ class Tagger:
             self.entities = EntityExtractor(nlp, model_name=self.model_name, gazetteer=gazetteer, batch_size=batch_size)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, keywords: bool = True) -> Tagger:
+    def from_settings(cls, settings: Settings, *, keywords: bool | None = None) -> Tagger:
         """Taxonomy from ``taxonomy_path`` (None: the shipped one), NER from ``ner_model``
         (empty: no entities, the fast profile), YAKE keywords when ``yake`` is installed.
         The ``auto`` model is set later by the runtime (it lives in the database).
@@ -129,7 +129,7 @@ class Tagger:
         taxonomy = load_taxonomy(settings.taxonomy_path)
         nlp = shared_ner(settings.ner_model) if settings.ner_model else None
         extractor: KeywordExtractor | None = None
-        if keywords:
+        if settings.keywords if keywords is None else keywords:
             from worker.pipeline.keywords import YakeKeywords, yake_available
 
             if yake_available():
