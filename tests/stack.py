@@ -23,6 +23,24 @@ from worker.broker import connect
 
 REPO = Path(__file__).resolve().parents[1]
 
+STORED = "org.seedworker.document.stored"
+DUPLICATE = "org.seedworker.document.duplicate"
+FAILED = "org.seedworker.document.failed"
+
+
+def count_rows(database_url: str, model: type) -> int:
+    """Rows of one table, read with a short-lived engine of its own (the stack owns the data)."""
+    from sqlalchemy import func, select
+
+    from worker.store.engine import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(model)) or 0)
+    finally:
+        engine.dispose()
+
 
 @dataclass
 class Stack:

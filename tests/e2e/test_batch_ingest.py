@@ -10,21 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
 from bench.corpus import article
-from tests.stack import Stack
+from tests.stack import DUPLICATE, FAILED, STORED, Stack, count_rows
 from worker.app import create_app
 from worker.models import IngestRequest
 from worker.settings import Settings
-from worker.store.engine import make_engine
 from worker.store.schema import Document, Ingestion, OutboxRow
 
 pytestmark = pytest.mark.e2e
-
-STORED = "org.seedworker.document.stored"
-DUPLICATE = "org.seedworker.document.duplicate"
-FAILED = "org.seedworker.document.failed"
 
 
 @pytest.fixture
@@ -32,15 +26,6 @@ def stack(tmp_path: Path, broker_url: str, database_url: str) -> Iterator[Stack]
     s = Stack(tmp_path, broker_url, database_url, extra_env={"SEEDWORKER_WATCH_BATCH": "8"}).start_all()
     yield s
     s.stop()
-
-
-def _count(database_url: str, model: type) -> int:
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(model)) or 0)
-    finally:
-        engine.dispose()
 
 
 def _article(i: int) -> bytes:
@@ -75,7 +60,7 @@ def test_a_burst_travels_in_batches_and_every_file_gets_its_own_outcome(stack: S
     stack.wait_for(lambda: len(list(stack.archive.rglob("*.txt"))) == 21, timeout=60, what="21 files archived")
     stack.wait_for(lambda: list(stack.failed.rglob("binary.txt")), timeout=60, what="binary.txt in failed/")
     assert not [p for p in stack.inbox.rglob("*") if p.is_file()]
-    assert _count(database_url, Document) == 20
+    assert count_rows(database_url, Document) == 20
     worker_log = stack.logs["worker"].read_text(errors="replace")
     assert "seedworker.ingest_batch" in worker_log  # the burst really went through the batch task
 
@@ -101,7 +86,7 @@ def test_a_redelivered_batch_repeats_no_document_and_no_event(stack: Stack, data
     assert all(o["replayed"] for o in again["outcomes"])
     assert {o["document_id"] for o in again["outcomes"]} == {o["document_id"] for o in first["outcomes"]}
     # The reply comes after the commit: no new outbox row means no new event, ever.
-    assert _count(database_url, OutboxRow) == 3
+    assert count_rows(database_url, OutboxRow) == 3
     assert len(stack.events()) == 3
-    assert _count(database_url, Document) == 3
-    assert _count(database_url, Ingestion) == 3
+    assert count_rows(database_url, Document) == 3
+    assert count_rows(database_url, Ingestion) == 3

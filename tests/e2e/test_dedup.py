@@ -13,31 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
 from tests.conftest import EXAMPLE
 from tests.integration.test_near_index import near_copy, typo_copy
-from tests.stack import Stack
+from tests.stack import DUPLICATE, STORED, Stack, count_rows
 from worker.pipeline.dedup import jaccard, shingles
 from worker.pipeline.normalise import normalise
-from worker.store.engine import make_engine
 from worker.store.schema import Document, Duplicate
 
 pytestmark = pytest.mark.e2e
 
-STORED = "org.seedworker.document.stored"
-DUPLICATE = "org.seedworker.document.duplicate"
 ARTICLE = EXAMPLE.read_text(encoding="utf-8")
 FAST = {"SEEDWORKER_NER_MODEL": ""}
-
-
-def _count(database_url: str, model: type) -> int:
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(model)) or 0)
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
@@ -70,8 +57,8 @@ def test_exact_and_near_copies_become_duplicate_events(stack: Stack, database_ur
         assert dup["subject"] == stored["data"]["id"]
         assert dup["data"]["story_id"] == story
         assert dup["data"]["id"].startswith("dup_")
-    assert _count(database_url, Document) == 1
-    assert _count(database_url, Duplicate) == 2
+    assert count_rows(database_url, Document) == 1
+    assert count_rows(database_url, Duplicate) == 2
     stack.wait_for(lambda: len(list(stack.archive.rglob("*.txt"))) == 3, what="all three files archived")
 
 
@@ -83,7 +70,7 @@ def test_unrelated_story_is_stored_with_its_own_story(stack: Stack, database_url
     stack.drop("other.txt", other.encode())
     stored = stack.wait_for_events(2, timeout=90, type=STORED)
     assert len({e["data"]["story_id"] for e in stored}) == 2
-    assert _count(database_url, Document) == 2
+    assert count_rows(database_url, Document) == 2
 
 
 def test_drop_policy_emits_the_event_and_keeps_no_record(tmp_path: Path, broker_url: str, database_url: str) -> None:
@@ -101,7 +88,7 @@ def test_drop_policy_emits_the_event_and_keeps_no_record(tmp_path: Path, broker_
             assert dup["data"]["id"] is None
             assert dup["data"]["duplicate_of"] == stored["data"]["id"]
             assert dup["data"]["story_id"] == stored["data"]["story_id"]
-        assert _count(database_url, Duplicate) == 0 and _count(database_url, Document) == 1
+        assert count_rows(database_url, Duplicate) == 0 and count_rows(database_url, Document) == 1
     finally:
         stack.stop()
 
@@ -143,8 +130,8 @@ def test_workers_racing_copies_and_rewrites_end_with_one_canonical(
     assert len(stored) == 1, outcomes
     canonical = stored[0].document_id
     assert all(o.status == "duplicate" and o.duplicate_of == canonical for o in outcomes if o is not stored[0])
-    assert _count(database_url, Document) == 1
-    assert _count(database_url, Duplicate) == 5
+    assert count_rows(database_url, Document) == 1
+    assert count_rows(database_url, Duplicate) == 5
 
     assert len({e["id"] for e in events}) == 6
     [stored_event] = [e for e in events if e["type"] == STORED]

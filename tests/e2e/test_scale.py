@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import EXAMPLE
-from tests.stack import Stack
+from tests.stack import Stack, count_rows
 from worker.store.engine import make_engine
 from worker.store.schema import Document, Duplicate, Failure, Ingestion, OutboxRow
 
@@ -70,15 +70,6 @@ def generate(count: int, seed: int = 7) -> tuple[dict[str, bytes], Counter[str]]
         files[f"bad-{i:05d}.txt"] = b"" if i % 2 else b"\x00\x01\x02 not text \x00" * 8
     expected: Counter[str] = Counter(stored=distinct, duplicate=duplicates, failed=failing)
     return files, expected
-
-
-def _count(url: str, model: type) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(model)) or 0)
-    finally:
-        engine.dispose()
 
 
 def _unpublished(url: str) -> int:
@@ -168,11 +159,11 @@ def test_two_watchers_three_workers_one_publisher_each_file_once(
     kinds = Counter(str(e["type"]).rsplit(".", 1)[-1] for e in events)
     assert kinds == expected
 
-    assert _count(postgres_url, Document) == expected["stored"]
-    assert _count(postgres_url, Duplicate) == expected["duplicate"]
-    assert _count(postgres_url, Failure) == expected["failed"]
-    assert _count(postgres_url, Ingestion) == FILES
-    assert _count(postgres_url, OutboxRow) == FILES
+    assert count_rows(postgres_url, Document) == expected["stored"]
+    assert count_rows(postgres_url, Duplicate) == expected["duplicate"]
+    assert count_rows(postgres_url, Failure) == expected["failed"]
+    assert count_rows(postgres_url, Ingestion) == FILES
+    assert count_rows(postgres_url, OutboxRow) == FILES
     assert _unpublished(postgres_url) == 0
 
     archived = [p for p in stack.archive.rglob("*") if p.is_file()]

@@ -13,18 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
 from tests.conftest import EXAMPLE
-from tests.stack import Stack
-from worker.store.engine import make_engine
+from tests.stack import DUPLICATE, FAILED, STORED, Stack, count_rows
 from worker.store.schema import Document, Duplicate, Failure, OutboxRow
 
 pytestmark = pytest.mark.e2e
-
-STORED = "org.seedworker.document.stored"
-DUPLICATE = "org.seedworker.document.duplicate"
-FAILED = "org.seedworker.document.failed"
 
 
 @pytest.fixture
@@ -32,15 +26,6 @@ def stack(tmp_path: Path, broker_url: str, database_url: str) -> Iterator[Stack]
     s = Stack(tmp_path, broker_url, database_url).start_all()
     yield s
     s.stop()
-
-
-def _count(database_url: str, model: type) -> int:
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(model)) or 0)
-    finally:
-        engine.dispose()
 
 
 def test_example_file_is_stored_tagged_and_announced(stack: Stack, database_url: str) -> None:
@@ -64,7 +49,7 @@ def test_example_file_is_stored_tagged_and_announced(stack: Stack, database_url:
     archived = stack.wait_for(lambda: list(stack.archive.rglob(EXAMPLE.name)), what="file archived")
     assert archived[0].read_bytes() == EXAMPLE.read_bytes()
     assert not list(stack.inbox.glob("*.txt"))
-    assert _count(database_url, Document) == 1
+    assert count_rows(database_url, Document) == 1
 
 
 def test_same_content_under_another_name_is_a_duplicate(stack: Stack, database_url: str) -> None:
@@ -76,8 +61,8 @@ def test_same_content_under_another_name_is_a_duplicate(stack: Stack, database_u
     assert dup["data"]["duplicate_of"] == stored["data"]["id"]
     assert dup["data"]["kind"] == "exact" and dup["data"]["similarity"] == 1.0
     assert dup["data"]["filename"] == "copy of the article.txt"
-    assert _count(database_url, Document) == 1
-    assert _count(database_url, Duplicate) == 1
+    assert count_rows(database_url, Document) == 1
+    assert count_rows(database_url, Duplicate) == 1
     stack.wait_for(lambda: len(list(stack.archive.rglob("*.txt"))) == 2, what="both files archived")
 
 
@@ -107,7 +92,7 @@ def test_bad_file_fails_with_reason_and_is_kept(
     assert (stack.failed / name).read_bytes() == content
     report = json.loads((stack.failed / f"{name}.error.json").read_text())
     assert report["reason"] == reason and report["failure_id"] == event["data"]["id"]
-    assert _count(database_url, Failure) == 1
+    assert count_rows(database_url, Failure) == 1
 
     # ...and the worker keeps going.
     shutil.copy(EXAMPLE, stack.inbox / "after-failure.txt")
@@ -120,7 +105,7 @@ def test_every_outcome_is_published_exactly_once_per_id(stack: Stack, database_u
     stack.drop("c.txt", b"\x00\x01\x02binary")
     stack.drop("d.txt", b"date 2024-03-01\nBERLIN (Reuters) - A different story entirely, about trains in Germany.\n")
     events = stack.wait_for_events(4, timeout=40)
-    stack.wait_for(lambda: _count(database_url, OutboxRow) == 4, what="four outbox rows")
+    stack.wait_for(lambda: count_rows(database_url, OutboxRow) == 4, what="four outbox rows")
     types = sorted(e["type"].rsplit(".", 1)[-1] for e in events)
     assert types == ["duplicate", "failed", "stored", "stored"]
     assert len({e["id"] for e in events}) == 4
