@@ -34,7 +34,7 @@ from worker.store.engine import make_engine
 from worker.store.schema import Document, Duplicate, Failure, Ingestion, OutboxRow
 
 STORED = "org.seedworker.document.stored"
-FAST = {"SEEDWORKER_NER_MODEL": ""}  # the fast profile: no spaCy NER
+FAST = {"SEEDWORKER_NER_MODEL": "", "SEEDWORKER_KEYWORDS": "false"}  # delivery, not tagging: no NER, no YAKE
 PROCESSING = ".seedworker-processing"
 
 _SYLLABLES = [

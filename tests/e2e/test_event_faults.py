@@ -29,7 +29,7 @@ from worker.store.schema import Ingestion, OutboxRow, WebhookDelivery
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-FAST = {"SEEDWORKER_NER_MODEL": ""}  # entities are not what these tests are about
+FAST = {"SEEDWORKER_NER_MODEL": "", "SEEDWORKER_KEYWORDS": "false"}  # entities are not what these tests are about
 WORDS = [
     "river",
     "council",

@@ -88,7 +88,7 @@ def scale_stack(tmp_path: Path, broker_url: str, postgres_url: str) -> Iterator[
         tmp_path,
         broker_url,
         postgres_url,
-        extra_env={"SEEDWORKER_NER_MODEL": "", "SEEDWORKER_CONCURRENCY": "1"},
+        extra_env={"SEEDWORKER_NER_MODEL": "", "SEEDWORKER_KEYWORDS": "false", "SEEDWORKER_CONCURRENCY": "1"},
     )
     stack.inbox.mkdir(parents=True)
     try:
