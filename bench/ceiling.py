@@ -143,8 +143,9 @@ class Throughput:
         }
 
 
-def _run_children(argvs: list[list[str]], timeout: float) -> Throughput:
+def _run_children(argvs: list[list[str]], timeout: float, settings_env: dict[str, str] | None = None) -> Throughput:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEEDWORKER_")}
+    env.update(settings_env or {})  # the benchmark's --set, as the end-to-end stacks get it
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "bench.ceiling", *argv],
@@ -190,7 +191,13 @@ def _run_children(argvs: list[list[str]], timeout: float) -> Throughput:
 
 
 def measure_stages(
-    profile: str, count: int, workdir: Path, *, processes: int | None = None, timeout: float = 900
+    profile: str,
+    count: int,
+    workdir: Path,
+    *,
+    processes: int | None = None,
+    timeout: float = 900,
+    env: dict[str, str] | None = None,
 ) -> Throughput:
     """docs/s of the stage code for ``profile`` over the first ``count`` corpus files.
 
@@ -212,7 +219,7 @@ def measure_stages(
             ["stages", profile, database_url, broker_url, str(count), str(i), str(processes), str(data_dir)]
             for i in range(processes)
         ]
-        return _run_children(argvs, timeout)
+        return _run_children(argvs, timeout, env)
     finally:
         server.stop()
 

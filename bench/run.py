@@ -94,7 +94,7 @@ def run_profile(
     if "ceiling" not in args.skip:
         n = args.full_ceiling_files if full else args.ceiling_files
         console.print(f"[{profile}] in-process ceiling over {n} documents…")
-        c = ceiling.measure_stages(profile, n, workdir)
+        c = ceiling.measure_stages(profile, n, workdir, env=args.env)
         out["ceiling"] = c.as_dict()
         ceiling_rate = c.docs_per_second
     if full and "spacy" not in args.skip:
