@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-from worker.app import create_app
 from worker.broker import connect, resolve_broker_url
 from worker.logs import configure_logging, get_logger
 from worker.settings import Settings
@@ -70,6 +69,7 @@ def run_worker(
     """A Celery worker; heavy clients are built in each child after the fork."""
     from celery.signals import worker_process_init, worker_process_shutdown
 
+    from worker.app import create_app
     from worker.runtime import get_runtime, init_runtime
 
     configure_logging(settings)
@@ -136,6 +136,7 @@ def default_watcher_id(settings: Settings) -> str:
 
 
 def run_watcher(settings: Settings, *, watcher_id: str | None = None) -> None:
+    from worker.app import create_app
     from worker.watcher import InboxWatcher
 
     configure_logging(settings)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.broker import EmbeddedRedis
+from worker.errors import ConfigError
 from worker.logs import get_logger
-from worker.services import ensure_schema, flower_command
 from worker.settings import Settings
 
 log = get_logger("seedworker.supervisor")
@@ -68,7 +68,7 @@ class Supervisor:
             if not server.is_running():
                 self.owns_redis = server
             self.broker_url = server.start()
-        ensure_schema(self.settings)
+        self._upgrade_schema()
         for directory in (self.settings.inbox, self.settings.archive_dir, self.settings.failed_dir):
             Path(str(directory)).mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "SEEDWORKER_BROKER_URL": self.broker_url}
@@ -79,10 +79,29 @@ class Supervisor:
             Child("watcher", [*cli, "watch"], env),
         ]
         if self.with_flower:
+            from worker.services import flower_command
+
             argv, fenv = flower_command(self.settings, self.broker_url)
             self.children.append(Child("flower", argv, fenv))
         for child in self.children:
             child.start()
+
+    def _upgrade_schema(self) -> None:
+        """``seedworker db upgrade`` in a child process, before anything else starts.
+
+        Run in a process of its own so that the supervisor, which lives as long as the
+        stack, never imports SQLAlchemy and Alembic (about 40 MB it would keep for nothing).
+        """
+        done = subprocess.run(
+            [sys.executable, "-m", "worker.cli", "db", "upgrade"],
+            env=os.environ.copy(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise ConfigError(f"the database could not be migrated: {done.stderr.strip()[-2000:] or done.stdout}")
+        log.debug("schema", result=done.stdout.strip())
 
     def watch_children(self) -> None:
         """Restart a child that died on its own, with a growing pause if it keeps dying."""
