@@ -93,17 +93,17 @@ def run_profile(
     ceiling_rate: float | None = None
     if "ceiling" not in args.skip:
         n = args.full_ceiling_files if full else args.ceiling_files
-        console.print(f"[{profile}] in-process ceiling over {n} documents…")
+        console.print(f"\\[{profile}] in-process ceiling over {n} documents…")
         c = ceiling.measure_stages(profile, n, workdir, env=args.env)
         out["ceiling"] = c.as_dict()
         ceiling_rate = c.docs_per_second
     if full and "spacy" not in args.skip:
-        console.print(f"[{profile}] spaCy nlp.pipe over {args.full_ceiling_files} texts…")
+        console.print(f"\\[{profile}] spaCy nlp.pipe over {args.full_ceiling_files} texts…")
         out["spacy"] = ceiling.measure_spacy(args.full_ceiling_files).as_dict()
     if "e2e" not in args.skip:
         requested = args.full_files if full else args.files
         n = _burst_size(requested, ceiling_rate, args.budget, notes, profile)
-        console.print(f"[{profile}] end to end: burst of {n} files into seedworker run…")
+        console.print(f"\\[{profile}] end to end: burst of {n} files into seedworker run…")
         runs = []
         for i in range(args.repeat):
             runs.append(
@@ -132,7 +132,7 @@ def run_profile(
     if "e2e" in out and "spacy" in out:
         out["ratio_to_spacy"] = round(out["e2e"]["docs_per_second"] / out["spacy"]["docs_per_second"], 3)
     if "latency" not in args.skip and profile in PROFILES[args.latency_profiles]:
-        console.print(f"[{profile}] latency at {args.latency_rate:g} docs/s for {args.latency_seconds:g} s…")
+        console.print(f"\\[{profile}] latency at {args.latency_rate:g} docs/s for {args.latency_seconds:g} s…")
         out["latency"] = latency.measure_latency(
             profile, workdir, rate=args.latency_rate, seconds=args.latency_seconds, env=args.env
         )
