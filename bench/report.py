@@ -206,6 +206,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
                 per_doc = ", ".join(f"{k} {1000 * v / e['files']:.1f}" for k, v in cpu.items())
                 table.add_row(profile, "CPU per document", f"{1000 * sum(cpu.values()) / e['files']:.1f} ms", per_doc)
     console.print(table)
+    if results.get("tagging"):
+        render_tagging(results["tagging"], console)
     verdicts = Table(title="targets (2-core machine)")
     for col in ("target", "value", "bound", "verdict"):
         verdicts.add_column(col)
@@ -231,3 +233,24 @@ def write(results: dict[str, Any], path: Path = RESULTS) -> Path:
     }
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+
+
+def render_tagging(rows: list[dict[str, Any]], console: Console) -> None:
+    """The tag stage alone, per profile (bench/tagging.py)."""
+    tag_table = Table(title="tag stage alone (no broker, no store; median of 3 rounds)")
+    for column in ("profile", "documents", "per call", "docs/s"):
+        tag_table.add_column(column, justify="left" if column == "profile" else "right")
+    names = {
+        "fast": "fast: rules, keywords, folders (no NER)",
+        "ner-single": "full: NER, one document per call",
+        "ner-batch": "full: NER, nlp.pipe batches",
+        "auto": "fast + learned auto topics",
+    }
+    for r in rows:
+        tag_table.add_row(
+            names.get(r["profile"], r["profile"]),
+            str(r["documents"]),
+            str(r["batch_size"]),
+            f"{r['docs_per_second']:.1f}",
+        )
+    console.print(tag_table)

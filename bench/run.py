@@ -45,7 +45,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--latency-profiles", choices=sorted(PROFILES), default="fast", help="profiles to measure latency for"
     )
     p.add_argument(
-        "--skip", action="append", default=[], choices=["ceiling", "spacy", "e2e", "latency"], help="repeatable"
+        "--skip",
+        action="append",
+        default=[],
+        choices=["ceiling", "spacy", "e2e", "latency", "tagging"],
+        help="repeatable",
     )
     p.add_argument(
         "--set",
@@ -154,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         for profile in PROFILES[args.profile]:
             results[profile] = run_profile(profile, args, workdir, console, results["notes"])
+    if "tagging" not in args.skip:
+        from dataclasses import asdict
+
+        from bench import tagging
+
+        count = 16 if args.quick else 64
+        console.print(f"tag stage alone over {count} documents (fast, NER one by one, NER in batches, auto)…")
+        results["tagging"] = [asdict(r) for r in tagging.measure_tagging(tagging.default_texts(count))]
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     results["notes"].append(

@@ -72,6 +72,10 @@ def test_targets_are_judged_from_what_was_measured_and_rendered(tmp_path: Path) 
             "ratio_by_cpu": 0.8,
             "latency": {"rate_per_second": 5, "p50_ms": 120.0, "p99_ms": 250.0, "max_ms": 260.0, "measured": 50},
         },
+        "tagging": [
+            {"profile": "fast", "documents": 64, "seconds": 2.0, "docs_per_second": 32.0, "batch_size": 1},
+            {"profile": "ner-batch", "documents": 64, "seconds": 8.0, "docs_per_second": 8.0, "batch_size": 32},
+        ],
     }
     verdicts = {t.name: t.verdict for t in report.targets(results)}
     assert verdicts["fast: end-to-end docs/s"] == "MISS"
@@ -82,6 +86,7 @@ def test_targets_are_judged_from_what_was_measured_and_rendered(tmp_path: Path) 
     out = io.StringIO()
     report.render(results, Console(file=out, width=200))
     assert "PASS" in out.getvalue() and "MISS" in out.getvalue() and "a note" in out.getvalue()
+    assert "full: NER, nlp.pipe batches" in out.getvalue() and "32.0" in out.getvalue()  # the tag stage
     path = report.write(results, tmp_path / "results.json")
     written = json.loads(path.read_text())
     assert written["machine"]["cores"] and len(written["targets"]) == 5
