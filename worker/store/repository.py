@@ -40,8 +40,8 @@ from worker.store.schema import (
     Failure,
     Ingestion,
     OutboxRow,
-    TagRow,
 )
+from worker.store.tagging import row_of
 
 _CONFLICT_RETRIES = 5
 
@@ -228,20 +228,7 @@ class DocumentStore:
             minhash=fp.signature.to_bytes() if fp else None,
             **shared,
         )
-        row.tags = [
-            TagRow(
-                kind=t.kind,
-                name=t.name,
-                label=t.label,
-                source=t.source,
-                score=t.score,
-                count=t.count,
-                spans=[list(sp) for sp in t.spans],
-                matched=t.matched,
-                country=t.country,
-            )
-            for t in item.tags
-        ]
+        row.tags = [row_of(t) for t in item.tags]
         s.add(row)
         s.flush()  # the unique hash constraint fires here, inside our retry loop
         if self.near and fp:
