@@ -93,11 +93,7 @@ class Supervisor:
         stack, never imports SQLAlchemy and Alembic (about 40 MB it would keep for nothing).
         """
         done = subprocess.run(
-            [sys.executable, "-m", "worker.cli", "db", "upgrade"],
-            env=os.environ.copy(),
-            capture_output=True,
-            text=True,
-            check=False,
+            [sys.executable, "-m", "worker.cli", "db", "upgrade"], capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
             raise ConfigError(f"the database could not be migrated: {done.stderr.strip()[-2000:] or done.stdout}")

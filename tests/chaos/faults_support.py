@@ -28,12 +28,11 @@ import psutil
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from tests.stack import Stack
+from tests.stack import STORED, Stack, count_rows
 from worker.broker import EmbeddedRedis, connect
 from worker.store.engine import make_engine
 from worker.store.schema import Document, Duplicate, Failure, Ingestion, OutboxRow
 
-STORED = "org.seedworker.document.stored"
 FAST = {"SEEDWORKER_NER_MODEL": "", "SEEDWORKER_KEYWORDS": "false"}  # delivery, not tagging: no NER, no YAKE
 PROCESSING = ".seedworker-processing"
 
@@ -140,14 +139,7 @@ def read_store(database_url: str) -> StoreView:
 
 
 def count_ingestions(database_url: str) -> int:
-    from sqlalchemy import func
-
-    engine = make_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.scalar(select(func.count()).select_from(Ingestion)) or 0)
-    finally:
-        engine.dispose()
+    return count_rows(database_url, Ingestion)
 
 
 def stream_ids(stack: Stack) -> list[str]:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from tests.chaos.hostile import MIB, Corpus, build, describe, grow, growing_text, release, vanish
 from tests.e2e.test_formats import _database
-from tests.stack import Stack
+from tests.stack import FAILED, STORED, Stack
 from worker.broker import EmbeddedRedis, connect
 from worker.errors import UnreadableFile, UnsafePath
 from worker.settings import Settings
@@ -31,8 +31,6 @@ from worker.store.engine import make_engine
 from worker.store.schema import Base, Document
 from worker.watcher import Claim, InboxWatcher
 
-STORED = "org.seedworker.document.stored"
-FAILED = "org.seedworker.document.failed"
 MAX_FILE_BYTES = 20 * MIB
 RSS_LIMIT = 600 * MIB
 

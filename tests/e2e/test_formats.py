@@ -23,16 +23,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import EXAMPLE, POSTGRES_URL, _postgres_admin
-from tests.stack import Stack
+from tests.stack import DUPLICATE, FAILED, STORED, Stack
 from worker.broker import EmbeddedRedis, connect
 from worker.store.engine import make_engine
 from worker.store.schema import Document, Failure, TagRow
 
 pytestmark = pytest.mark.e2e
 
-STORED = "org.seedworker.document.stored"
-DUPLICATE = "org.seedworker.document.duplicate"
-FAILED = "org.seedworker.document.failed"
 MAX_FILE_BYTES = 100_000
 
 # -- the files -------------------------------------------------------------------------------------

@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLE
-from tests.stack import Stack
+from tests.stack import STORED, Stack
 from worker.app import create_app
 from worker.settings import Settings
 
 pytestmark = pytest.mark.e2e
 
 TAG_QUEUE = "seedworker-ner"
-STORED = "org.seedworker.document.stored"
 
 
 @pytest.fixture

@@ -19,13 +19,12 @@ import pytest
 from sqlalchemy import select
 
 from bench.eval_tags import make_corpus
-from tests.stack import Stack
+from tests.stack import STORED, Stack
 from worker.store.engine import make_engine
 from worker.store.schema import TagModel, TagRow
 
 pytestmark = pytest.mark.e2e
 
-STORED = "org.seedworker.document.stored"
 RETAGGED = "org.seedworker.document.retagged"
 
 
