@@ -28,6 +28,12 @@ DUPLICATE = "org.seedworker.document.duplicate"
 FAILED = "org.seedworker.document.failed"
 
 
+def files_under(root: Path) -> list[Path]:
+    """Every file below ``root``, for folders a running watcher changes: os.walk skips a claim
+    folder removed mid-walk, where Path.rglob raises FileNotFoundError."""
+    return [Path(folder) / name for folder, _, names in os.walk(root) for name in names]
+
+
 def count_rows(database_url: str, model: type) -> int:
     """Rows of one table, read with a short-lived engine of its own (the stack owns the data)."""
     from sqlalchemy import func, select

@@ -28,7 +28,7 @@ import psutil
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from tests.stack import STORED, Stack, count_rows
+from tests.stack import STORED, Stack, count_rows, files_under
 from worker.broker import EmbeddedRedis, connect
 from worker.store.engine import make_engine
 from worker.store.schema import Document, Duplicate, Failure, Ingestion, OutboxRow
@@ -152,8 +152,7 @@ def stream_ids(stack: Stack) -> list[str]:
 
 
 def processing_files(stack: Stack) -> list[Path]:
-    root = stack.inbox / PROCESSING
-    return [p for p in root.rglob("*") if not p.is_dir()] if root.exists() else []
+    return files_under(stack.inbox / PROCESSING)
 
 
 def claim_keys_on_disk(stack: Stack) -> set[str]:
@@ -162,7 +161,7 @@ def claim_keys_on_disk(stack: Stack) -> set[str]:
 
 
 def inbox_files(stack: Stack) -> list[Path]:
-    return [p for p in stack.inbox.rglob("*") if p.is_file() and PROCESSING not in p.relative_to(stack.inbox).parts]
+    return [p for p in files_under(stack.inbox) if PROCESSING not in p.relative_to(stack.inbox).parts]
 
 
 # -- the one check ---------------------------------------------------------------------------------
@@ -186,7 +185,7 @@ class Accounting:
 
 
 def _files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    return files_under(root)
 
 
 def _progress(stack: Stack, inputs: list[Input]) -> str | None:

@@ -283,7 +283,10 @@ def test_database_unavailable_for_seconds(make_stack: StackFactory, broker_url: 
     the publisher waits, and every file ends stored."""
     stack = make_stack(broker_url)
     inputs = make_inputs(60, prefix="db")
-    drop_all(stack, inputs)
+    # A third goes in before the outage and the rest during it, so the outage lands mid-ingest
+    # however fast the stack is (all 60 were once stored before a poll saw the fifth).
+    before, during = inputs[:20], inputs[20:]
+    drop_all(stack, before)
     done_before = _wait_ingested(stack, 5)
     outage = (
         database_locked(database_url)
@@ -291,6 +294,7 @@ def test_database_unavailable_for_seconds(make_stack: StackFactory, broker_url: 
         else postgres_unavailable(database_url, POSTGRES_URL)
     )
     with outage:
+        drop_all(stack, during)
         time.sleep(6.0)
     result = account_for(stack, inputs, timeout=150)
     assert done_before < len(inputs), "the outage must land mid-ingest"

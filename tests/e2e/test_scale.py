@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import EXAMPLE
-from tests.stack import Stack, count_rows
+from tests.stack import Stack, count_rows, files_under
 from worker.store.engine import make_engine
 from worker.store.schema import Document, Duplicate, Failure, Ingestion, OutboxRow
 
@@ -142,7 +142,7 @@ def test_two_watchers_three_workers_one_publisher_each_file_once(
     stack.wait_for(all_published, 600, what=f"{FILES} events on the stream")
     elapsed = time.monotonic() - started
     settled = stack.wait_for(
-        lambda: not any(p.is_file() for p in stack.inbox.rglob("*")),
+        lambda: not files_under(stack.inbox),
         120,
         what="inbox and processing folders empty",
     )
