@@ -23,13 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from worker.pipeline.dedup import DedupParams, Fingerprint, Signature, fingerprint, jaccard, shingles
-from worker.store.schema import Document, MinhashBand
+from worker.store.schema import Document, MinhashBand, table_of
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -37,6 +38,30 @@ if TYPE_CHECKING:
 # First half of the two-int advisory lock key: keeps ours apart from other users' locks.
 _LOCK_NAMESPACE = 0x5EED
 MAX_CANDIDATES = 64  # most-banded candidates confirmed per lookup (bounds boilerplate-heavy texts)
+
+_BANDS = table_of(MinhashBand)
+_DOCUMENTS = table_of(Document)
+_INSERT_BANDS = insert(_BANDS)
+_SELECT_SIGNATURES = select(_DOCUMENTS.c.id, _DOCUMENTS.c.minhash, _DOCUMENTS.c.story_id).where(
+    _DOCUMENTS.c.id.in_(bindparam("ids", expanding=True))
+)
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(_LOCK_NAMESPACE, bindparam("key")))
+
+
+@lru_cache(maxsize=16)
+def _candidates_query(bands: int, limit: int) -> Select[tuple[str, int]]:
+    """Documents sharing any of ``bands`` (band, key) pairs, most shared first.  Built once per
+    band count with bound parameters, so each lookup only binds values: building the OR of
+    bands clauses per call cost more CPU than the index probes."""
+    shared = func.count().label("shared")
+    pairs = [(_BANDS.c.band == bindparam(f"b{i}")) & (_BANDS.c.key == bindparam(f"k{i}")) for i in range(bands)]
+    return (
+        select(_BANDS.c.document_id, shared)
+        .where(or_(*pairs))
+        .group_by(_BANDS.c.document_id)
+        .order_by(shared.desc(), _BANDS.c.document_id)
+        .limit(limit)
+    )
 
 
 def story_for(document_id: str) -> str:
@@ -89,27 +114,23 @@ class NearDuplicateIndex:
         """PostgreSQL: serialise with every transaction that shares one of our band keys."""
         if s.get_bind().dialect.name != "postgresql":
             return
+        conn = s.connection()
         for key in sorted({_lock_key(k) for _, k in fp.bands}):
-            s.execute(select(func.pg_advisory_xact_lock(_LOCK_NAMESPACE, key)))
+            conn.execute(_ADVISORY_LOCK, {"key": key})
 
     def candidates(self, s: Session, fp: Fingerprint) -> list[Candidate]:
         """Documents sharing a band key, with their estimated Jaccard, most similar first."""
         if not fp.bands:
             return []
-        shared = func.count().label("shared")
-        rows = s.execute(
-            select(MinhashBand.document_id, shared)
-            .where(or_(*[(MinhashBand.band == b) & (MinhashBand.key == k) for b, k in fp.bands]))
-            .group_by(MinhashBand.document_id)
-            .order_by(shared.desc(), MinhashBand.document_id)
-            .limit(self.max_candidates)
-        ).all()
+        conn = s.connection()
+        params: dict[str, int] = {}
+        for i, (band, key) in enumerate(fp.bands):
+            params[f"b{i}"], params[f"k{i}"] = band, key
+        rows = conn.execute(_candidates_query(len(fp.bands), self.max_candidates), params).all()
         if not rows:
             return []
         counts = {doc_id: int(n) for doc_id, n in rows}
-        docs = s.execute(
-            select(Document.id, Document.minhash, Document.story_id).where(Document.id.in_(list(counts)))
-        ).all()
+        docs = conn.execute(_SELECT_SIGNATURES, {"ids": list(counts)}).all()
         out = []
         for doc_id, blob, story_id in docs:
             if blob is None:
@@ -147,9 +168,8 @@ class NearDuplicateIndex:
     def add(s: Session, document_id: str, fp: Fingerprint) -> None:
         """Index a document (its row, with ``minhash`` set, is already in the session)."""
         if fp.bands:
-            s.execute(
-                insert(MinhashBand),
-                [{"band": b, "key": k, "document_id": document_id} for b, k in fp.bands],
+            s.connection().execute(
+                _INSERT_BANDS, [{"band": b, "key": k, "document_id": document_id} for b, k in fp.bands]
             )
 
     # -- maintenance -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,10 +40,32 @@ from worker.store.schema import (
     Failure,
     Ingestion,
     OutboxRow,
+    TagRow,
+    table_of,
+    utcnow,
 )
-from worker.store.tagging import row_of
+from worker.store.tagging import tag_values
 
 _CONFLICT_RETRIES = 5
+
+# The write path's statements, built once against the tables (Core, not the ORM's unit of work:
+# a document is a handful of inserts, and building and flushing ORM objects cost more CPU than
+# the database spent on them; docs/benchmarks.md, "store").
+_DOCUMENTS = table_of(Document)
+_INGESTIONS = table_of(Ingestion)
+_BLOBS = table_of(Blob)
+_SELECT_OUTCOME = select(_INGESTIONS.c.outcome).where(_INGESTIONS.c.key == bindparam("key"))
+_SELECT_EXACT = select(_DOCUMENTS.c.id, _DOCUMENTS.c.story_id).where(
+    _DOCUMENTS.c.canonical_hash == bindparam("canonical_hash")
+)
+_SELECT_BLOB = select(_BLOBS.c.sha256).where(_BLOBS.c.sha256 == bindparam("sha256"))
+_INSERT_BLOB = insert(_BLOBS)
+_INSERT_DOCUMENT = insert(_DOCUMENTS)
+_INSERT_TAGS = insert(table_of(TagRow))
+_INSERT_DUPLICATE = insert(table_of(Duplicate))
+_INSERT_FAILURE = insert(table_of(Failure))
+_INSERT_INGESTION = insert(_INGESTIONS)
+_INSERT_OUTBOX = insert(table_of(OutboxRow))
 
 
 def new_id(prefix: str) -> str:
@@ -99,7 +121,7 @@ class DocumentStore:
 
     @staticmethod
     def _find_exact(s: Session, canonical_hash: str) -> DuplicateMatch | None:
-        row = s.execute(select(Document.id, Document.story_id).where(Document.canonical_hash == canonical_hash)).first()
+        row = s.connection().execute(_SELECT_EXACT, {"canonical_hash": canonical_hash}).first()
         return DuplicateMatch(row.id, "exact", 1.0, row.story_id) if row else None
 
     def _find_near(self, s: Session, fp: Fingerprint | None) -> DuplicateMatch | None:
@@ -153,17 +175,19 @@ class DocumentStore:
                     failure_id = new_id("fail")
                     if raw is not None:
                         self._put_blob(s, summary.sha256, raw)
-                    s.add(
-                        Failure(
-                            id=failure_id,
-                            ingest_key=key,
-                            raw_sha256=summary.sha256 if raw is not None else None,
-                            filename=summary.filename,
-                            source=source,
-                            reason=reason,
-                            message=message,
-                            details=details or {},
-                        )
+                    s.connection().execute(
+                        _INSERT_FAILURE,
+                        {
+                            "id": failure_id,
+                            "ingest_key": key,
+                            "raw_sha256": summary.sha256 if raw is not None else None,
+                            "filename": summary.filename,
+                            "source": source,
+                            "reason": reason,
+                            "message": message,
+                            "details": details or {},
+                            "created_at": utcnow(),
+                        },
                     )
                     data = DocumentFailedData(
                         id=failure_id,
@@ -213,30 +237,35 @@ class DocumentStore:
             "raw_sha256": summary.sha256,
             "story_id": story_for(doc_id),
         }
-        row = Document(
-            id=doc_id,
-            ingest_key=key,
-            format=doc.format,
-            encoding=doc.encoding,
-            date_raw=doc.date_raw,
-            place=dl.place if dl else None,
-            country=dl.country if dl else None,
-            dateline_raw=dl.raw if dl else None,
-            text=doc.text,
-            meta={**request.metadata, **doc.metadata},
-            warnings=list(doc.warnings),
-            minhash=fp.signature.to_bytes() if fp else None,
-            **shared,
+        conn = s.connection()
+        # The unique hash constraint fires here, inside persist_document's retry loop.
+        conn.execute(
+            _INSERT_DOCUMENT,
+            {
+                "id": doc_id,
+                "ingest_key": key,
+                "format": doc.format,
+                "encoding": doc.encoding,
+                "date_raw": doc.date_raw,
+                "place": dl.place if dl else None,
+                "country": dl.country if dl else None,
+                "dateline_raw": dl.raw if dl else None,
+                "text": doc.text,
+                "meta": {**request.metadata, **doc.metadata},
+                "warnings": list(doc.warnings),
+                "minhash": fp.signature.to_bytes() if fp else None,
+                "created_at": utcnow(),
+                **shared,
+            },
         )
-        row.tags = [row_of(t) for t in item.tags]
-        s.add(row)
-        s.flush()  # the unique hash constraint fires here, inside our retry loop
+        if item.tags:  # in the tagger's order, which is the order of their ids
+            conn.execute(_INSERT_TAGS, [{"document_id": doc_id, **tag_values(t)} for t in item.tags])
         if self.near and fp:
             self.near.add(s, doc_id, fp)
         data = DocumentStoredData(
             id=doc_id,
-            dateline_place=row.place,
-            dateline_country=row.country,
+            dateline_place=dl.place if dl else None,
+            dateline_country=dl.country if dl else None,
             tags=[TagData(kind=t.kind, name=t.name, label=t.label, country=t.country) for t in item.tags],
             **shared,
         )
@@ -252,18 +281,20 @@ class DocumentStore:
         if self.duplicate_policy == "link":
             dup_id = new_id("dup")
             self._put_blob(s, summary.sha256, raw)
-            s.add(
-                Duplicate(
-                    id=dup_id,
-                    document_id=match.document_id,
-                    ingest_key=key,
-                    raw_sha256=summary.sha256,
-                    filename=request.filename,
-                    source=request.source,
-                    kind=match.kind,
-                    similarity=match.similarity,
-                    story_id=match.story_id,
-                )
+            s.connection().execute(
+                _INSERT_DUPLICATE,
+                {
+                    "id": dup_id,
+                    "document_id": match.document_id,
+                    "ingest_key": key,
+                    "raw_sha256": summary.sha256,
+                    "filename": request.filename,
+                    "source": request.source,
+                    "kind": match.kind,
+                    "similarity": match.similarity,
+                    "story_id": match.story_id,
+                    "created_at": utcnow(),
+                },
             )
         data = DocumentDuplicateData(
             id=dup_id,
@@ -292,32 +323,41 @@ class DocumentStore:
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod
     def _earlier_outcome(s: Session, key: str) -> Outcome | None:
-        row = s.get(Ingestion, key)
-        if row is None:
+        outcome = s.connection().execute(_SELECT_OUTCOME, {"key": key}).scalar()
+        if outcome is None:
             return None
-        return Outcome.model_validate({**row.outcome, "replayed": True})
+        return Outcome.model_validate({**outcome, "replayed": True})
 
     @staticmethod
     def _record(s: Session, outcome: Outcome) -> Outcome:
-        s.add(Ingestion(key=outcome.key, status=outcome.status, outcome=outcome.model_dump(mode="json")))
-        s.flush()
+        s.connection().execute(
+            _INSERT_INGESTION,
+            {
+                "key": outcome.key,
+                "status": outcome.status,
+                "outcome": outcome.model_dump(mode="json"),
+                "created_at": utcnow(),
+            },
+        )
         return outcome
 
     @staticmethod
     def _put_blob(s: Session, sha256: str, raw: bytes) -> None:
-        if s.scalar(select(Blob.sha256).where(Blob.sha256 == sha256)) is None:
-            s.add(Blob(sha256=sha256, size=len(raw), data=raw))
-            s.flush()
+        conn = s.connection()
+        if conn.execute(_SELECT_BLOB, {"sha256": sha256}).scalar() is None:
+            conn.execute(_INSERT_BLOB, {"sha256": sha256, "size": len(raw), "data": raw, "created_at": utcnow()})
 
     @staticmethod
     def _emit(s: Session, event: CloudEvent) -> None:
-        s.execute(
-            insert(OutboxRow).values(
-                event_id=event.id,
-                type=event.type,
-                subject=event.subject,
-                payload=json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")),
-            )
+        s.connection().execute(
+            _INSERT_OUTBOX,
+            {
+                "event_id": event.id,
+                "type": event.type,
+                "subject": event.subject,
+                "payload": json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")),
+                "created_at": utcnow(),
+            },
         )
 
     # -- reads for the CLI and status --------------------------------------------------------

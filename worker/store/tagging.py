@@ -59,18 +59,23 @@ def tag_of(row: TagRow) -> Tag:
     )
 
 
+def tag_values(tag: Tag) -> dict[str, Any]:
+    """A tag's columns (all but its id and document), as the ORM row and Core inserts take them."""
+    return {
+        "kind": tag.kind,
+        "name": tag.name,
+        "label": tag.label,
+        "source": tag.source,
+        "score": tag.score,
+        "count": tag.count,
+        "spans": [list(sp) for sp in tag.spans],
+        "matched": tag.matched,
+        "country": tag.country,
+    }
+
+
 def row_of(tag: Tag) -> TagRow:
-    return TagRow(
-        kind=tag.kind,
-        name=tag.name,
-        label=tag.label,
-        source=tag.source,
-        score=tag.score,
-        count=tag.count,
-        spans=[list(sp) for sp in tag.spans],
-        matched=tag.matched,
-        country=tag.country,
-    )
+    return TagRow(**tag_values(tag))
 
 
 def identity(tag: Tag) -> TagData:
