@@ -251,7 +251,7 @@ class DocumentStore:
                 "country": dl.country if dl else None,
                 "dateline_raw": dl.raw if dl else None,
                 "text": doc.text,
-                "meta": {**request.metadata, **doc.metadata},
+                "metadata": {**request.metadata, **doc.metadata},  # the column of Document.meta
                 "warnings": list(doc.warnings),
                 "minhash": fp.signature.to_bytes() if fp else None,
                 "created_at": utcnow(),
