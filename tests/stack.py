@@ -56,6 +56,7 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
+    commands: dict[str, str] = field(default_factory=dict)  # name -> seedworker subcommand
 
     @property
     def inbox(self) -> Path:
@@ -105,6 +106,7 @@ class Stack:
         )
         fh.close()
         self.procs[name] = proc
+        self.commands[name] = args[0] if args else ""
         return proc
 
     def start_all(self, *, concurrency: int = 2) -> Stack:
@@ -124,7 +126,7 @@ class Stack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
-            if app.control.ping(timeout=0.5):
+            if app.control.ping(timeout=0.5, limit=1):  # limit: return on the first reply, not after 0.5 s
                 return
         raise TimeoutError(f"no worker answered within {timeout}s\n{self.tail('worker')}")
 
@@ -146,14 +148,18 @@ class Stack:
         proc.wait(timeout=30)
 
     def stop(self) -> None:
-        # Watcher first (no new work), then workers and publisher, then any other process
-        # (flower, extra workers and watchers): none waits 30 s for a SIGKILL.
+        """Teardown.  Watcher first (no new work), then the rest, all at once: none waits 30 s
+        for a SIGKILL.  Celery workers get SIGKILL straight away: an idle worker's warm shutdown
+        takes 1.3-2 s, a minute or more over the suite, and teardown checks nothing about it (the
+        SIGTERM chaos test and test_run do).  Every other process (watcher, publisher, Flower,
+        ``seedworker run``, which must stop the Redis it started) gets SIGTERM."""
         first = ("watcher", "worker", "publisher")
         for name in (*first, *(n for n in self.procs if n not in first)):
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
+                sig = signal.SIGKILL if self.commands.get(name) == "worker" else signal.SIGTERM
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
+                    os.killpg(proc.pid, sig)
         for proc in self.procs.values():
             try:
                 proc.wait(timeout=30)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.conftest import EXAMPLE, POSTGRES_URL, _postgres_admin
-from tests.stack import DUPLICATE, FAILED, STORED, Stack
+from tests.stack import DUPLICATE, FAILED, STORED, Stack, files_under
 from worker.broker import EmbeddedRedis, connect
 from worker.store.engine import make_engine
 from worker.store.schema import Document, Failure, TagRow
@@ -265,7 +265,7 @@ def run(
                     len([p for p in stack.archive.rglob("*") if p.is_file()])
                     + len(list(stack.failed.glob("*.error.json")))
                     >= len(dropped)
-                    and not [p for p in processing.rglob("*") if p.is_file()]
+                    and not files_under(processing)
                 ),
                 timeout=60,
                 what="every file archived or failed",

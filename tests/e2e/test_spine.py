@@ -66,33 +66,35 @@ def test_same_content_under_another_name_is_a_duplicate(stack: Stack, database_u
     stack.wait_for(lambda: len(list(stack.archive.rglob("*.txt"))) == 2, what="both files archived")
 
 
-@pytest.mark.parametrize(
-    ("name", "content", "reason"),
-    [
-        ("image.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" * 20, "binary"),
-        ("empty.txt", b"", "empty"),
-        ("blank.txt", b"   \n\t\n  ", "empty"),
-    ],
-)
-def test_bad_file_fails_with_reason_and_is_kept(
-    stack: Stack, database_url: str, name: str, content: bytes, reason: str
-) -> None:
-    stack.drop(name, content)
+BAD_FILES = {  # name -> (content, reason)
+    "image.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" * 20, "binary"),
+    "empty.txt": (b"", "empty"),
+    "blank.txt": (b"   \n\t\n  ", "empty"),
+}
 
-    [event] = stack.wait_for_events(1, type=FAILED)
-    assert event["data"]["reason"] == reason
-    assert event["data"]["filename"] == name
-    assert len(event["data"]["message"]) > 10  # a sentence, not a code
 
-    kept = stack.wait_for(
-        lambda: (stack.failed / name).exists() and (stack.failed / f"{name}.error.json").exists(),
-        what="file in failed/ with its .error.json",
-    )
-    assert kept
-    assert (stack.failed / name).read_bytes() == content
-    report = json.loads((stack.failed / f"{name}.error.json").read_text())
-    assert report["reason"] == reason and report["failure_id"] == event["data"]["id"]
-    assert count_rows(database_url, Failure) == 1
+def test_bad_files_fail_with_their_reason_and_are_kept(stack: Stack, database_url: str) -> None:
+    """Three bad files on one stack (one stack per case cost ~6 s each): each ends as its own
+    failure with its own reason, kept in failed/ with its report, and the worker keeps going."""
+    for name, (content, _) in BAD_FILES.items():
+        stack.drop(name, content)
+
+    events = {e["data"]["filename"]: e for e in stack.wait_for_events(len(BAD_FILES), type=FAILED)}
+    assert sorted(events) == sorted(BAD_FILES)
+    for name, (content, reason) in BAD_FILES.items():
+        event = events[name]
+        assert event["data"]["reason"] == reason, name
+        assert len(event["data"]["message"]) > 10  # a sentence, not a code
+
+        kept = stack.wait_for(
+            lambda name=name: (stack.failed / name).exists() and (stack.failed / f"{name}.error.json").exists(),
+            what=f"{name} in failed/ with its .error.json",
+        )
+        assert kept
+        assert (stack.failed / name).read_bytes() == content
+        report = json.loads((stack.failed / f"{name}.error.json").read_text())
+        assert report["reason"] == reason and report["failure_id"] == event["data"]["id"]
+    assert count_rows(database_url, Failure) == len(BAD_FILES)
 
     # ...and the worker keeps going.
     shutil.copy(EXAMPLE, stack.inbox / "after-failure.txt")
