@@ -129,3 +129,67 @@ def test_sqlite_file_uses_wal(tmp_path: Path) -> None:
 def test_postgres_url_without_driver_uses_psycopg(postgres_url: str) -> None:
     store = _store(postgres_url.replace("postgresql+psycopg://", "postgresql://"))
     assert store.engine.dialect.driver == "psycopg"
+
+
+def test_every_field_of_a_document_and_its_tags_reads_back_as_written(database_url: str) -> None:
+    """The write path is Core inserts keyed by column name; a key that names no column would be
+    dropped without an error (``meta`` for the ``metadata`` column once was), so every column
+    is written with a value that is not its default and read back through the ORM."""
+    import datetime as dt
+
+    from worker.models import Dateline
+
+    store = _store(database_url)
+    text = "WASHINGTON (AP) — The harbour reopened on Tuesday after repairs."
+    request = IngestRequest(
+        text=text,
+        filename="harbour.txt",
+        source="inbox",
+        idempotency_key="k-fields",
+        metadata={"path": "x/harbour.txt"},
+    )
+    doc = NormalisedDocument(
+        text=text,
+        title="Harbour reopens",
+        date=dt.date(2024, 2, 6),
+        date_raw="6 Feb 2024",
+        dateline=Dateline(place="Washington", country="US", agency="AP", raw="WASHINGTON (AP) —"),
+        author="Jane Doe",
+        language="en",
+        word_count=10,
+        canonical_hash=hashlib.sha256(text.encode()).hexdigest(),
+        format="header",
+        encoding="windows-1252",
+        metadata={"desk": "Metro"},
+        warnings=["date_out_of_range"],
+    )
+    tags = [
+        Tag(kind="entity", name="Washington", label="GPE", source="spacy:m", score=0.9, count=2,
+            spans=[(0, 10), (20, 30)], matched="WASHINGTON", country="US"),
+        Tag(kind="topic", name="transport", source="rule:transport", matched="harbour"),
+    ]  # fmt: skip
+    raw = text.encode()
+    batch = PipelineBatch(
+        request=request,
+        key="k-fields",
+        summary=FileSummary.of("harbour.txt", raw),
+        items=[StageItem(document=doc, tags=tags)],
+    )
+    outcome = store.persist_document(batch, batch.items[0], raw)
+    row = store.get_document(outcome.document_id or "")
+    assert row is not None
+    assert (row.filename, row.source, row.ingest_key, row.format, row.encoding) == (
+        "harbour.txt", "inbox", "k-fields", "header", "windows-1252"
+    )  # fmt: skip
+    assert (row.title, row.date, row.date_raw, row.author, row.language, row.word_count) == (
+        "Harbour reopens", dt.date(2024, 2, 6), "6 Feb 2024", "Jane Doe", "en", 10
+    )  # fmt: skip
+    assert (row.place, row.country, row.agency, row.dateline_raw) == ("Washington", "US", "AP", "WASHINGTON (AP) —")
+    assert row.meta == {"path": "x/harbour.txt", "desk": "Metro"}
+    assert row.warnings == ["date_out_of_range"]
+    assert row.text == text and row.canonical_hash == doc.canonical_hash
+    assert row.raw_sha256 == hashlib.sha256(raw).hexdigest() and row.story_id and row.created_at is not None
+    assert [(t.kind, t.name, t.label, t.source, t.score, t.count, t.spans, t.matched, t.country) for t in row.tags] == [
+        ("entity", "Washington", "GPE", "spacy:m", 0.9, 2, [[0, 10], [20, 30]], "WASHINGTON", "US"),
+        ("topic", "transport", None, "rule:transport", None, 1, [], "harbour", None),
+    ]
