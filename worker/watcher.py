@@ -236,9 +236,20 @@ class InboxWatcher:
                     self._rescan.clear()
                     self._scan()
                     last_scan = time.monotonic()
-                self.stop_event.wait(0.05)
+                self.stop_event.wait(self._next_wait())
         finally:
             self.stop()
+
+    def _next_wait(self, tick: float = 0.05) -> float:
+        """Seconds until the next tick: ``tick``, or less when a file's quiet time ends sooner, so
+        a file is taken when it is ready rather than at the next 50 ms tick (latency)."""
+        now = time.monotonic()
+        with self._lock:
+            due = [
+                cand.changed_at + (self.settings.settle_seconds if cand.closed else self.settings.stable_seconds)
+                for cand in self._candidates.values()
+            ]
+        return min(tick, max(0.001, min(due, default=now + tick) - now))
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -288,3 +288,21 @@ def test_a_file_that_cannot_be_moved_stays_claimed(
     w._finish(reply)
     assert w.in_flight == 0
     assert (Path(str(w.settings.archive_dir)) / "a.txt").read_bytes() == b"good"
+
+
+def test_the_loop_wakes_when_a_file_has_settled_not_at_the_next_tick(make_watcher: Any, tmp_path: Path) -> None:
+    """Latency: the wait before the next tick ends when the earliest candidate's quiet time does."""
+    w = make_watcher(settle_seconds=0.02, stable_seconds=0.3)
+    assert w._next_wait() == 0.05  # nothing pending: the plain tick
+    (tmp_path / "inbox").mkdir(parents=True, exist_ok=True)
+    closed = tmp_path / "inbox" / "closed.txt"
+    closed.write_bytes(b"story")
+    w.note(closed, closed=True)
+    assert 0.001 <= w._next_wait() <= 0.02  # settles in 20 ms: wake then, not in 50
+    w._candidates[closed].changed_at -= 1.0
+    assert w._next_wait() == 0.001  # overdue: at once (the tick takes it)
+    w._candidates.clear()
+    growing = tmp_path / "inbox" / "growing.txt"
+    growing.write_bytes(b"part")
+    w.note(growing, closed=False)
+    assert w._next_wait() == 0.05  # 0.3 s of stability to go: the plain tick
