@@ -110,25 +110,40 @@ class Stack:
         return proc
 
     def start_all(self, *, concurrency: int = 2) -> Stack:
+        """Worker, publisher and watcher, ready.  If any of them fails to start, the others are
+        stopped before the error propagates: a fixture that raises gets no teardown, and a
+        worker left running on the shared Redis would take the next tests' messages."""
         self.inbox.mkdir(parents=True, exist_ok=True)
-        self.start("worker", "worker", f"--concurrency={concurrency}", f"--node-name=w1@{self.root.name}")
-        self.start("publisher", "publish")
-        self.start("watcher", "watch", "--watcher-id=test-watcher")
-        self.wait_for_worker()
+        try:
+            self.start("worker", "worker", f"--concurrency={concurrency}", f"--node-name=w1@{self.root.name}")
+            self.start("publisher", "publish")
+            self.start("watcher", "watch", "--watcher-id=test-watcher")
+            self.wait_for_worker()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def wait_for_worker(self, timeout: float = 60.0) -> None:
-        """Until a worker answers a ping (its children have loaded their models)."""
+        """Until a worker answers a ping (its children have loaded their models).  On failure
+        (a process died, no answer) every process of the stack is stopped first: fixtures call
+        this while starting, and one that raises gets no teardown."""
         from worker.app import create_app
         from worker.settings import Settings
 
         app = create_app(Settings(_env_file=None), self.broker_url)  # type: ignore[call-arg]
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.check_alive()
-            if app.control.ping(timeout=0.5, limit=1):  # limit: return on the first reply, not after 0.5 s
-                return
-        raise TimeoutError(f"no worker answered within {timeout}s\n{self.tail('worker')}")
+        try:
+            while time.monotonic() < deadline:
+                self.check_alive()
+                if app.control.ping(timeout=0.5, limit=1):  # limit: return on the first reply, not after 0.5 s
+                    return
+            raise TimeoutError(f"no worker answered within {timeout}s\n{self.tail('worker')}")
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            app.close()
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():

@@ -193,3 +193,30 @@ def test_every_field_of_a_document_and_its_tags_reads_back_as_written(database_u
         ("entity", "Washington", "GPE", "spacy:m", 0.9, 2, [[0, 10], [20, 30]], "WASHINGTON", "US"),
         ("topic", "transport", None, "rule:transport", None, 1, [], "harbour", None),
     ]
+
+
+def test_a_process_opening_the_database_while_another_writes_waits_for_wal(tmp_path: Path) -> None:
+    """A new database is switched to WAL by whoever connects first.  A connection that finds it
+    still in rollback mode while another holds a write lock used to get "database is locked" at
+    once (SQLite does not wait on that upgrade): the publisher died of it at start.  Now it waits."""
+    import sqlite3
+    import threading
+    import time
+
+    path = tmp_path / "fresh.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x)")
+    assert writer.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.5, writer.execute, ["COMMIT"]).start()
+    started = time.monotonic()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1
+    finally:
+        engine.dispose()
+        writer.close()
+    assert time.monotonic() - started >= 0.4  # it waited for the writer, it did not fail

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,10 @@ def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
         # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        _use_wal(cur)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -48,3 +50,23 @@ def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _use_wal(cur: Any, timeout: float = 30.0) -> None:
+    """Switch the database to WAL (a property of the file: once set, it stays).
+
+    Processes opening a new database together (worker, publisher and watcher started at once)
+    race to switch it: the loser holds a shared lock and needs an exclusive one while the
+    winner holds its own, and SQLite answers that deadlock with SQLITE_BUSY at once, without
+    waiting out busy_timeout.  The publisher died of it at start.  So: nothing to do if the
+    file is in WAL already, and on "locked" try again until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
