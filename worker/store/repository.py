@@ -42,7 +42,6 @@ from worker.store.schema import (
     OutboxRow,
     TagRow,
     table_of,
-    utcnow,
 )
 from worker.store.tagging import tag_values
 
@@ -50,7 +49,8 @@ _CONFLICT_RETRIES = 5
 
 # The write path's statements, built once against the tables (Core, not the ORM's unit of work:
 # a document is a handful of inserts, and building and flushing ORM objects cost more CPU than
-# the database spent on them; docs/benchmarks.md, "store").
+# the database spent on them; docs/benchmarks.md, "store").  Parameters are keyed by column
+# name; Core fills in the columns' Python defaults (created_at, ...) and drops unknown keys.
 _DOCUMENTS = table_of(Document)
 _INGESTIONS = table_of(Ingestion)
 _BLOBS = table_of(Blob)
@@ -186,7 +186,6 @@ class DocumentStore:
                             "reason": reason,
                             "message": message,
                             "details": details or {},
-                            "created_at": utcnow(),
                         },
                     )
                     data = DocumentFailedData(
@@ -223,6 +222,7 @@ class DocumentStore:
         doc_id = new_id("doc")
         self._put_blob(s, summary.sha256, raw)
         dl = doc.dateline
+        place, country = (dl.place, dl.country) if dl else (None, None)
         # Fields the row and the event share, named alike in both: one list, not two.
         shared = {
             "filename": request.filename,
@@ -247,14 +247,13 @@ class DocumentStore:
                 "format": doc.format,
                 "encoding": doc.encoding,
                 "date_raw": doc.date_raw,
-                "place": dl.place if dl else None,
-                "country": dl.country if dl else None,
+                "place": place,
+                "country": country,
                 "dateline_raw": dl.raw if dl else None,
                 "text": doc.text,
                 "metadata": {**request.metadata, **doc.metadata},  # the column of Document.meta
                 "warnings": list(doc.warnings),
                 "minhash": fp.signature.to_bytes() if fp else None,
-                "created_at": utcnow(),
                 **shared,
             },
         )
@@ -264,8 +263,8 @@ class DocumentStore:
             self.near.add(s, doc_id, fp)
         data = DocumentStoredData(
             id=doc_id,
-            dateline_place=dl.place if dl else None,
-            dateline_country=dl.country if dl else None,
+            dateline_place=place,
+            dateline_country=country,
             tags=[TagData(kind=t.kind, name=t.name, label=t.label, country=t.country) for t in item.tags],
             **shared,
         )
@@ -293,7 +292,6 @@ class DocumentStore:
                     "kind": match.kind,
                     "similarity": match.similarity,
                     "story_id": match.story_id,
-                    "created_at": utcnow(),
                 },
             )
         data = DocumentDuplicateData(
@@ -336,7 +334,6 @@ class DocumentStore:
                 "key": outcome.key,
                 "status": outcome.status,
                 "outcome": outcome.model_dump(mode="json"),
-                "created_at": utcnow(),
             },
         )
         return outcome
@@ -345,7 +342,7 @@ class DocumentStore:
     def _put_blob(s: Session, sha256: str, raw: bytes) -> None:
         conn = s.connection()
         if conn.execute(_SELECT_BLOB, {"sha256": sha256}).scalar() is None:
-            conn.execute(_INSERT_BLOB, {"sha256": sha256, "size": len(raw), "data": raw, "created_at": utcnow()})
+            conn.execute(_INSERT_BLOB, {"sha256": sha256, "size": len(raw), "data": raw})
 
     @staticmethod
     def _emit(s: Session, event: CloudEvent) -> None:
@@ -356,7 +353,6 @@ class DocumentStore:
                 "type": event.type,
                 "subject": event.subject,
                 "payload": json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")),
-                "created_at": utcnow(),
             },
         )
 
