@@ -22,6 +22,7 @@ import stat
 import threading
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,17 @@ class InboxWatcher:
         log.info("watching", inbox=str(self.inbox), mode=self.mode, watcher_id=self.watcher_id)
 
     def _make_observer(self) -> BaseObserver:
+        # watchdog's recursive inotify watch can add the same sub-folder twice when a claim
+        # creates nested folders (the walk of a new folder and that folder's own IN_CREATE
+        # both add it); watchdog documents the repeat as harmless (the callback is
+        # overwritten) and warns.  Under ``-W error`` that warning is raised inside watchdog's
+        # reader thread and kills it, so the watcher would go deaf: it is silenced here.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"Callback with id .* already exists for watch",
+            category=RuntimeWarning,
+            module=r"watchdog\.observers",
+        )
         if self.settings.watch_mode != "polling":
             try:
                 _shorten_move_pairing()
@@ -249,7 +261,9 @@ class InboxWatcher:
                 cand.changed_at + (self.settings.settle_seconds if cand.closed else self.settings.stable_seconds)
                 for cand in self._candidates.values()
             ]
-        return min(tick, max(0.001, min(due, default=now + tick) - now))
+        if not due:
+            return tick
+        return min(tick, max(0.001, min(due) - now))
 
     def stop(self) -> None:
         self.stop_event.set()

@@ -170,6 +170,26 @@ def _reply(client: redis.Redis, key: str, outcome: Outcome) -> None:
     )
 
 
+def test_claims_of_files_in_nested_folders_keep_the_watch_alive(make_watcher: Any, redis_client: redis.Redis) -> None:
+    """Each claim of ``a/b/x.txt`` creates ``<claim>/a/b`` inside the watched tree, which
+    watchdog may add twice and warn about; under ``-W error`` (this suite) the warning used to
+    kill watchdog's reader thread (CI failure in test_replies_archive_or_fail_the_claimed_file).
+    The events must keep coming: files dropped after the nested claims are seen by inotify,
+    long before the 60 s rescan."""
+    w = make_watcher()
+    w.rescan_every = 60.0
+    with Running(w):
+        for i in range(40):
+            folder = w.inbox / f"d{i}" / "sub" / "deeper"
+            folder.mkdir(parents=True)
+            (folder / f"x{i}.txt").write_bytes(b"nested %d" % i)
+        wait_queued(redis_client, 40, timeout=20)
+        (w.inbox / "after.txt").write_bytes(b"after")
+        names = [m["kwargs"]["request"]["filename"] for m in wait_queued(redis_client, 41, timeout=10)]
+        assert "after.txt" in names
+        assert w.observer is not None and w.observer.is_alive()
+
+
 def test_replies_archive_or_fail_the_claimed_file(make_watcher: Any, redis_client: redis.Redis) -> None:
     w = make_watcher()
     with Running(w):
