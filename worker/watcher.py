@@ -213,12 +213,13 @@ class InboxWatcher:
     def _make_observer(self) -> BaseObserver:
         # watchdog's recursive inotify watch can add the same sub-folder twice when a claim
         # creates nested folders (the walk of a new folder and that folder's own IN_CREATE
-        # both add it); watchdog documents the repeat as harmless (the callback is
-        # overwritten) and warns.  Under ``-W error`` that warning is raised inside watchdog's
-        # reader thread and kills it, so the watcher would go deaf: it is silenced here.
+        # both add it), and then find nothing left to remove for the second; watchdog
+        # documents both as harmless bookkeeping (the callback is overwritten, the removal
+        # skipped) and warns.  Under ``-W error`` the warning is raised inside watchdog's
+        # reader thread and kills it, so the watcher would go deaf: both are silenced here.
         warnings.filterwarnings(
             "ignore",
-            message=r"Callback with id .* already exists for watch",
+            message=r"Callback with id .* (already exists|does not exist) for watch",
             category=RuntimeWarning,
             module=r"watchdog\.observers",
         )
