@@ -18,6 +18,7 @@ from worker.pipeline.entities import (
     clean_mention,
     default_gazetteer,
     entity_tags,
+    mentions_from,
     ner_exclusions,
     read_meta,
     shared_ner,
@@ -202,6 +203,23 @@ def mentions(text: str, *items: tuple[str, str]) -> list[Mention]:
 
 def by_name(text: str, ms: list[Mention], gazetteer: Gazetteer | None) -> dict[str, E.Entity]:
     return {e.name: e for e in canonicalise(ms, gazetteer)}
+
+
+@pytest.mark.ner
+def test_mentions_from_the_input_string_equal_those_from_doc_text(nlp: Language) -> None:
+    """extract_many hands mentions_from the string it gave spaCy instead of rebuilding
+    ``doc.text`` from the tokens; for texts with odd spacing, newlines and non-ASCII the
+    mentions (text and offsets) must be the same either way."""
+    texts = [
+        example_text(),
+        "  Angela Merkel\tmet\n\nEmmanuel Macron in  Paris .  ",
+        "Zürich (Reuters) — Credit Suisse said… the Swiss National Bank in Bern agreed.\r\n",
+    ]
+    for text, doc in zip(texts, nlp.pipe(texts), strict=True):
+        assert doc.text == text
+        assert mentions_from(doc, text=text) == mentions_from(doc)
+        assert mentions_from(doc, text=text, offset=7) == mentions_from(doc, offset=7)
+    assert mentions_from(next(nlp.pipe([texts[1]])))  # not vacuous: there are mentions
 
 
 def test_clean_mention() -> None:

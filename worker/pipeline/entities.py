@@ -342,10 +342,16 @@ def _looks_like_name(text: str, *, min_words: int) -> bool:
     return len(words) >= min_words and all(w[:1].isupper() or w in small for w in words)
 
 
-def mentions_from(doc: Doc, *, offset: int = 0) -> list[Mention]:
-    """Cleaned mentions of the kept labels in a spaCy Doc, offsets shifted by ``offset``."""
+def mentions_from(doc: Doc, *, offset: int = 0, text: str | None = None) -> list[Mention]:
+    """Cleaned mentions of the kept labels in a spaCy Doc, offsets shifted by ``offset``.
+
+    ``text`` is the string the Doc was made from, when the caller has it: ``doc.text`` joins
+    every token's text on each access (1,500 Token objects for a news article, ~2 ms, 4 % of
+    the whole tag stage with NER), and a Doc's text is always exactly its input string.
+    """
     out = []
-    text = doc.text  # built from the tokens on every access: once, not once per entity
+    if text is None:
+        text = doc.text
     for ent in doc.ents:
         if ent.label_ not in KEPT_LABELS:
             continue
@@ -531,8 +537,8 @@ class EntityExtractor:
         pieces = [(i, offset, piece) for i, t in enumerate(texts) for offset, piece in chunks(t, self.chunk_chars)]
         mentions: list[list[Mention]] = [[] for _ in texts]
         docs = self.nlp.pipe((p for _, _, p in pieces), batch_size=self.batch_size)
-        for (i, offset, _), spacy_doc in zip(pieces, docs, strict=True):
-            mentions[i].extend(mentions_from(spacy_doc, offset=offset))
+        for (i, offset, piece), spacy_doc in zip(pieces, docs, strict=True):
+            mentions[i].extend(mentions_from(spacy_doc, offset=offset, text=piece))
         return [
             entity_tags(canonicalise(ms, self.gazetteer), text=text, source=self.source)
             for ms, text in zip(mentions, texts, strict=True)
