@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         le=500,
         description="Files ready together the watcher sends in one message (seedworker.ingest_batch); 1: each alone.",
     )
+    watch_resend_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="A claim with no reply this long is sent again (a message the broker lost; a no-op if it was done)",
+    )
 
     # -- processing ------------------------------------------------------------------------
     pipeline: Literal["inline", "chain"] = Field(

@@ -163,6 +163,25 @@ def test_restarted_watcher_resends_its_claims_with_the_same_key(make_watcher: An
     assert again["kwargs"]["request"]["idempotency_key"] == first["kwargs"]["request"]["idempotency_key"]
 
 
+def test_a_claim_without_a_reply_is_sent_again_after_watch_resend_seconds(
+    make_watcher: Any, redis_client: redis.Redis
+) -> None:
+    """A message can vanish from Redis with no process at fault: kombu's Redis transport takes a
+    message with BRPOP and records it as unacknowledged in a second command, so a broker that
+    stops in between loses it. The watcher, still waiting for a reply, sends it again, with the
+    same key, after WATCH_RESEND_SECONDS; and not before."""
+    w = make_watcher(watch_resend_seconds=1.5)
+    with Running(w):
+        (w.inbox / "a.txt").write_bytes(b"hello")
+        [first] = wait_queued(redis_client, 1)
+        redis_client.delete("seedworker")  # the worker took it; the broker stopped before unacked
+        time.sleep(0.8)
+        assert queued(redis_client) == []  # not re-sent before its time
+        [again] = wait_queued(redis_client, 1, timeout=5)
+    assert again["kwargs"]["request"]["idempotency_key"] == first["kwargs"]["request"]["idempotency_key"]
+    assert w.in_flight == 1  # still waiting for the reply
+
+
 def _reply(client: redis.Redis, key: str, outcome: Outcome) -> None:
     result = IngestResult(filename=outcome.filename, outcomes=[outcome])
     client.lpush(
