@@ -155,7 +155,6 @@ class InboxWatcher:
     app: Celery
     redis: redis.Redis
     watcher_id: str
-    resend_after: float | None = None  # None: settings.watch_resend_seconds
     rescan_every: float = 5.0
     stop_event: threading.Event = field(default_factory=threading.Event)
 
@@ -163,9 +162,6 @@ class InboxWatcher:
         self.inbox = self.settings.inbox.resolve()
         self.own_dir = self.settings.processing_dir.resolve() / self.watcher_id
         self.reply_key = f"seedworker:replies:{self.watcher_id}"
-        self._resend_after: float = (
-            self.resend_after if self.resend_after is not None else self.settings.watch_resend_seconds
-        )
         self._lock = threading.Lock()
         self._candidates: dict[Path, Candidate] = {}
         self._claims: dict[str, Claim] = {}
@@ -410,7 +406,7 @@ class InboxWatcher:
             log.info("sent", files=len(batch), first=claims[0].shown, last=claims[-1].shown, task=BATCH_TASK)
         except Exception as exc:  # broker down: the claims stay on disk and are re-sent later
             for claim in claims:
-                claim.sent_at = time.monotonic() - self._resend_after + 2.0
+                claim.sent_at = time.monotonic() - self.settings.watch_resend_seconds + 2.0
             log.warning("broker unavailable, will resend", files=len(batch), error=str(exc))
 
     def _send(self, claim: Claim) -> None:
@@ -513,7 +509,7 @@ class InboxWatcher:
             claim.sent_at = time.monotonic()
             log.info("sent", file=claim.shown, key=claim.key, task=task)
         except Exception as exc:  # broker down: the claim stays on disk and is re-sent later
-            claim.sent_at = time.monotonic() - self._resend_after + 2.0
+            claim.sent_at = time.monotonic() - self.settings.watch_resend_seconds + 2.0
             log.warning("broker unavailable, will resend", file=claim.shown, error=str(exc))
 
     def _recover_claims(self) -> None:
@@ -534,7 +530,7 @@ class InboxWatcher:
     def _resend_stale(self) -> None:
         now = time.monotonic()
         with self._lock:
-            stale = [c for c in self._claims.values() if now - c.sent_at > self._resend_after]
+            stale = [c for c in self._claims.values() if now - c.sent_at > self.settings.watch_resend_seconds]
         for claim in stale:
             log.warning("no reply yet, resending", file=claim.shown, key=claim.key)
             self._send(claim)

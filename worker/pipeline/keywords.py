@@ -1,10 +1,8 @@
 """Keywords: YAKE (unsupervised, statistical, no model files) over the document text.
 
 The extractor is ``yake-rust``, a Rust port of the reference implementation (LIAAD/yake)
-that gives the same ranking and scores (the same candidate lists on 299 of 300 benchmark
-articles) at about a fifth of the CPU (13.9 -> 3.0 ms per 3,000-character article on this
-project's 2-core machine), without networkx, jellyfish and segtok in every worker process;
-docs/tagging.md has the comparison.
+with the same ranking and scores at about a fifth of its CPU; docs/tagging.md has the
+comparison with the Python package this replaced.
 
 Entities already cover names, so candidates in which every word is capitalised
 (``President Donald Trump``) are skipped, and so is a candidate whose words all belong to a
