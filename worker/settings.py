@@ -75,6 +75,14 @@ class Settings(BaseSettings):
         le=500,
         description="Files ready together the watcher sends in one message (seedworker.ingest_batch); 1: each alone.",
     )
+    watch_max_in_flight: int = Field(
+        1000,
+        ge=1,
+        description=(
+            "Files the watcher keeps claimed and sent without a reply; more wait in the inbox"
+            " (bounds the broker's memory in a flood)."
+        ),
+    )
     watch_resend_seconds: float = Field(
         600.0,
         gt=0,

@@ -255,6 +255,8 @@ class InboxWatcher:
     def _next_wait(self, tick: float = 0.05) -> float:
         """Seconds until the next tick: ``tick``, or less when a file's quiet time ends sooner, so
         a file is taken when it is ready rather than at the next 50 ms tick (latency)."""
+        if self._room() == 0:
+            return tick  # files wait for replies, not for their quiet time
         now = time.monotonic()
         with self._lock:
             due = [
@@ -295,11 +297,22 @@ class InboxWatcher:
                     self.note(path, closed=False)
 
     def _take_ready_files(self) -> None:
+        # Back-pressure: at most WATCH_MAX_IN_FLIGHT files claimed without a reply. The rest stay
+        # where they are, in the inbox and among the candidates, and are taken (oldest first) as
+        # replies free room; a flood of files never becomes a flood of messages in Redis.
+        room = self._room()
+        if room == 0:
+            return
         now = time.monotonic()
         ready: list[Path] = []
         with self._lock:
-            items = list(self._candidates.items())
+            items = sorted(self._candidates.items(), key=lambda item: item[1].changed_at)
         for path, cand in items:
+            if len(ready) == room:
+                break  # the others are looked at (and their changes seen) when there is room
+            wait = self.settings.settle_seconds if cand.closed else self.settings.stable_seconds
+            if now - cand.changed_at < wait:
+                continue
             try:
                 st = path.lstat()
             except OSError:
@@ -310,9 +323,7 @@ class InboxWatcher:
                 with self._lock:
                     self._candidates[path] = Candidate(st.st_size, st.st_mtime_ns, now, cand.closed)
                 continue
-            wait = self.settings.settle_seconds if cand.closed else self.settings.stable_seconds
-            if now - cand.changed_at >= wait:
-                ready.append(path)
+            ready.append(path)
         # Claimed and sent a batch at a time: the first files of a burst go out while the
         # rest still wait in the inbox, and several small files travel in one message.
         size = self.settings.watch_batch if self.settings.pipeline == "inline" else 1
@@ -640,6 +651,10 @@ class InboxWatcher:
         partial.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         os.replace(partial, side)
         shutil.move(str(claim.path), str(dest))
+
+    def _room(self) -> int:
+        with self._lock:
+            return max(0, self.settings.watch_max_in_flight - len(self._claims))
 
     @property
     def in_flight(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -314,18 +315,38 @@ FLOOD_SECONDS = max(150.0, FLOOD_FILES * 0.1)  # a bound, not a target: `make be
 
 @pytest.mark.timeout(int(FLOOD_SECONDS) + 120)
 def test_inbox_flooded_with_files_at_once(make_stack: StackFactory, broker_url: str, database_url: str) -> None:
-    """FLOOD_FILES (10,000 in CI) files renamed into the inbox at once, fast profile."""
+    """FLOOD_FILES (10,000 in CI) files renamed into the inbox at once, fast profile. The
+    watcher's back-pressure holds: never more than WATCH_MAX_IN_FLIGHT files claimed at once
+    (the rest wait in the inbox), and yet everything is accounted for."""
     # The flood tests the watcher, the claims and the queue; PostgreSQL under load is the
     # 2,000-file multi-process test (tests/e2e/test_scale.py).
     _sqlite_only(database_url, "the flood is about the folder and the queue, not the database")
-    stack = make_stack(broker_url)
+    max_in_flight = 300
+    stack = make_stack(broker_url, env={"SEEDWORKER_WATCH_MAX_IN_FLIGHT": str(max_in_flight)})
     inputs = make_inputs(FLOOD_FILES, prefix="flood")
+    claimed: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.25):
+            claimed.append(len(claim_keys_on_disk(stack)))
+
+    sampler = threading.Thread(target=sample, daemon=True)
     started = time.monotonic()
     drop_all(stack, inputs)
-    result = account_for(stack, inputs, timeout=FLOOD_SECONDS)
+    sampler.start()
+    try:
+        result = account_for(stack, inputs, timeout=FLOOD_SECONDS)
+    finally:
+        done.set()
+        sampler.join(timeout=10)
     elapsed = time.monotonic() - started
-    print(f"flood: {FLOOD_FILES} files accounted for in {elapsed:.1f}s ({FLOOD_FILES / elapsed:.0f} files/s)")
+    print(
+        f"flood: {FLOOD_FILES} files accounted for in {elapsed:.1f}s ({FLOOD_FILES / elapsed:.0f} files/s);"
+        f" at most {max(claimed, default=0)} claimed at once"
+    )
     assert result.counts == expected_counts(inputs)
+    assert 0 < max(claimed) <= max_in_flight
 
 
 # -- the watched folder -------------------------------------------------------------------------------

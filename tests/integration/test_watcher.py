@@ -345,3 +345,35 @@ def test_the_loop_wakes_when_a_file_has_settled_not_at_the_next_tick(make_watche
     growing.write_bytes(b"part")
     w.note(growing, closed=False)
     assert w._next_wait() == 0.05  # 0.3 s of stability to go: the plain tick
+
+
+def test_no_more_than_watch_max_in_flight_files_are_claimed_and_the_rest_wait_in_the_inbox(
+    make_watcher: Any, redis_client: redis.Redis
+) -> None:
+    """Back-pressure: a flood of files is not a flood of messages. With WATCH_MAX_IN_FLIGHT=3,
+    three files are claimed and sent; the others stay in the inbox, untouched, until replies
+    free room, and then go oldest first."""
+    w = make_watcher(watch_max_in_flight=3, watch_batch=2)
+    with Running(w):
+        for i in range(8):
+            (w.inbox / f"f{i}.txt").write_bytes(b"file %d" % i)
+            time.sleep(0.01)  # distinct arrival order
+        first = wait_queued(redis_client, 3)
+        time.sleep(0.5)  # many ticks: still no more than three
+        assert len(queued(redis_client)) == 3
+        assert w.in_flight == 3
+        assert len(list(w.inbox.glob("f*.txt"))) == 5
+        requests = {m["kwargs"]["request"]["filename"]: m["kwargs"]["request"] for m in first}
+        assert sorted(requests) == ["f0.txt", "f1.txt", "f2.txt"]
+        redis_client.delete("seedworker")
+        for name in ("f0.txt", "f1.txt"):
+            key = requests[name]["idempotency_key"]
+            _reply(
+                redis_client, w.reply_key, Outcome(status="stored", key=key, filename=name, document_id="doc_" + name)
+            )
+        more = wait_queued(redis_client, 2)
+        assert sorted(m["kwargs"]["request"]["filename"] for m in more) == ["f3.txt", "f4.txt"]
+        time.sleep(0.3)
+        assert len(queued(redis_client)) == 2
+        assert w.in_flight == 3
+        assert sorted(p.name for p in w.inbox.glob("f*.txt")) == ["f5.txt", "f6.txt", "f7.txt"]
