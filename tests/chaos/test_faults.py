@@ -163,6 +163,9 @@ def test_task_outliving_visibility_timeout_runs_twice_stores_once(
         stack.wait_for(lambda: client.llen("seedworker") > queued, timeout=60, what="a redelivery")
     client.close()
     result = account_for(stack, inputs, timeout=150)
+    # The documents are all stored once the first deliveries finish; the copies put back on the
+    # queue run after that (on a slow machine, after account_for returns): wait for them.
+    stack.wait_for(lambda: '"replayed": true' in stack.tail("worker", 5000), timeout=60, what="a replayed delivery")
     replays = stack.tail("worker", 5000).count('"replayed": true')
     print(f"{replays} replayed deliveries")
     assert replays >= 1, "some message must have been delivered twice"
