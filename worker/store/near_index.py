@@ -30,7 +30,7 @@ from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, upd
 from sqlalchemy.orm import Session
 
 from worker.pipeline.dedup import DedupParams, Fingerprint, Signature, fingerprint, jaccard, shingles
-from worker.store.schema import Document, MinhashBand, table_of
+from worker.store.schema import Document, MinhashBand, story_for, table_of
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -62,11 +62,6 @@ def _candidates_query(bands: int, limit: int) -> Select[tuple[str, int]]:
         .order_by(shared.desc(), _BANDS.c.document_id)
         .limit(limit)
     )
-
-
-def story_for(document_id: str) -> str:
-    """A new document starts its own story, named after it."""
-    return "story_" + document_id.split("_", 1)[-1]
 
 
 @dataclass(frozen=True)

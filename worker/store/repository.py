@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -30,8 +30,6 @@ from worker.events.cloudevents import (
 )
 from worker.metrics import stage_timer
 from worker.models import FileSummary, Outcome, PipelineBatch, StageItem
-from worker.pipeline.dedup import Fingerprint
-from worker.store.near_index import NearDuplicateIndex, story_for
 from worker.store.schema import (
     Base,
     Blob,
@@ -41,9 +39,14 @@ from worker.store.schema import (
     Ingestion,
     OutboxRow,
     TagRow,
+    story_for,
     table_of,
+    tag_values,
 )
-from worker.store.tagging import tag_values
+
+if TYPE_CHECKING:  # the near-duplicate index (MinHash) is built by the worker, not imported by every user of the store
+    from worker.pipeline.dedup import Fingerprint
+    from worker.store.near_index import NearDuplicateIndex
 
 _CONFLICT_RETRIES = 5
 

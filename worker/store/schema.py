@@ -8,7 +8,7 @@ ingestion key, one outbox row per event id.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -27,6 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+if TYPE_CHECKING:
+    from worker.models import Tag
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -41,6 +44,26 @@ def table_of(model: type[Base]) -> Table:
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
 AutoIncrementId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def story_for(document_id: str) -> str:
+    """A new document starts its own story, named after it."""
+    return "story_" + document_id.split("_", 1)[-1]
+
+
+def tag_values(tag: Tag) -> dict[str, Any]:
+    """A tag's columns (all but its id and document), as the ORM row and Core inserts take them."""
+    return {
+        "kind": tag.kind,
+        "name": tag.name,
+        "label": tag.label,
+        "source": tag.source,
+        "score": tag.score,
+        "count": tag.count,
+        "spans": [list(sp) for sp in tag.spans],
+        "matched": tag.matched,
+        "country": tag.country,
+    }
 
 
 class Base(DeclarativeBase):

@@ -25,7 +25,7 @@ from worker.logs import get_logger
 from worker.models import NormalisedDocument, Tag
 from worker.pipeline.classifier import Example, TopicModel, TrainingReport, train_with_report
 from worker.pipeline.tag import EXPLICIT_KINDS, auto_text
-from worker.store.schema import Document, OutboxRow, TagModel, TagRow
+from worker.store.schema import Document, OutboxRow, TagModel, TagRow, tag_values
 
 if TYPE_CHECKING:
     import redis
@@ -57,21 +57,6 @@ def tag_of(row: TagRow) -> Tag:
         matched=row.matched,
         country=row.country,
     )
-
-
-def tag_values(tag: Tag) -> dict[str, Any]:
-    """A tag's columns (all but its id and document), as the ORM row and Core inserts take them."""
-    return {
-        "kind": tag.kind,
-        "name": tag.name,
-        "label": tag.label,
-        "source": tag.source,
-        "score": tag.score,
-        "count": tag.count,
-        "spans": [list(sp) for sp in tag.spans],
-        "matched": tag.matched,
-        "country": tag.country,
-    }
 
 
 def row_of(tag: Tag) -> TagRow:
