@@ -156,11 +156,20 @@ class Stack:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
         proc = self.procs[name]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        proc.wait(timeout=30)
+        proc.wait(timeout=timeout)
+
+    def terminate(self, name: str, timeout: float = 60.0) -> None:
+        """SIGTERM to the process alone, not its group: how the deployments stop a process
+        (systemd ``KillMode=mixed``, ``docker stop``, Kubernetes), leaving a Celery worker's
+        pool children to it.  ``kill`` signals the whole group, as a crash of the machine would."""
+        proc = self.procs[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
 
     def stop(self) -> None:
         """Teardown.  Watcher first (no new work), then the rest, all at once: none waits 30 s
