@@ -28,11 +28,15 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/seedworker run
 
+# Tests run on every core (pytest-xdist): each pytest worker starts its own embedded Redis,
+# and every test has its own directories and databases.  PYTEST_XDIST= runs them in one process.
+PYTEST_XDIST ?= -n auto
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_XDIST) -m "not e2e" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check worker tasks tests
