@@ -156,19 +156,14 @@ class Stack:
             return ""
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
-    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
-        proc = self.procs[name]
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        proc.wait(timeout=timeout)
-
-    def terminate(self, name: str, timeout: float = 60.0) -> None:
-        """SIGTERM to the process alone, not its group: how the deployments stop a process
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0, *, group: bool = True) -> None:
+        """Signal a process and wait for it to exit.  ``group``: the whole process group, as a
+        crash of the machine would; otherwise the process alone, as the deployments stop one
         (systemd ``KillMode=mixed``, ``docker stop``, Kubernetes), leaving a Celery worker's
-        pool children to it.  ``kill`` signals the whole group, as a crash of the machine would."""
+        pool children to it."""
         proc = self.procs[name]
         with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
+            (os.killpg if group else os.kill)(proc.pid, sig)
         proc.wait(timeout=timeout)
 
     def stop(self) -> None:

@@ -143,7 +143,7 @@ def test_worker_stopped_with_sigterm_hands_its_tasks_back(
         drop_all(stack, inputs)
         stack.wait_for(lambda: unacked(stack) >= 2, timeout=60, what="both children holding a task")
         started = time.monotonic()
-        stack.terminate("worker", timeout=90)  # systemd's TimeoutStopSec for the worker unit
+        stack.kill("worker", signal.SIGTERM, timeout=90, group=False)  # systemd's TimeoutStopSec for the worker unit
         print(f"worker stopped {time.monotonic() - started:.1f} s after SIGTERM")
         assert unacked(stack) == 0, "a stopping worker hands back what it holds"
     restart(stack, "worker")
