@@ -227,6 +227,72 @@ def test_trie_regex_equals_longest_of_the_separate_terms(terms: list[str], text:
     assert [(m.start(), m.end()) for m in trie.finditer(text)] == expected
 
 
+def ungated(taxonomy: Taxonomy, d: NormalisedDocument) -> list[Tag]:
+    """What ``match`` would give if every finder scanned every field (no word gates)."""
+    return [tag for rule in taxonomy.rules if (tag := rule.apply(d)) is not None]
+
+
+_GATE_RULES = rules(
+    anyrule={"match": ["sta*", "big tech", "covid-19", "u.s.", "kit"]},
+    other={"match": ["#tag", "straße*", "kit"]},
+    allrule={"match": ["is*", "kit"], "algorithm": "all"},
+    literal={"match": ["Sta-r", "is kit."], "algorithm": "literal"},
+    cased={"match": ["KIT", "Is*"], "case_sensitive": True},
+    titled={"match": ["big*"], "fields": ["title"]},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="sStTaAkKiIbg -.#19\u0130\u0131\u017f\u212a\u00dfé\n", max_size=60),
+    title=st.none() | st.text(alphabet="bigBIG ta*\u0130", max_size=12),
+)
+def test_word_gates_never_change_what_matches(text: str, title: str | None) -> None:
+    """The gates only skip scans: with them, every rule finds what a full scan finds, also
+    for characters that case-insensitive matching equates with ASCII letters (İ, ı, ſ, K)."""
+    d = doc(text, title)
+    assert _GATE_RULES.match(d) == ungated(_GATE_RULES, d)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Stars and big   tech", ["anyrule"]),
+        ("the ſtars", ["anyrule"]),  # long s: the regex equates it with s
+        ("\u0130s the KIT here", ["allrule", "anyrule", "cased", "other"]),  # dotted capital I
+        ("covid-19 in the u.s.", ["anyrule"]),
+        ("a #tag", ["other"]),  # a term that starts with punctuation is never gated
+        ("nothing here", []),
+    ],
+)
+def test_gated_rules_on_tricky_texts(text: str, expected: list[str]) -> None:
+    d = doc(text)
+    assert [t.name for t in _GATE_RULES.match(d)] == expected == [t.name for t in ungated(_GATE_RULES, d)]
+
+
+def test_gates_skip_rules_whose_words_are_absent() -> None:
+    """Only ASCII terms that start with a word character are gated; regex and fuzzy never."""
+    gates = {rule.name: rule._gates for rule in _GATE_RULES.rules}
+    assert gates["other"] == (None,)  # '#tag' and 'straße*' cannot be gated
+    (terms,) = gates["anyrule"]
+    assert terms is not None and terms.exact == {"big", "covid", "u", "kit"} and terms.prefixes == ("sta",)
+    (kit,) = gates["literal"]
+    assert kit is not None and kit.exact == {"sta", "is"} and kit.prefixes == ()
+    is_, kit_ = gates["allrule"]
+    assert is_ is not None and is_.prefixes == ("is",) and kit_ is not None and kit_.exact == {"kit"}
+    shipped = load_taxonomy(None)
+    assert all(g is not None for r in shipped.rules if r.spec.algorithm == "any" for g in r._gates)
+    assert all(g is None for r in shipped.rules if r.spec.algorithm == "regex" for g in r._gates)
+
+
+def test_shipped_taxonomy_same_with_and_without_gates() -> None:
+    taxonomy = load_taxonomy(None)
+    texts = [example_text(), example_text().upper(), example_text().replace("i", "\u0131")]
+    for text in texts:
+        d = doc(text, title="Big tech stocks fall")
+        assert taxonomy.match(d) == ungated(taxonomy, d)
+
+
 # -- loading files and reporting problems ------------------------------------------------------
 
 

@@ -31,6 +31,7 @@ tag and the reason; nothing is checked lazily at match time.
 
 from __future__ import annotations
 
+import bisect
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -219,20 +220,27 @@ class Rule:
     name: str
     spec: RuleSpec
     _finders: tuple[Callable[[str], list[tuple[int, int, float]]], ...] = field(repr=False)
+    # One per finder: the words a text must contain for the finder to match at all, or None
+    # (always run it).  Taxonomy.match checks them against the document's words first.
+    _gates: tuple[_Gate | None, ...] = field(default=(), repr=False)
 
     @classmethod
     def compile(cls, name: str, spec: RuleSpec) -> Rule:
         flags = 0 if spec.case_sensitive else re.IGNORECASE
         terms = spec.terms()
         finders: list[Callable[[str], list[tuple[int, int, float]]]]
+        gates: list[_Gate | None] = []
         if spec.algorithm == "any":
             pattern = _whole_words(terms, _term_atoms, flags)
             finders = [_regex_finder(re.compile(pattern, flags))]
+            gates = [_Gate.of(terms, wildcards=True, case_sensitive=spec.case_sensitive)]
         elif spec.algorithm == "all":
             finders = [_regex_finder(re.compile(_whole_words([t], _term_atoms, flags), flags)) for t in terms]
+            gates = [_Gate.of([t], wildcards=True, case_sensitive=spec.case_sensitive) for t in terms]
         elif spec.algorithm == "literal":
             pattern = _whole_words(terms, _literal_atoms, flags)
             finders = [_regex_finder(re.compile(pattern, flags))]
+            gates = [_Gate.of(terms, wildcards=False, case_sensitive=spec.case_sensitive)]
         elif spec.algorithm == "regex":
             finders = []
             for pattern in terms:
@@ -246,19 +254,22 @@ class Rule:
         else:
             cutoff = 100.0 * (spec.min_score or DEFAULT_FUZZY_SCORE)
             finders = [_FuzzyFinder(t, cutoff, spec.case_sensitive) for t in terms]
-        return cls(name=name, spec=spec, _finders=tuple(finders))
+        return cls(name=name, spec=spec, _finders=tuple(finders), _gates=tuple(gates or [None] * len(finders)))
 
-    def find(self, title: str | None, text: str) -> list[RuleMatch]:
+    def find(self, title: str | None, text: str, words: _Words | None = None) -> list[RuleMatch]:
         """Every match in the configured fields, in field order then position; [] if none.
 
-        ``all`` returns [] unless every term matched somewhere in the fields.
+        ``all`` returns [] unless every term matched somewhere in the fields.  With ``words``
+        (the document's, from :class:`Taxonomy.match`) a finder whose gate says it cannot
+        match a field is not run on it; the result is the same.
         """
         sources = {"title": title or "", "text": text}
         per_finder: list[list[RuleMatch]] = []
-        for finder in self._finders:
+        for finder, gate in zip(self._finders, self._gates, strict=True):
             found = [
                 RuleMatch(fld, s, e, sources[fld][s:e], score)
                 for fld in self.spec.fields
+                if gate is None or words is None or gate.may_match(words.of(fld, sources[fld], gate.case_sensitive))
                 for s, e, score in finder(sources[fld])
             ]
             if self.spec.algorithm == "all" and not found:
@@ -268,8 +279,8 @@ class Rule:
         merged = {(m.field, m.start, m.end): m for found in per_finder for m in found}
         return sorted(merged.values(), key=lambda m: (order[m.field], m.start, m.end))
 
-    def apply(self, doc: NormalisedDocument) -> Tag | None:
-        matches = self.find(doc.title, doc.text)
+    def apply(self, doc: NormalisedDocument, words: _Words | None = None) -> Tag | None:
+        matches = self.find(doc.title, doc.text, words)
         if len(matches) < self.spec.min_count:
             return None
         spans = sorted((m.start, m.end) for m in matches if m.field == "text")[:MAX_SPANS]
@@ -285,6 +296,83 @@ class Rule:
             spans=spans,
             matched=matches[0].text,
         )
+
+
+# Characters that Python's case-insensitive matching equates with an ASCII letter although
+# str.lower() does not turn them into it: dotted capital I (simple lowercase "i", full
+# lowercase "i" + U+0307), dotless i and long s (the regex engine's equivalence classes).  A
+# text holding one is scanned by every case-insensitive rule, ungated.
+_FOLD_TRAPS = re.compile("[\u0130\u0131\u017f]")
+
+
+@dataclass(frozen=True, slots=True)
+class _Gate:
+    """What a whole-word finder needs in a text: its first word, at a word start.
+
+    Every term of an ``any``/``all``/``literal`` finder that starts with a word character
+    starts, in the text, a maximal run of word characters (the ``(?<!\\w)`` in front) equal
+    to the term's own first run -- or starting with it, for a one-word term with ``*``.  So a
+    text whose words include none of ``exact`` and start with none of ``prefixes`` cannot
+    match; checking that costs a set lookup per term instead of a scan of the text.  Built
+    only for ASCII terms that start with a word character; otherwise ``of`` answers None and
+    the finder always runs.
+    """
+
+    exact: frozenset[str]
+    prefixes: tuple[str, ...]
+    case_sensitive: bool
+
+    @classmethod
+    def of(cls, terms: list[str], *, wildcards: bool, case_sensitive: bool) -> _Gate | None:
+        exact: set[str] = set()
+        prefixes: set[str] = set()
+        for term in terms:
+            wildcard = wildcards and term.endswith("*")
+            core = term.rstrip("*").strip() if wildcard else term
+            if not core.isascii() or not _WORD_CHAR.match(core):
+                return None
+            first = _TOKEN.match(core)
+            if first is None:  # not reached: core starts with a word character
+                return None
+            run = first.group() if case_sensitive else first.group().lower()
+            (prefixes if wildcard and first.end() == len(core) else exact).add(run)
+        return cls(frozenset(exact), tuple(sorted(prefixes)), case_sensitive)
+
+    def may_match(self, words: _FieldWords | None) -> bool:
+        if words is None:  # the text holds a case-folding trap: scan it
+            return True
+        if not self.exact.isdisjoint(words.words):
+            return True
+        for prefix in self.prefixes:
+            i = bisect.bisect_left(words.ordered, prefix)
+            if i < len(words.ordered) and words.ordered[i].startswith(prefix):
+                return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldWords:
+    words: frozenset[str]
+    ordered: list[str]  # sorted, for prefix look-ups
+
+
+class _Words:
+    """The words of one document's fields, split once and shared by all rules' gates."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, bool], _FieldWords | None] = {}
+
+    def of(self, fld: str, text: str, case_sensitive: bool) -> _FieldWords | None:
+        key = (fld, case_sensitive)
+        if key not in self._cache:
+            if not case_sensitive and _FOLD_TRAPS.search(text):
+                self._cache[key] = None
+            else:
+                found = set(_TOKEN.findall(text if case_sensitive else text.lower()))
+                self._cache[key] = _FieldWords(frozenset(found), sorted(found))
+        return self._cache[key]
 
 
 def _regex_finder(pattern: re.Pattern[str]) -> Callable[[str], list[tuple[int, int, float]]]:
@@ -394,7 +482,8 @@ class Taxonomy:
 
     def match(self, doc: NormalisedDocument) -> list[Tag]:
         """Topic tags for ``doc``, sorted by name."""
-        return [tag for rule in self.rules if (tag := rule.apply(doc)) is not None]
+        words = _Words()
+        return [tag for rule in self.rules if (tag := rule.apply(doc, words)) is not None]
 
 
 def _describe(source: str, exc: ValidationError) -> list[str]:
