@@ -20,7 +20,7 @@ from worker.store.migrations import (
     schema_diff,
     upgrade,
 )
-from worker.store.schema import Base
+from worker.store.schema import SCHEMA_REVISION, Base
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,6 +106,36 @@ def test_processes_starting_together_migrate_once(database_url: str) -> None:
     for proc in procs:
         _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
         assert proc.returncode == 0, err.decode()
+    assert current(database_url) == (head_revision(),)
+    assert _diff(database_url) == []
+
+
+def test_the_code_knows_its_schema_revision_without_alembic() -> None:
+    assert head_revision() == SCHEMA_REVISION
+
+
+def test_ensure_schema_loads_alembic_only_when_there_is_something_to_do(database_url: str, tmp_path: Path) -> None:
+    """A fresh database is migrated; at head, a start is one SELECT and Alembic is never
+    imported (its ~14 MB would ride into every worker child); an older revision is upgraded."""
+    code = (
+        "import sys; from worker.settings import Settings; from worker.services import ensure_schema; "
+        "ensure_schema(Settings(_env_file=None, database_url=sys.argv[1], data_dir=sys.argv[2])); "
+        "print('alembic' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEEDWORKER_")}
+
+    def start() -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code, database_url, str(tmp_path)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        return done.stdout.strip()
+
+    assert start() == "True"  # migrated
+    assert current(database_url) == (head_revision(),)
+    assert start() == "False"  # at head: nothing imported
+    downgrade(database_url, BASELINE)
+    assert start() == "True"
     assert current(database_url) == (head_revision(),)
     assert _diff(database_url) == []
 

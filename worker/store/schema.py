@@ -30,6 +30,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 if TYPE_CHECKING:
     from worker.models import Tag
 
+#: The newest migration (``worker/store/migrations/versions``), known without importing
+#: Alembic: processes that find the database at this revision never load it
+#: (``worker.services.ensure_schema``).  A unit test keeps it equal to Alembic's head.
+SCHEMA_REVISION = "0002_fulltext"
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
