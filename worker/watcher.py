@@ -588,9 +588,24 @@ class InboxWatcher:
                 with self._lock:
                     self._claims.setdefault(key, claim)
                 continue
-            shutil.rmtree(self.own_dir / claim.claim_id, ignore_errors=True)
+            self._remove_claim_dir(claim)
             status = "done" if not failures else "failed" if len(failures) == len(mine) else "partly failed"
             log.info("finished", file=claim.shown, key=key, status=status)
+
+    def _remove_claim_dir(self, claim: Claim) -> None:
+        """The claim's folder, empty once its file has moved on: one rmdir per level of the
+        file's inbox path (shutil.rmtree opens and lists each folder first: a fifth of the
+        watcher's main-thread CPU in a burst); rmtree only if something is left inside."""
+        claim_dir = self.own_dir / claim.claim_id
+        try:
+            folder = claim.path.parent
+            while True:
+                os.rmdir(folder)
+                if folder == claim_dir:
+                    return
+                folder = folder.parent
+        except OSError:
+            shutil.rmtree(claim_dir, ignore_errors=True)
 
     def _move(self, claim: Claim, root: Path) -> Path:
         dest = self._destination(claim, root)

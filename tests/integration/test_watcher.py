@@ -242,6 +242,7 @@ def test_replies_archive_or_fail_the_claimed_file(make_watcher: Any, redis_clien
     report = json.loads((failed / "bad.txt.error.json").read_text())
     assert report["reason"] == "binary" and report["failure_id"] == "fail_1"
     assert not any(p.is_file() for p in w.own_dir.rglob("*"))  # nothing stuck in processing
+    assert list(w.own_dir.iterdir()) == []  # the claims' folders are gone too, nested ones included
 
 
 def test_file_summary_is_short() -> None:
