@@ -596,16 +596,13 @@ class InboxWatcher:
         """The claim's folder, empty once its file has moved on: one rmdir per level of the
         file's inbox path (shutil.rmtree opens and lists each folder first: a fifth of the
         watcher's main-thread CPU in a burst); rmtree only if something is left inside."""
-        claim_dir = self.own_dir / claim.claim_id
+        folder = claim.path.parent  # own_dir / claim_id / the file's inbox folders
         try:
-            folder = claim.path.parent
-            while True:
+            for _ in claim.rel.parts:  # the inbox folders, innermost first, then the claim's own
                 os.rmdir(folder)
-                if folder == claim_dir:
-                    return
                 folder = folder.parent
         except OSError:
-            shutil.rmtree(claim_dir, ignore_errors=True)
+            shutil.rmtree(self.own_dir / claim.claim_id, ignore_errors=True)
 
     def _move(self, claim: Claim, root: Path) -> Path:
         dest = self._destination(claim, root)

@@ -222,14 +222,14 @@ class Rule:
     _finders: tuple[Callable[[str], list[tuple[int, int, float]]], ...] = field(repr=False)
     # One per finder: the words a text must contain for the finder to match at all, or None
     # (always run it).  Taxonomy.match checks them against the document's words first.
-    _gates: tuple[_Gate | None, ...] = field(default=(), repr=False)
+    _gates: tuple[_Gate | None, ...] = field(repr=False)
 
     @classmethod
     def compile(cls, name: str, spec: RuleSpec) -> Rule:
         flags = 0 if spec.case_sensitive else re.IGNORECASE
         terms = spec.terms()
         finders: list[Callable[[str], list[tuple[int, int, float]]]]
-        gates: list[_Gate | None] = []
+        gates: list[_Gate | None]
         if spec.algorithm == "any":
             pattern = _whole_words(terms, _term_atoms, flags)
             finders = [_regex_finder(re.compile(pattern, flags))]
@@ -254,7 +254,9 @@ class Rule:
         else:
             cutoff = 100.0 * (spec.min_score or DEFAULT_FUZZY_SCORE)
             finders = [_FuzzyFinder(t, cutoff, spec.case_sensitive) for t in terms]
-        return cls(name=name, spec=spec, _finders=tuple(finders), _gates=tuple(gates or [None] * len(finders)))
+        if spec.algorithm in ("regex", "fuzzy"):
+            gates = [None] * len(finders)
+        return cls(name=name, spec=spec, _finders=tuple(finders), _gates=tuple(gates))
 
     def find(self, title: str | None, text: str, words: _Words | None = None) -> list[RuleMatch]:
         """Every match in the configured fields, in field order then position; [] if none.
@@ -264,12 +266,13 @@ class Rule:
         match a field is not run on it; the result is the same.
         """
         sources = {"title": title or "", "text": text}
+        cased = self.spec.case_sensitive
         per_finder: list[list[RuleMatch]] = []
         for finder, gate in zip(self._finders, self._gates, strict=True):
             found = [
                 RuleMatch(fld, s, e, sources[fld][s:e], score)
                 for fld in self.spec.fields
-                if gate is None or words is None or gate.may_match(words.of(fld, sources[fld], gate.case_sensitive))
+                if gate is None or words is None or gate.may_match(words.of(fld, sources[fld], cased))
                 for s, e, score in finder(sources[fld])
             ]
             if self.spec.algorithm == "all" and not found:
@@ -320,7 +323,6 @@ class _Gate:
 
     exact: frozenset[str]
     prefixes: tuple[str, ...]
-    case_sensitive: bool
 
     @classmethod
     def of(cls, terms: list[str], *, wildcards: bool, case_sensitive: bool) -> _Gate | None:
@@ -329,14 +331,12 @@ class _Gate:
         for term in terms:
             wildcard = wildcards and term.endswith("*")
             core = term.rstrip("*").strip() if wildcard else term
-            if not core.isascii() or not _WORD_CHAR.match(core):
-                return None
-            first = _TOKEN.match(core)
-            if first is None:  # not reached: core starts with a word character
+            first = _TOKEN.match(core)  # None unless the term starts with a word character
+            if first is None or not core.isascii():
                 return None
             run = first.group() if case_sensitive else first.group().lower()
             (prefixes if wildcard and first.end() == len(core) else exact).add(run)
-        return cls(frozenset(exact), tuple(sorted(prefixes)), case_sensitive)
+        return cls(frozenset(exact), tuple(sorted(prefixes)))
 
     def may_match(self, words: _FieldWords | None) -> bool:
         if words is None:  # the text holds a case-folding trap: scan it
