@@ -137,6 +137,20 @@ def test_mostly_control_characters_are_binary(tmp_path: Path) -> None:
         decode(_write(tmp_path, "a.txt", b"\x01\x02\x03\x04 text \x05\x06\x07\x08"))
 
 
+@pytest.mark.parametrize("control", ["\x01", "\x0e", "\x1f", "\x7f", "\x85", "\x9f"])
+def test_the_binary_bound_is_one_control_character_in_ten(tmp_path: Path, control: str) -> None:
+    # 100 characters: 10 controls pass, 11 do not (C0 except whitespace, DEL, C1 all count).
+    at_bound = control * 10 + "x" * 90
+    decode(_write(tmp_path, "a.txt", at_bound.encode("utf-8")))
+    with pytest.raises(BinaryContent, match="11% of the first 100 characters"):
+        decode(_write(tmp_path, "b.txt", (control * 11 + "x" * 89).encode("utf-8")))
+
+
+def test_whitespace_controls_never_make_a_text_binary(tmp_path: Path) -> None:
+    text = "\t\n\x0b\x0c\r" * 40 + "words"
+    assert decode(_write(tmp_path, "a.txt", text.encode("utf-8"))).text == text
+
+
 def test_bytes_no_encoding_fits_are_undecodable(tmp_path: Path) -> None:
     with pytest.raises(UndecodableText) as info:
         decode(_write(tmp_path, "a.txt", bytes(range(0x80, 0x100)) * 3))

@@ -9,6 +9,7 @@ are where the detector is weakest.
 from __future__ import annotations
 
 import codecs
+import re
 from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
@@ -25,6 +26,8 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 _SAMPLE_BYTES = 64 * 1024
 _CONTROL_SAMPLE = 64 * 1024
 _MAX_CONTROL_RATIO = 0.10
+# C0 controls except the whitespace ones (\t \n \v \f \r), DEL and the C1 controls.
+_CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")
 _MAX_MIXED_RATIO = 4  # invalid sequences per valid non-ASCII UTF-8 character, at most
 _LABELS = {
     "cp1250": "windows-1250",
@@ -195,7 +198,7 @@ def _guess_encoding(sample: bytes) -> str | None:
 def _reject_control_heavy(text: str) -> None:
     """Binary that happened to decode is mostly control characters; refuse it."""
     sample = text[:_CONTROL_SAMPLE]
-    controls = sum(1 for ch in sample if (ch < " " and ch not in "\t\n\r\f\v") or "\x7f" <= ch <= "\x9f")
+    controls = len(_CONTROLS.findall(sample))
     if controls and controls / len(sample) > _MAX_CONTROL_RATIO:
         share = round(100 * controls / len(sample))
         raise BinaryContent(
