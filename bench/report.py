@@ -173,17 +173,21 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
                 f"{e['files']} files in {e['seconds']:.1f} s; {ok}",
             )
         if part.get("ratio_to_ceiling") is not None:
-            table.add_row(profile, "end to end / ceiling", f"{part['ratio_to_ceiling']:.2f}", "")
+            table.add_row(
+                profile, "end to end / ceiling", f"{part['ratio_to_ceiling']:.2f}", _rounds(part, "ratio_to_ceiling")
+            )
         if part.get("ratio_by_cpu") is not None:
             table.add_row(
                 profile,
                 "ceiling CPU / end-to-end CPU per doc",
                 f"{part['ratio_by_cpu']:.2f}",
                 f"{part['ceiling']['cpu_ms_per_doc']:.1f} ms vs {part['e2e']['cpu_ms_per_doc']:.1f} ms "
-                "(the ratio on an idle machine; robust to other load)",
+                "(the ratio on an idle machine; robust to other load)" + _rounds(part, "ratio_by_cpu", "; "),
             )
         if part.get("ratio_to_spacy") is not None:
-            table.add_row(profile, "end to end / spaCy nlp.pipe", f"{part['ratio_to_spacy']:.2f}", "")
+            table.add_row(
+                profile, "end to end / spaCy nlp.pipe", f"{part['ratio_to_spacy']:.2f}", _rounds(part, "ratio_to_spacy")
+            )
         lat = part.get("latency")
         if lat:
             table.add_row(
@@ -222,6 +226,17 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
     console.print(verdicts)
     for note in results.get("notes", []):
         console.print(f"note: {note}")
+
+
+def _rounds(part: dict[str, Any], ratio: str, sep: str = "") -> str:
+    """ "median of 3 rounds: a, b, c" when the profile ran rounds (``--repeat``), else ""."""
+    rounds = part.get("rounds") or []
+    values = [r[ratio] for r in rounds if ratio in r]
+    if len(values) < 2:
+        return ""
+    return f"{sep}median of {len(values)} rounds, each measured within its round: " + ", ".join(
+        f"{v:.3f}" for v in values
+    )
 
 
 def write(results: dict[str, Any], path: Path = RESULTS) -> Path:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -59,7 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="a SEEDWORKER_ setting for the stacks, e.g. --set WATCH_BATCH=1 (repeatable)",
     )
-    p.add_argument("--repeat", type=int, default=1, help="end-to-end runs per profile; the median is reported")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds per profile (ceiling, spaCy, burst); each ratio is taken within a round, the medians reported",
+    )
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run in about two minutes")
     p.add_argument("--output", type=Path, default=report.RESULTS)
     p.add_argument("--workdir", type=Path, help="keep the stacks' directories here (default: a temporary one)")
@@ -89,52 +95,89 @@ def _burst_size(requested: int, ceiling_rate: float | None, budget: float, notes
     return capped
 
 
-def run_profile(
-    profile: str, args: argparse.Namespace, workdir: Path, console: Console, notes: list[str]
+RATIOS = ("ratio_to_ceiling", "ratio_by_cpu", "ratio_to_spacy")
+
+
+def _ratios(measured: dict[str, Any]) -> dict[str, float]:
+    """End to end against its yardsticks, all measured in the same round."""
+    e2e, ceil, spacy = measured.get("e2e"), measured.get("ceiling"), measured.get("spacy")
+    ratios: dict[str, float] = {}
+    if e2e and ceil:
+        ratios["ratio_to_ceiling"] = round(e2e["docs_per_second"] / ceil["docs_per_second"], 3)
+        if e2e["cpu_ms_per_doc"]:
+            # What the ratio would be on an idle machine if every process were CPU-bound: the
+            # ceiling's CPU per document over the whole stack's.  Robust to other load.
+            ratios["ratio_by_cpu"] = round(ceil["cpu_ms_per_doc"] / e2e["cpu_ms_per_doc"], 3)
+    if e2e and spacy:
+        ratios["ratio_to_spacy"] = round(e2e["docs_per_second"] / spacy["docs_per_second"], 3)
+    return ratios
+
+
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return sorted(runs, key=lambda r: r["docs_per_second"])[len(runs) // 2]
+
+
+def _measure_round(
+    profile: str, args: argparse.Namespace, workdir: Path, console: Console, notes: list[str], burst: int | None
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    """One round: the ceiling (and spaCy alone, full profile), then a burst end to end, in a
+    directory of its own, so each ratio compares measurements taken minutes apart, not more."""
     full = profile == "full"
-    ceiling_rate: float | None = None
+    measured: dict[str, Any] = {}
     if "ceiling" not in args.skip:
         n = args.full_ceiling_files if full else args.ceiling_files
         console.print(f"\\[{profile}] in-process ceiling over {n} documents…")
-        c = ceiling.measure_stages(profile, n, workdir, env=args.env)
-        out["ceiling"] = c.as_dict()
-        ceiling_rate = c.docs_per_second
+        measured["ceiling"] = ceiling.measure_stages(profile, n, workdir, env=args.env).as_dict()
     if full and "spacy" not in args.skip:
         console.print(f"\\[{profile}] spaCy nlp.pipe over {args.full_ceiling_files} texts…")
-        out["spacy"] = ceiling.measure_spacy(args.full_ceiling_files).as_dict()
+        measured["spacy"] = ceiling.measure_spacy(args.full_ceiling_files).as_dict()
     if "e2e" not in args.skip:
-        requested = args.full_files if full else args.files
-        n = _burst_size(requested, ceiling_rate, args.budget, notes, profile)
-        console.print(f"\\[{profile}] end to end: burst of {n} files into seedworker run…")
-        runs = []
-        for i in range(args.repeat):
-            runs.append(
-                e2e.measure_burst(profile, n, workdir / f"run{i}", timeout=max(600.0, 10 * args.budget), env=args.env)
-            )
-        runs.sort(key=lambda r: r["docs_per_second"])
-        out["e2e"] = runs[len(runs) // 2]  # the median run
-        if len(runs) > 1:
-            out["e2e_runs"] = [
-                {k: r[k] for k in ("docs_per_second", "cpu_ms_per_doc", "seconds", "correct")} for r in runs
-            ]
-            notes.append(
-                f"{profile}: end to end is the median of {len(runs)} runs: "
-                + ", ".join(f"{r['docs_per_second']:.1f}" for r in runs)
-                + " docs/s"
-            )
-        for r in runs:
-            if not r["correct"]:
-                notes.append(f"{profile}: events do not account for every file: {r['events']}")
-    if "e2e" in out and "ceiling" in out:
-        out["ratio_to_ceiling"] = round(out["e2e"]["docs_per_second"] / out["ceiling"]["docs_per_second"], 3)
-    if "e2e" in out and "ceiling" in out and out["e2e"]["cpu_ms_per_doc"]:
-        # What the ratio would be on an idle machine if every process were CPU-bound: the
-        # ceiling's CPU per document over the whole stack's.  Robust to other load.
-        out["ratio_by_cpu"] = round(out["ceiling"]["cpu_ms_per_doc"] / out["e2e"]["cpu_ms_per_doc"], 3)
-    if "e2e" in out and "spacy" in out:
-        out["ratio_to_spacy"] = round(out["e2e"]["docs_per_second"] / out["spacy"]["docs_per_second"], 3)
+        if burst is None:
+            requested = args.full_files if full else args.files
+            rate = measured["ceiling"]["docs_per_second"] if "ceiling" in measured else None
+            burst = _burst_size(requested, rate, args.budget, notes, profile)
+        console.print(f"\\[{profile}] end to end: burst of {burst} files into seedworker run…")
+        run = e2e.measure_burst(profile, burst, workdir, timeout=max(600.0, 10 * args.budget), env=args.env)
+        measured["e2e"] = run
+        if not run["correct"]:
+            notes.append(f"{profile}: events do not account for every file: {run['events']}")
+    return {**measured, **_ratios(measured)}
+
+
+def run_profile(
+    profile: str, args: argparse.Namespace, workdir: Path, console: Console, notes: list[str]
+) -> dict[str, Any]:
+    """``--repeat`` rounds of :func:`_measure_round`; the median round's figures and the median
+    of each ratio over the rounds (every round's are kept under ``rounds``)."""
+    rounds: list[dict[str, Any]] = []
+    for i in range(args.repeat):
+        if args.repeat > 1:
+            console.print(f"\\[{profile}] round {i + 1} of {args.repeat}")
+        burst = rounds[0]["e2e"]["files"] if rounds and "e2e" in rounds[0] else None  # the same size each round
+        rounds.append(_measure_round(profile, args, workdir / f"round{i}", console, notes, burst))
+    out: dict[str, Any] = {}
+    for part in ("ceiling", "spacy", "e2e"):
+        if part in rounds[0]:
+            out[part] = _median_run([r[part] for r in rounds])
+    for ratio in RATIOS:
+        if ratio in rounds[0]:
+            out[ratio] = round(statistics.median(r[ratio] for r in rounds), 3)
+    if len(rounds) > 1:
+        out["rounds"] = [
+            {
+                **{
+                    f"{part}_docs_per_second": r[part]["docs_per_second"]
+                    for part in ("ceiling", "spacy", "e2e")
+                    if part in r
+                },
+                **{ratio: r[ratio] for ratio in RATIOS if ratio in r},
+            }
+            for r in rounds
+        ]
+        for ratio in RATIOS:
+            if ratio in out:
+                values = ", ".join(f"{r[ratio]:.3f}" for r in rounds)
+                notes.append(f"{profile}: {ratio} in each of {len(rounds)} rounds: {values}; median {out[ratio]:.3f}")
     if "latency" not in args.skip and profile in PROFILES[args.latency_profiles]:
         console.print(f"\\[{profile}] latency at {args.latency_rate:g} docs/s for {args.latency_seconds:g} s…")
         out["latency"] = latency.measure_latency(

@@ -53,6 +53,58 @@ def test_a_burst_is_capped_by_the_budget_and_says_so() -> None:
     assert run._burst_size(10_000, 1.0, 150.0, notes, "full") == 500
 
 
+def test_rounds_take_each_ratio_within_a_round_and_report_the_medians(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ceiling 100, 50, 80 and end to end 90, 45, 40 docs/s: within-round ratios 0.9, 0.9, 0.5
+    # (median 0.9), where the ratio of the medians would say 45 / 80 = 0.56.
+    ceilings, bursts = iter([100.0, 50.0, 80.0]), iter([90.0, 45.0, 40.0])
+    seen: list[tuple[str, Path, int]] = []
+
+    class Ceiling:
+        def __init__(self, rate: float) -> None:
+            self.rate = rate
+
+        def as_dict(self) -> dict[str, float]:
+            return {"docs_per_second": self.rate, "cpu_ms_per_doc": 10.0, "docs": 10, "processes": 2}
+
+    def stages(profile: str, count: int, workdir: Path, **_: object) -> Ceiling:
+        seen.append(("ceiling", workdir, count))
+        return Ceiling(next(ceilings))
+
+    def burst(profile: str, count: int, workdir: Path, **_: object) -> dict[str, object]:
+        seen.append(("e2e", workdir, count))
+        rss = {"per_process_mb": {"watcher": 50.0}, "peak_total_mb": 500.0, "peak_pss_total_mb": 400.0}
+        rate = next(bursts)
+        return {
+            "docs_per_second": rate,
+            "cpu_ms_per_doc": 20.0,
+            "files": count,
+            "seconds": count / rate,
+            "correct": True,
+            "rss": rss,
+        }
+
+    monkeypatch.setattr(run.ceiling, "measure_stages", stages)
+    monkeypatch.setattr(run.e2e, "measure_burst", burst)
+    args = run.parse_args(["--profile", "fast", "--repeat", "3", "--files", "10000", "--skip", "latency"])
+    notes: list[str] = []
+    out = run.run_profile("fast", args, tmp_path, Console(file=io.StringIO()), notes)
+    assert out["ratio_to_ceiling"] == 0.9 and out["ratio_by_cpu"] == 0.5
+    assert [r["ratio_to_ceiling"] for r in out["rounds"]] == [0.9, 0.9, 0.5]
+    assert out["ceiling"]["docs_per_second"] == 80.0 and out["e2e"]["docs_per_second"] == 45.0
+    # Every round in a directory of its own (a ceiling reusing a database would replay, not
+    # process); the burst keeps round 1's size, capped by its ceiling (100 docs/s x 150 s).
+    assert [(kind, path.name) for kind, path, _ in seen] == [
+        (kind, f"round{i}") for i in range(3) for kind in ("ceiling", "e2e")
+    ]
+    assert {count for kind, _, count in seen if kind == "e2e"} == {10_000}
+    assert any("ratio_to_ceiling in each of 3 rounds: 0.900, 0.900, 0.500; median 0.900" in n for n in notes)
+    printed = io.StringIO()
+    report.render({"machine": report.machine(), "fast": out}, Console(file=printed, width=250))
+    assert "median of 3 rounds, each measured within its round: 0.900, 0.900, 0.500" in printed.getvalue()
+
+
 def test_targets_are_judged_from_what_was_measured_and_rendered(tmp_path: Path) -> None:
     results = {
         "machine": report.machine(),
