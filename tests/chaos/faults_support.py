@@ -372,6 +372,21 @@ def unacked(stack: Stack) -> int:
         client.close()
 
 
+def files_sent(stack: Stack) -> int:
+    """Files the watcher has sent to the broker, by its ``sent`` log lines (one file for
+    ``seedworker.ingest``, ``files`` for a batch).  Claimed is not sent: the watcher claims a
+    batch of files, emptying the inbox, before it sends them."""
+    sent = 0
+    for line in stack.tail("watcher", 1_000_000).splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == "sent":
+            sent += int(record.get("files", 1))
+    return sent
+
+
 # -- a Redis of the test's own ----------------------------------------------------------------------
 @contextlib.contextmanager
 def private_redis(appendfsync: str = "everysec") -> Iterator[EmbeddedRedis]:
