@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import redis
 import structlog
 from celery import Task
 
@@ -21,6 +23,7 @@ from worker.runtime import Runtime
 log = get_logger("seedworker.tasks")
 T = TypeVar("T")
 REPLY_TTL_SECONDS = 7 * 24 * 3600
+REPLY_PATIENCE_SECONDS = 10.0  # how long a reply waits for Redis to come back
 
 
 @contextmanager
@@ -66,18 +69,43 @@ def finish(rt: Runtime, reply_to: str | None, result: IngestResult) -> str:
             replayed=outcome.replayed,
         )
     if reply_to:
-        reply(rt, reply_to, result)
+        reply(rt.redis, reply_to, result)
     return result.short()
 
 
-def reply(rt: Runtime, reply_to: str, result: IngestResult) -> None:
+def reply(
+    client: redis.Redis, reply_to: str, result: IngestResult, *, patience: float = REPLY_PATIENCE_SECONDS
+) -> bool:
+    """Push the outcomes to the producer's reply list; True once Redis took them.
+
+    This runs after the transaction committed, so a Redis outage must not fail the task (its
+    work is done, and a retry would need the broker that is down).  Redis is tried again with
+    backoff for ``patience`` seconds (a restart); after that the reply is given up, loudly: the
+    producer asks again with the same key (the watcher re-sends a claim without a reply after
+    ``WATCH_RESEND_SECONDS``; ``submit(..., wait=True)`` times out), and the repeat replays
+    the stored outcome and answers (docs/delivery.md).
+    """
     payload = json.dumps(
         {"filename": result.filename, "outcomes": [o.model_dump(mode="json") for o in result.outcomes]}
     )
-    pipe = rt.redis.pipeline()
-    pipe.lpush(reply_to, payload)
-    pipe.expire(reply_to, REPLY_TTL_SECONDS)
-    pipe.execute()
+    deadline = time.monotonic() + patience
+    attempt = 0
+    while True:
+        try:
+            pipe = client.pipeline()
+            pipe.lpush(reply_to, payload)
+            pipe.expire(reply_to, REPLY_TTL_SECONDS)
+            pipe.execute()
+            return True
+        except (redis.RedisError, OSError) as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.error(
+                    "reply not delivered: Redis unreachable", reply_to=reply_to, attempts=attempt + 1, error=str(exc)
+                )
+                return False
+            time.sleep(min(left, DEFAULT_RETRY.delay(attempt)))
+            attempt += 1
 
 
 def internal_failure(rt: Runtime, *, key: str, summary: FileSummary, source: str, exc: Exception) -> IngestResult:

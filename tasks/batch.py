@@ -81,5 +81,5 @@ def ingest_batch(self: Task, requests: list[dict[str, Any]]) -> str:
         combined = IngestResult(filename=f"{len(requests)} files", outcomes=outcomes)
         line = finish(rt, None, combined)
         for target, mine in reply_to.items():
-            reply(rt, target, IngestResult(filename=combined.filename, outcomes=mine))
+            reply(rt.redis, target, IngestResult(filename=combined.filename, outcomes=mine))
         return f"{len(requests)} files: {line}"
