@@ -470,14 +470,15 @@ def test_grace_periods_outlast_a_workers_warm_shutdown(
 ) -> None:
     """A SIGTERMed worker (a warm shutdown) waits for its running tasks; the longest a task
     waits without being able to end is the SQLite busy timeout (then it retries and the message
-    is back on the queue), and a cold shutdown is bounded by the soft-shutdown timeout.  Killed
-    before that, its messages come back only after the visibility timeout.  Every grace period
-    must be longer than both."""
+    is back on the queue) and, after a commit with Redis down, the reply's patience; a cold
+    shutdown is bounded by the soft-shutdown timeout.  Killed before that, its messages come
+    back only after the visibility timeout.  Every grace period must be longer than both."""
+    from tasks._common import REPLY_PATIENCE_SECONDS
     from worker.app import create_app
     from worker.store.engine import SQLITE_BUSY_SECONDS
 
     soft = float(create_app(Settings(_env_file=None), "redis://127.0.0.1:1/0").conf.worker_soft_shutdown_timeout)  # type: ignore[call-arg]
-    margin = max(soft, SQLITE_BUSY_SECONDS) + 20
+    margin = max(soft, SQLITE_BUSY_SECONDS + REPLY_PATIENCE_SECONDS) + 20
     worker_unit = _unit(SYSTEMD / "seedworker-worker@.service")["Service"]
     assert int(worker_unit["TimeoutStopSec"]) > margin
     grace = compose["services"]["worker"]["stop_grace_period"]
