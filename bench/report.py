@@ -229,7 +229,8 @@ def render(results: dict[str, Any], console: Console | None = None) -> None:
 
 
 def _rounds(part: dict[str, Any], ratio: str, sep: str = "") -> str:
-    """ "median of 3 rounds: a, b, c" when the profile ran rounds (``--repeat``), else ""."""
+    """Each round's value of ``ratio`` after a "median of N rounds" label, when the profile ran
+    rounds (``--repeat``); else the empty string."""
     rounds = part.get("rounds") or []
     values = [r[ratio] for r in rounds if ratio in r]
     if len(values) < 2:
