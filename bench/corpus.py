@@ -1,6 +1,6 @@
 """A deterministic corpus of news-like articles for the benchmark.
 
-Each article looks like the shipped example (``../shared/corpus/000_*.txt``): a ``date``
+Each article looks like the shipped example (``examples/articles/000_*.txt``): a ``date``
 line with a dateline (``CITY (AGENCY) —``), then 8 to 14 paragraphs of reported speech about
 people, organisations and places, about 2.5 to 3.5 KB of UTF-8.  The same seed always gives
 the same bytes; every article is distinct (each carries figures derived from its index), and

@@ -124,7 +124,7 @@ def default_texts(count: int = 64) -> list[str]:
     except ImportError:
         from pathlib import Path
 
-        example = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "000_fd88bd66912dc591.txt"
+        example = Path(__file__).resolve().parents[1] / "examples" / "articles" / "000_fd88bd66912dc591.txt"
         body = example.read_text(encoding="utf-8")
         return [body.replace("on Tuesday", f"on Tuesday (copy {i})", 1) for i in range(count)]
 

@@ -23,7 +23,7 @@ import redis
 from worker.broker import EmbeddedRedis, connect
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
+CORPUS = REPO / "examples" / "articles"
 EXAMPLE = CORPUS / "000_fd88bd66912dc591.txt"
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

@@ -15,7 +15,7 @@ from worker.pipeline import normalise as normalise_module
 from worker.pipeline.normalise import canonical_hash, normalise, normalise_records
 from worker.pipeline.textclean import canonical_text, clean_text, count_words
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parents[2] / "examples" / "articles"
 EXAMPLE = CORPUS / "000_fd88bd66912dc591.txt"
 BODY_START = "President Donald Trump is set to hold talks on Tuesday with Russian President Vladimir Putin"
 

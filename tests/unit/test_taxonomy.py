@@ -21,7 +21,7 @@ from worker.pipeline.taxonomy import (
     load_taxonomy,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "000_fd88bd66912dc591.txt"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "articles" / "000_fd88bd66912dc591.txt"
 DATELINE = "WASHINGTON (AP) — "
 
 
