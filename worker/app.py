@@ -18,7 +18,7 @@ TASK_MODULES = ["tasks.ingest", "tasks.batch", "tasks.stages", "tasks.tagging", 
 
 def create_app(settings: Settings, broker_url: str) -> Celery:
     app = Celery("seedworker", broker=broker_url, include=TASK_MODULES, set_as_current=True)
-    queues = {settings.queue, settings.effective_tag_queue}
+    queues = {settings.queue, settings.effective_tag_queue, settings.webhook_queue}
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -52,6 +52,7 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         task_routes={
             "seedworker.tag": {"queue": settings.effective_tag_queue},
             "seedworker.tags.retag": {"queue": settings.effective_tag_queue},  # it runs NER too
+            "seedworker.webhook.deliver": {"queue": settings.webhook_queue},  # its own worker: slow receivers
         },
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
@@ -72,7 +73,10 @@ def __getattr__(name: str) -> Celery:
     if name == "flower_app":
         import os
 
+        from worker.logs import configure_logging
         from worker.settings import load_settings
 
-        return create_app(load_settings(), os.environ["CELERY_BROKER_URL"])
+        settings = load_settings()
+        configure_logging(settings, process="flower")  # before Flower's tornado sets up its own
+        return create_app(settings, os.environ["CELERY_BROKER_URL"])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

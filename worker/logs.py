@@ -1,4 +1,13 @@
-"""structlog set up once per process: console on a terminal, JSON lines otherwise.
+"""Logging set up once per process: console on a terminal, JSON lines otherwise.
+
+One processor chain for everything.  structlog's own loggers and the standard library's
+(Celery, kombu, Flower/tornado, httpx, warnings) meet in one handler on the root logger whose
+``structlog.stdlib.ProcessorFormatter`` renders both, so in JSON mode every line a process
+writes is one JSON object with ``level``, ``logger``, ``process`` (watcher, worker, webhooks,
+publisher, flower, supervisor) and ``timestamp``.  What libraries write past logging is
+brought into line too: Celery's banner is off (``--quiet``) and its signal-handler messages
+become JSON; text a long-running process writes straight to stderr (a banner, a library's
+print) becomes one JSON line per line.
 
 Context variables (task id, document id, file name) are merged first, so every line logged
 inside a task carries them without passing a logger around.
@@ -6,7 +15,13 @@ inside a task carries them without passing a logger around.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import io
+import json
 import logging
+import os
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
@@ -15,43 +30,186 @@ import structlog
 
 from worker.settings import Settings, mask_url
 
+#: Long-running processes, by the ``seedworker`` sub-command that starts them.
+PROCESS_OF_COMMAND = {
+    "run": "supervisor",
+    "worker": "worker",
+    "watch": "watcher",
+    "publish": "publisher",
+    "flower": "flower",
+}
+LONG_RUNNING = frozenset({*PROCESS_OF_COMMAND.values(), "webhooks"})
+#: Libraries whose INFO lines repeat what we log, or show URLs (httpx logs every request's URL).
+QUIET_LOGGERS = ("httpx", "httpcore")
+
+_state: dict[str, Any] = {"json": False, "process": "seedworker"}
+_QUERY = re.compile(r"(https?://[^\s\"'?#]+)\?[^\s\"'#]*")
+
 
 def _mask_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Passwords in URLs, and query strings of http(s) URLs (tokens live there), never reach a line."""
     for key, value in event_dict.items():
-        if isinstance(value, str) and "://" in value and "@" in value:
-            event_dict[key] = mask_url(value)
+        if isinstance(value, str) and "://" in value:
+            masked = mask_url(value) if "@" in value else value
+            event_dict[key] = _QUERY.sub(r"\1?****", masked) if "?" in masked else masked
     return event_dict
 
 
-def configure_logging(settings: Settings, *, stream: Any = None) -> None:
-    stream = stream or sys.stderr
+def _add_process(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event_dict.setdefault("process", _state["process"])
+    return event_dict
+
+
+def default_process() -> str:
+    """The process name from the command line (``python -m worker.cli watch`` -> ``watcher``)."""
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+    return PROCESS_OF_COMMAND.get(command, "cli")
+
+
+def configure_logging(settings: Settings, *, stream: Any = None, process: str | None = None) -> None:
+    stream = _unwrap(stream or sys.stderr)
+    process = process or default_process()
     fmt = settings.log_format
     if fmt == "auto":
         fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
     renderer: Any
+    extra: list[Any]
     if fmt == "console":
-        renderer = structlog.dev.ConsoleRenderer()
-        extra: list[Any] = []
+        renderer, extra = structlog.dev.ConsoleRenderer(), []
     else:
-        renderer = structlog.processors.JSONRenderer()
-        extra = [structlog.processors.dict_tracebacks]
+        renderer, extra = structlog.processors.JSONRenderer(), [structlog.processors.dict_tracebacks]
+    _state.update(json=fmt == "json", process=process)
     level = getattr(logging, settings.log_level)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        _add_process,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _mask_secrets,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            _mask_secrets,
-            *extra,
-            renderer,
-        ],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
-    # Celery, kombu and friends log through the standard library: keep them at WARNING.
-    logging.basicConfig(level=max(level, logging.WARNING), stream=stream, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *extra, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    logging.captureWarnings(True)
+    _take_over_celery()
+    if _state["json"] and process in LONG_RUNNING:
+        sys.stderr = _JsonLines(stream)
+        sys.excepthook = _log_uncaught
+
+
+def is_json() -> bool:
+    """Whether the last :func:`configure_logging` chose JSON lines (Celery then runs ``--quiet``)."""
+    return bool(_state["json"])
 
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+# -- what libraries write past logging ----------------------------------------------------------------
+def _take_over_celery() -> None:
+    """Celery (re)configures the root logger when a worker starts unless a ``setup_logging``
+    receiver exists; ours keeps this module's handler.  Its signal handlers write plain text
+    with ``safe_say``; in JSON mode they write a JSON line instead."""
+    if "celery" not in sys.modules:
+        return
+    from celery import signals
+
+    signals.setup_logging.connect(_keep_our_logging, weak=False, dispatch_uid="seedworker-logging")
+    if _state["json"]:
+        import celery.apps.worker
+
+        celery.apps.worker.safe_say = _json_say
+
+
+def _keep_our_logging(**_: Any) -> None:
+    return None
+
+
+def json_line(message: str, *, logger: str, level: str = "info") -> str:
+    return json.dumps(
+        {
+            "event": message,
+            "level": level,
+            "logger": logger,
+            "process": _state["process"],
+            "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z"),
+        },
+        ensure_ascii=False,
+    )
+
+
+def _json_say(msg: str, f: Any = None) -> None:
+    """``celery.apps.worker.safe_say`` in JSON mode: one line, one ``os.write`` (signal-handler safe)."""
+    target: Any = f if f is not None else sys.__stderr__
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.write(target.fileno(), (json_line(str(msg).strip(), logger="celery.apps.worker") + "\n").encode())
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    structlog.get_logger("seedworker").critical("uncaught exception", exc_info=(kind, value, tb))
+
+
+class _JsonLines(io.TextIOBase):
+    """stderr of a long-running process in JSON mode: text written straight to it (a banner, a
+    library's print) becomes one JSON line per line; lines that are JSON objects pass as they are."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return int(self.target.fileno())
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._emit(self._pending)
+            self._pending = ""
+        self.target.flush()
+
+    def _emit(self, line: str) -> None:
+        if not line.strip():
+            return
+        if line.startswith("{"):
+            try:
+                json.loads(line)
+            except ValueError:
+                pass
+            else:
+                self.target.write(line + "\n")
+                return
+        self.target.write(json_line(line.rstrip(), logger="stderr") + "\n")
+        self.target.flush()
+
+
+def _unwrap(stream: Any) -> Any:
+    return stream.target if isinstance(stream, _JsonLines) else stream

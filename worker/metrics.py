@@ -13,13 +13,19 @@ The parent serves ``/metrics`` from a thread started before the pool forks, so a
 already in use stops the worker at once with a clear error instead of a silent gap.
 
 What describes the system rather than one process (queue depth, unacknowledged messages,
-outbox lag, stream length) is read from Redis and the database at scrape time by
-:class:`SystemCollector`, never cached, so two workers report the same values.
+outbox lag, stream length, webhook deliveries that failed for good or wait) is read from
+Redis and the database at scrape time by :class:`SystemCollector`, never cached, so two
+workers report the same values, and webhook failures count whichever process delivered.
+The worker's own ``process_*`` and ``python_*`` metrics (which multiprocess mode leaves out)
+and ``seedworker_build_info`` are added to the same registry.  Labelled counters are created
+at zero for every label value known in advance (outcomes, reason codes, stages, dedup kinds,
+configured webhook endpoints), so a series exists before its first event and ``rate()`` and
+alerts see the first increment.
 
 Metrics are created lazily (module ``__getattr__``): the value class is chosen when a metric
 is built, so :func:`enable_multiprocess` must run before the first one is touched.  Other
 modules increment them through the helpers here or the names in ``_METRICS`` (for example
-``worker.metrics.WEBHOOK_FAILURES.labels(endpoint=...).inc()``).
+``worker.metrics.DEDUP_HITS.labels(kind="near").inc()``).
 """
 
 from __future__ import annotations
@@ -34,8 +40,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    start_http_server,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from worker.logs import get_logger
@@ -63,17 +77,12 @@ def _build(name: str) -> Any:
         )
     if name == "DEDUP_HITS":
         return Counter("seedworker_dedup_hits", "Inputs found to duplicate a stored document, by kind.", ["kind"])
-    if name == "WEBHOOK_FAILURES":
-        return Counter(
-            "seedworker_webhook_failures",
-            "Webhook deliveries that failed for good (after every attempt), by endpoint.",
-            ["endpoint"],
-        )
     raise AttributeError(name)
 
 
 _METRICS: dict[str, Any] = {}
-_NAMES = ("DOCUMENTS", "STAGE_SECONDS", "DEDUP_HITS", "WEBHOOK_FAILURES")
+_NAMES = ("DOCUMENTS", "STAGE_SECONDS", "DEDUP_HITS")
+DEDUP_KINDS = ("exact", "near")
 
 
 def __getattr__(name: str) -> Any:
@@ -117,8 +126,43 @@ def record_outcomes(outcomes: Iterable[Any]) -> None:
         log.exception("could not record outcomes")
 
 
-def record_webhook_failure(endpoint: str) -> None:
-    metric("WEBHOOK_FAILURES").labels(endpoint=endpoint).inc()
+def zero_initialise() -> None:
+    """Create every series known in advance at 0 (a counter that appears only with its first
+    event hides that event from ``rate()`` and from alerts on ``increase()``)."""
+    from worker.errors import REASON_CODES
+
+    for outcome in ("stored", "duplicate"):
+        metric("DOCUMENTS").labels(outcome=outcome, reason="")
+    for reason in REASON_CODES:
+        metric("DOCUMENTS").labels(outcome="failed", reason=reason)
+    for kind in DEDUP_KINDS:
+        metric("DEDUP_HITS").labels(kind=kind)
+    for stage in STAGES:
+        metric("STAGE_SECONDS").labels(stage=stage)
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("seedworker")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class BuildInfoCollector(Collector):
+    """``seedworker_build_info{version, python} 1``: which build answers (join on it in queries)."""
+
+    def collect(self) -> Iterator[Metric]:
+        import platform
+
+        info = GaugeMetricFamily(
+            "seedworker_build_info",
+            "Version of seedworker and Python of this worker; always 1.",
+            labels=["version", "python"],
+        )
+        info.add_metric([package_version(), platform.python_version()], 1)
+        yield info
 
 
 # -- scrape-time values ------------------------------------------------------------------------------
@@ -172,7 +216,7 @@ class SystemCollector(Collector):
 
     def _redis_metrics(self) -> Iterator[Metric]:
         client = self._client()
-        queues = sorted({self.settings.queue, self.settings.effective_tag_queue})
+        queues = sorted({self.settings.queue, self.settings.effective_tag_queue, self.settings.webhook_queue})
         pipe = client.pipeline()
         for q in queues:
             pipe.llen(q)
@@ -217,6 +261,41 @@ class SystemCollector(Collector):
             "Age of the oldest unpublished outbox event (0 when none): the publisher's lag.",
             value=round(age, 3),
         )
+        yield from self._webhook_metrics()
+
+    def _webhook_metrics(self) -> Iterator[Metric]:
+        """Per endpoint, from the deliveries table (any process may have delivered); each
+        configured endpoint at 0 before its first failure.  Endpoints are shown by name."""
+        from sqlalchemy import func, inspect, select
+
+        from worker.events.webhooks import display_name
+        from worker.store.schema import WebhookDelivery
+
+        counts: dict[str, dict[str, int]] = {ep.key: {"failed": 0, "pending": 0} for ep in self.settings.webhooks}
+        with self._db().connect() as conn:
+            if inspect(conn).has_table(WebhookDelivery.__tablename__):
+                rows = conn.execute(
+                    select(WebhookDelivery.endpoint, WebhookDelivery.status, func.count())
+                    .where(WebhookDelivery.status.in_(("failed", "pending")))
+                    .group_by(WebhookDelivery.endpoint, WebhookDelivery.status)
+                )
+                for endpoint, status, n in rows:
+                    counts.setdefault(display_name(str(endpoint)), {"failed": 0, "pending": 0})[str(status)] += int(n)
+        failed = CounterMetricFamily(
+            "seedworker_webhook_failures",
+            "Webhook deliveries recorded as failed after their last attempt, by endpoint (rows in the database).",
+            labels=["endpoint"],
+        )
+        pending = GaugeMetricFamily(
+            "seedworker_webhook_deliveries_pending",
+            "Webhook deliveries not yet done, by endpoint.",
+            labels=["endpoint"],
+        )
+        for endpoint, c in sorted(counts.items()):
+            failed.add_metric([endpoint], c["failed"])
+            pending.add_metric([endpoint], c["pending"])
+        yield failed
+        yield pending
 
 
 # -- serving -------------------------------------------------------------------------------------------
@@ -256,6 +335,12 @@ def serve_worker_metrics(settings: Settings, broker_url: str, node_name: str) ->
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(path))  # type: ignore[no-untyped-call]
     registry.register(SystemCollector(settings, broker_url))
+    registry.register(BuildInfoCollector())
+    # The serving process's own process_* and python_* (multiprocess mode has none of them).
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    zero_initialise()
     try:
         server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
     except OSError as exc:

@@ -100,24 +100,27 @@ def run_worker(
     from worker.app import create_app
     from worker.runtime import get_runtime, init_runtime
 
-    configure_logging(settings)
+    qs = queues or sorted({settings.queue, settings.effective_tag_queue})
+    # A worker that never runs the tag stage (chain mode, tag queue elsewhere; the webhook
+    # worker) skips the NER model, and only a worker of the pipeline serves its metrics.
+    tags_here = (settings.pipeline == "inline" and settings.queue in qs) or settings.effective_tag_queue in qs
+    pipeline_here = bool({settings.queue, settings.effective_tag_queue} & set(qs))
+    process = "worker" if pipeline_here else "webhooks"
+    configure_logging(settings, process=process)
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
-    if settings.metrics_port:  # before the pool forks: see worker/metrics.py
+    if settings.metrics_port and pipeline_here:  # before the pool forks: see worker/metrics.py
         from worker.metrics import serve_worker_metrics
 
         serve_worker_metrics(settings, broker_url, node_name or "seedworker@" + socket.gethostname())
     app = create_app(settings, broker_url)
-    qs = queues or sorted({settings.queue, settings.effective_tag_queue})
-    # A worker that never runs the tag stage (chain mode, tag queue elsewhere) skips the NER model.
-    tags_here = settings.pipeline == "inline" or settings.effective_tag_queue in qs
     if tags_here:  # fail at start, not in every pool process: a bad taxonomy, a missing NER model
         from worker.pipeline.tag import Tagger
 
         Tagger.check_settings(settings)
 
     def _child_init(**_: Any) -> None:
-        configure_logging(settings)
+        configure_logging(settings, process=process)
         init_runtime(settings, broker_url, load_models=tags_here)
 
     def _child_shutdown(**_: Any) -> None:
@@ -127,7 +130,10 @@ def run_worker(
     worker_process_shutdown.connect(_child_shutdown, weak=False)
     if pool in ("solo", "threads"):
         init_runtime(settings, broker_url, load_models=tags_here)
+    from worker.logs import is_json
+
     argv = [
+        *(["--quiet"] if is_json() else []),  # no plain-text banner among the JSON lines
         "worker",
         f"--hostname={node_name or 'seedworker@' + socket.gethostname()}",
         f"--concurrency={concurrency or settings.worker_concurrency}",
@@ -146,7 +152,7 @@ def run_publisher(settings: Settings) -> None:
     from worker.store.engine import make_engine
     from worker.store.repository import DocumentStore
 
-    configure_logging(settings)
+    configure_logging(settings, process="publisher")
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
     store = DocumentStore(make_engine(settings.effective_database_url), event_source=settings.event_source)
@@ -167,7 +173,7 @@ def run_watcher(settings: Settings, *, watcher_id: str | None = None) -> None:
     from worker.app import create_app
     from worker.watcher import InboxWatcher
 
-    configure_logging(settings)
+    configure_logging(settings, process="watcher")
     broker_url = broker_url_for(settings)
     app = create_app(settings, broker_url)
     watcher = InboxWatcher(
@@ -225,7 +231,7 @@ def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict
 
 
 def run_flower(settings: Settings) -> int:
-    configure_logging(settings)
+    configure_logging(settings, process="flower")
     argv, env = flower_command(settings, broker_url_for(settings))
     proc = subprocess.Popen(argv, env=env)
     stopped = threading.Event()

@@ -154,11 +154,19 @@ class Settings(BaseSettings):
     )
     retention_interval: float = Field(60.0, gt=0, description="Seconds between the publisher's trim and purge rounds.")
     webhooks: list[WebhookEndpoint] = Field(
-        default_factory=list, description='JSON list of {"url", "secret", "types": [...], "timeout", "name"}.'
+        default_factory=list,
+        description='JSON list of {"url", "secret", "types": [...], "timeout", "name", "headers": {...}}.',
     )
     webhook_max_attempts: int = Field(8, ge=1, description="POSTs per event and endpoint before it is recorded failed.")
     webhook_backoff: float = Field(2.0, gt=0, description="Base seconds of the webhook retry backoff (full jitter).")
     webhook_backoff_cap: float = Field(600.0, gt=0, description="Longest wait between two webhook attempts.")
+    webhook_queue: str = Field(
+        "seedworker.webhooks",
+        description="Queue of webhook deliveries; its own worker consumes it, so slow endpoints never hold ingestion.",
+    )
+    webhook_concurrency: int = Field(
+        8, ge=1, le=256, description="Deliveries in flight at once in the webhook worker `seedworker run` starts."
+    )
 
     # -- operations ------------------------------------------------------------------------
     log_format: Literal["auto", "console", "json"] = Field(
@@ -266,6 +274,23 @@ def mask_url(url: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
+
+
+def mask_webhook_url(url: str) -> str:
+    """Scheme, host and port of a webhook URL; its path and query, where tokens live, masked
+    (``https://h/hooks/T0KEN?key=x`` -> ``https://h/****``), and any user or password too."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<unparseable url>"
+    host = parts.hostname or ""
+    if port:
+        host = f"{host}:{port}"
+    if parts.username is not None or parts.password is not None:
+        host = f"****@{host}"
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+    return urlunsplit((parts.scheme, host, "/****" if hidden else parts.path, "", ""))
 
 
 def unknown_env_keys(environ: dict[str, str] | None = None) -> list[str]:

@@ -17,7 +17,7 @@ import datetime as dt
 from typing import Any
 
 from worker.logs import get_logger
-from worker.settings import Settings, mask_url
+from worker.settings import Settings, mask_url, mask_webhook_url
 
 log = get_logger("seedworker.status")
 OUTCOMES = ("stored", "duplicate", "failed")
@@ -81,7 +81,8 @@ def database_status(settings: Settings, *, now: dt.datetime | None = None) -> di
                 )
                 hooks: dict[str, dict[str, int]] = {}
                 for endpoint, status, n in rows:
-                    hooks.setdefault(str(endpoint), {"pending": 0, "delivered": 0, "failed": 0})[str(status)] = int(n)
+                    key = mask_webhook_url(str(endpoint)) if "://" in str(endpoint) else str(endpoint)  # old rows
+                    hooks.setdefault(key, {"pending": 0, "delivered": 0, "failed": 0})[str(status)] = int(n)
                 out["webhooks"] = hooks
             return out
     finally:

@@ -42,12 +42,26 @@ class Child:
         # stops the children in order.
         self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
         self.started_at = time.monotonic()
-        log.info("started", process=self.name, pid=self.proc.pid)
+        log.info("started", child=self.name, pid=self.proc.pid)
 
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
+
+
+def webhook_worker_argv(settings: Settings, cli: list[str]) -> list[str]:
+    """The worker that consumes only the webhook queue, with threads (deliveries wait on the network)."""
+    import socket
+
+    return [
+        *cli,
+        "worker",
+        f"--queues={settings.webhook_queue}",
+        "--pool=threads",
+        f"--concurrency={settings.webhook_concurrency}",
+        f"--node-name=seedworker-webhooks@{socket.gethostname()}",
+    ]
 
 
 @dataclass
@@ -78,6 +92,8 @@ class Supervisor:
             Child("publisher", [*cli, "publish"], env),
             Child("watcher", [*cli, "watch"], env),
         ]
+        if self.settings.webhooks:  # deliveries on their own queue and threads: see worker/events/webhooks.py
+            self.children.append(Child("webhooks", webhook_worker_argv(self.settings, cli), env))
         if self.with_flower:
             from worker.services import flower_command
 
@@ -108,7 +124,7 @@ class Supervisor:
                     quick = time.monotonic() - child.started_at < 10
                     child.restarts = child.restarts + 1 if quick else 1
                     pause = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
-                    log.error("process died, restarting", process=child.name, code=code, pause=pause)
+                    log.error("process died, restarting", child=child.name, code=code, pause=pause)
                     if self.stop_event.wait(pause):
                         return
                     child.start()
@@ -116,7 +132,7 @@ class Supervisor:
     def stop(self) -> None:
         self.stop_event.set()
         # Watcher first (no new work), then workers and publisher.
-        for name in ("watcher", "flower", "worker", "publisher"):
+        for name in ("watcher", "flower", "worker", "webhooks", "publisher"):
             for child in self.children:
                 if child.name == name:
                     child.signal(signal.SIGTERM)
@@ -127,7 +143,7 @@ class Supervisor:
             try:
                 child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("did not stop in time, killing", process=child.name)
+                log.warning("did not stop in time, killing", child=child.name)
                 child.signal(signal.SIGKILL)
                 child.proc.wait()
         if self.owns_redis is not None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.integration.test_webhooks import SECRET, Receiver
+from tests.integration.test_webhooks import SECRET, Receiver, start_webhook_worker
 from tests.stack import Stack
 from worker.broker import EmbeddedRedis
 from worker.consumer import CloudEvent, consume
@@ -198,6 +198,7 @@ def test_webhook_endpoint_down_then_back_receives_every_event(
         "SEEDWORKER_WEBHOOK_MAX_ATTEMPTS": "30",
     }
     stack = _start(Stack(tmp_path, broker_url, database_url, env))
+    start_webhook_worker(stack)
     try:
         inputs = _articles(8, seed=4)
         for name, data in inputs:

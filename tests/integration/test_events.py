@@ -267,4 +267,6 @@ def test_emitted_events_validate_against_the_shipped_schemas(database_url: str, 
     for event in events:
         schema = schemas[event["type"].removeprefix("org.seedworker.")]
         jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(event)
-        assert event["dataschema"] == schema["$id"]
+        data_schema = schemas[event["type"].removeprefix("org.seedworker.") + ".data"]
+        assert event["dataschema"] == data_schema["$id"]
+        jsonschema.Draft202012Validator(data_schema, format_checker=jsonschema.FormatChecker()).validate(event["data"])

@@ -46,6 +46,7 @@ class Receiver:
     """An HTTP server that records every POST; ``fail`` decides the answer per request."""
 
     fail: Callable[[str, int], bool] = lambda path, n: False
+    delay: float = 0.0  # seconds before each answer (a slow receiver)
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -60,6 +61,7 @@ class Receiver:
                     n = sum(1 for r in receiver.requests if r.path == self.path)
                     status = 503 if receiver.fail(self.path, n) else 204
                     receiver.requests.append(Received(self.path, dict(self.headers), body, status))
+                time.sleep(receiver.delay)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -100,6 +102,18 @@ def _endpoint(receiver: Receiver, name: str, **kw: Any) -> dict[str, Any]:
     return {"url": receiver.url(f"/{name}"), "secret": SECRET, "name": name, **kw}
 
 
+def start_webhook_worker(stack: Stack, concurrency: int = 4) -> None:
+    """The worker of the webhook queue, as `seedworker run` starts it (worker/supervisor.py)."""
+    stack.start(
+        "webhooks",
+        "worker",
+        "--queues=seedworker.webhooks",
+        "--pool=threads",
+        f"--concurrency={concurrency}",
+        f"--node-name=webhooks@{stack.root.name}",
+    )
+
+
 def _stack(tmp_path: Path, broker_url: str, database_url: str, endpoints: list[dict[str, Any]], **env: str) -> Stack:
     stack = Stack(
         tmp_path,
@@ -114,6 +128,7 @@ def _stack(tmp_path: Path, broker_url: str, database_url: str, endpoints: list[d
         },
     )
     stack.start("worker", "worker", "--concurrency=2", f"--node-name=wh@{tmp_path.name}")
+    start_webhook_worker(stack)
     stack.start("publisher", "publish")
     stack.wait_for_worker()
     return stack
@@ -257,9 +272,116 @@ def test_endpoint_settings_are_validated_and_masked(monkeypatch: pytest.MonkeyPa
         load_settings(_env_file=None)
 
 
-def test_a_failed_delivery_counts_in_the_metrics() -> None:
-    from prometheus_client import REGISTRY
+# -- names, masking and the task's arguments --------------------------------------------------------
+TOKEN_URL = "https://hooks.example.com/services/T0KEN-IN-PATH?token=T0KEN-IN-QUERY"
 
-    before = REGISTRY.get_sample_value("seedworker_webhook_failures_total", {"endpoint": "metric-test"}) or 0.0
-    webhooks._count_failure("metric-test")
-    assert REGISTRY.get_sample_value("seedworker_webhook_failures_total", {"endpoint": "metric-test"}) == before + 1
+
+def test_an_unnamed_endpoint_is_known_by_host_and_hash_never_by_its_url() -> None:
+    from worker.events.endpoints import WebhookEndpoint
+
+    endpoint = WebhookEndpoint.model_validate({"url": TOKEN_URL, "secret": "x"})
+    other = WebhookEndpoint.model_validate({"url": TOKEN_URL.replace("QUERY", "OTHER"), "secret": "x"})
+    assert endpoint.key.startswith("hooks.example.com-") and "T0KEN" not in endpoint.key
+    assert endpoint.key != other.key  # two URLs on one host stay two endpoints
+    named = WebhookEndpoint.model_validate({"url": TOKEN_URL, "secret": "x", "name": "search"})
+    assert named.key == "search"
+    with pytest.raises(ValueError, match="not a URL"):
+        WebhookEndpoint.model_validate({"url": TOKEN_URL, "secret": "x", "name": TOKEN_URL})
+
+
+def test_webhook_urls_and_headers_are_masked_in_config() -> None:
+    from worker.settings import Settings, mask_webhook_url
+
+    assert mask_webhook_url(TOKEN_URL) == "https://hooks.example.com/****"
+    assert mask_webhook_url("http://u:pw@127.0.0.1:8080/") == "http://****@127.0.0.1:8080/"
+    assert mask_webhook_url("https://h.example") == "https://h.example"
+    endpoint = {"url": TOKEN_URL, "secret": "x", "headers": {"Authorization": "Bearer T0KEN-IN-HEADER"}}
+    settings = Settings(_env_file=None, webhooks=[endpoint])  # type: ignore[call-arg]
+    shown = json.dumps(settings.masked())
+    assert "T0KEN" not in shown and "hooks.example.com" in shown
+    assert settings.masked()["webhooks"][0]["headers"] == {"Authorization": "********"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("headers", {"webhook-signature": "v1,x"}, "set by seedworker"),
+        ("headers", {"Content-Type": "text/plain"}, "set by seedworker"),
+        ("headers", {"bad header": "x"}, "not a valid HTTP header name"),
+        ("secret", "whsec_not base64!", "base64"),
+        ("secret", "", "empty"),
+    ],
+)
+def test_endpoint_settings_refuse_what_would_break_signing(field: str, value: Any, message: str) -> None:
+    from worker.events.endpoints import WebhookEndpoint
+
+    with pytest.raises(ValueError, match=message):
+        WebhookEndpoint.model_validate({"url": "http://127.0.0.1:1/h", "secret": "x", field: value})
+
+
+def test_a_delivery_task_carries_the_endpoint_name_not_its_url(tmp_path: Path, broker_url: str) -> None:
+    """Flower shows task arguments: the task on the webhook queue names the endpoint."""
+    from worker.broker import connect
+    from worker.events.publisher import OutboxEntry
+    from worker.events.webhooks import WebhookDispatcher
+    from worker.settings import Settings
+
+    database_url = f"sqlite:///{tmp_path / 'seedworker.db'}"
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, data_dir=tmp_path, database_url=database_url, webhooks=[{"url": TOKEN_URL, "secret": "x"}]
+    )
+    from worker.store.migrations import upgrade
+
+    upgrade(database_url)
+    store = _store(database_url)
+    dispatcher = WebhookDispatcher.from_settings(settings, store, broker_url)
+    entry = OutboxEntry(
+        1, "ev-1", "org.seedworker.document.stored", "doc_1", '{"type": "org.seedworker.document.stored"}'
+    )
+    assert dispatcher.dispatch([entry]) == 1
+    client = connect(broker_url)
+    [raw] = client.lrange("seedworker.webhooks", 0, -1)
+    assert client.llen(settings.queue) == 0  # not on the ingestion queue
+    assert b"T0KEN" not in raw and b"hooks.example.com" not in raw.replace(b"hooks.example.com-", b"")
+    message = json.loads(raw)
+    import base64
+
+    _args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+    assert kwargs["endpoint"] == settings.webhooks[0].key
+    client.close()
+    dispatcher.app.close()
+    store.engine.dispose()
+
+
+# -- a slow receiver does not hold ingestion ----------------------------------------------------------
+def test_a_slow_endpoint_does_not_delay_ingestion(tmp_path: Path, broker_url: str) -> None:
+    """Each answer takes 20 s; files dropped one after the other are still stored in seconds
+    (deliveries have their own queue and threads; on the ingestion pool two slow deliveries
+    held both processes and the next file waited ~20 s)."""
+    slow = 20.0
+    receiver = Receiver(delay=slow).start()
+    database_url = f"sqlite:///{tmp_path / 'seedworker.db'}"
+    endpoint = {**_endpoint(receiver, "slow"), "timeout": 60}
+    stack = Stack(
+        tmp_path,
+        broker_url,
+        database_url,
+        extra_env={
+            "SEEDWORKER_WEBHOOKS": json.dumps([endpoint]),
+            "SEEDWORKER_NER_MODEL": "",
+        },
+    )
+    try:
+        stack.start_all(concurrency=2)
+        start_webhook_worker(stack)
+        latencies = []
+        for n in range(5):
+            started = time.monotonic()
+            stack.drop(f"story-{n}.txt", f"Story {n}\n\nThe council of town {n} met about bridge {n}.\n".encode())
+            stack.wait_for_events(n + 1, timeout=90, type="org.seedworker.document.stored")
+            latencies.append(time.monotonic() - started)
+        stack.wait_for(lambda: len(receiver.all("/slow")) >= 2, timeout=60, what="slow deliveries under way")
+        assert max(latencies) < slow / 2, f"ingestion waited on the slow endpoint: {latencies}"
+    finally:
+        stack.stop()
+        receiver.stop()

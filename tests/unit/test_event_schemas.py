@@ -18,6 +18,7 @@ from worker.events.cloudevents import (
     DocumentDuplicateData,
     DocumentRetaggedData,
     TagData,
+    dataschema_uri,
     make_event,
 )
 
@@ -42,7 +43,19 @@ def test_every_schema_carries_the_current_version_and_is_valid_json_schema() -> 
     for name, schema in contract.load_shipped().items():
         jsonschema.Draft202012Validator.check_schema(schema)
         assert schema[contract.VERSION_KEY] == SCHEMA_VERSION
-        assert schema["properties"]["type"]["const"] == "org.seedworker." + name
+        if name.endswith(contract.DATA_SUFFIX):
+            assert "specversion" not in schema["properties"]
+        else:
+            assert schema["properties"]["type"]["const"] == "org.seedworker." + name
+
+
+def test_every_event_type_ships_a_data_schema_named_by_its_dataschema() -> None:
+    """CloudEvents: dataschema names the schema that ``data`` adheres to, not the envelope's."""
+    by_uri = contract.by_uri(contract.load_shipped())
+    for name in DATA_MODELS:
+        schema = by_uri[dataschema_uri(name)]
+        assert schema["required"] == contract.load_shipped()[name]["properties"]["data"]["required"]
+        assert dataschema_uri(name) != contract.load_shipped()[name]["$id"]
 
 
 # -- the checker itself, on variants of a real model ---------------------------------------------
@@ -111,7 +124,7 @@ def test_a_removed_event_type_is_breaking() -> None:
 
 
 def test_write_refuses_a_breaking_change_and_writes_compatible_ones(tmp_path: Path) -> None:
-    assert {p.name for p in contract.write(tmp_path)} == {f"{n}.json" for n in DATA_MODELS}
+    assert {p.name for p in contract.write(tmp_path)} == {f"{n}{s}.json" for n in DATA_MODELS for s in ("", ".data")}
     assert contract.write(tmp_path) == []  # idempotent
     path = tmp_path / "document.duplicate.json"
     schema = contract.load_shipped(tmp_path)["document.duplicate"]
@@ -124,9 +137,13 @@ def test_write_refuses_a_breaking_change_and_writes_compatible_ones(tmp_path: Pa
 
 # -- events as emitted validate against the shipped schemas -----------------------------------------
 def _validate(event: dict[str, Any]) -> None:
+    """The whole event against the envelope schema, ``data`` against the schema its dataschema names."""
     name = event["type"].removeprefix("org.seedworker.")
-    schema = contract.load_shipped()[name]
-    jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(event)
+    shipped = contract.load_shipped()
+    checker = jsonschema.FormatChecker()
+    jsonschema.Draft202012Validator(shipped[name], format_checker=checker).validate(event)
+    data_schema = contract.by_uri(shipped)[event["dataschema"]]
+    jsonschema.Draft202012Validator(data_schema, format_checker=checker).validate(event["data"])
 
 
 def test_events_without_a_store_path_yet_validate() -> None:
@@ -150,7 +167,7 @@ def test_events_without_a_store_path_yet_validate() -> None:
     for event in events:
         payload = event.model_dump(mode="json")
         _validate(payload)
-        assert payload["dataschema"] == f"urn:seedworker:schema:events:v{SCHEMA_VERSION}:{payload['type'][15:]}"
+        assert payload["dataschema"] == f"urn:seedworker:schema:events:v{SCHEMA_VERSION}:{payload['type'][15:]}.data"
 
 
 def test_a_wrong_event_fails_validation() -> None:

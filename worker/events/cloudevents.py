@@ -104,7 +104,7 @@ class CloudEvent(_Data):
     subject: str
     time: dt.datetime
     datacontenttype: Literal["application/json"] = "application/json"
-    dataschema: str | None = None  # versioned schema URI, see dataschema_uri()
+    dataschema: str | None = None  # URI of the schema ``data`` adheres to, see dataschema_uri()
     data: dict[str, object]
 
 
@@ -118,9 +118,15 @@ DATA_MODELS: dict[str, type[_Data]] = {
 }
 
 
-def dataschema_uri(name: str, version: int = SCHEMA_VERSION) -> str:
-    """The CloudEvents ``dataschema`` of an event type: names the schema file and its major version."""
+def envelope_schema_uri(name: str, version: int = SCHEMA_VERSION) -> str:
+    """``$id`` of the schema of a whole event (envelope and data) of one type."""
     return f"urn:seedworker:schema:events:v{version}:{name}"
+
+
+def dataschema_uri(name: str, version: int = SCHEMA_VERSION) -> str:
+    """The CloudEvents ``dataschema`` of an event type: the schema that ``data`` adheres to (as
+    CloudEvents defines the attribute), with the major version; the ``$id`` of ``<type>.data.json``."""
+    return f"{envelope_schema_uri(name, version)}.data"
 
 
 def event_id(key: str, name: str) -> str:

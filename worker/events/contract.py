@@ -1,7 +1,9 @@
-"""The published shape of every event: one JSON Schema per type, generated from the models.
+"""The published shape of every event: JSON Schemas per type, generated from the models.
 
-The schemas ship in the package (``worker/events/schemas/<type>.json``) and are what
-consumers in any language validate against.  ``breaking_changes`` compares a shipped schema
+The schemas ship in the package and are what consumers in any language validate against:
+``worker/events/schemas/<type>.data.json`` is the schema of ``data``, the one an event's
+``dataschema`` attribute names (CloudEvents: "the schema that data adheres to");
+``<type>.json`` is the schema of the whole event, envelope and data.  ``breaking_changes`` compares a shipped schema
 with the one the models produce today, from a consumer's point of view: old events (replayed
 from the outbox) must still validate under the new schema and new events under the old one,
 so removing, renaming or retyping a field, or changing whether it is required, is breaking;
@@ -20,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from worker.errors import ConfigError
-from worker.events.cloudevents import DATA_MODELS, SCHEMA_VERSION, TYPE_PREFIX, dataschema_uri
+from worker.events.cloudevents import DATA_MODELS, SCHEMA_VERSION, TYPE_PREFIX, dataschema_uri, envelope_schema_uri
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 VERSION_KEY = "x-seedworker-schema-version"
@@ -28,6 +30,8 @@ VERSION_KEY = "x-seedworker-schema-version"
 _ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment", "$id", "$schema", VERSION_KEY})
 
 Schema = dict[str, Any]
+#: Key (and file name stem) of the data schema of an event type: ``document.stored.data``.
+DATA_SUFFIX = ".data"
 
 
 def schema_dir() -> Path:
@@ -42,7 +46,7 @@ def event_schema(name: str, data_model: type[BaseModel] | None = None, version: 
     data = _open(data)
     envelope: Schema = {
         "$schema": SCHEMA_DIALECT,
-        "$id": dataschema_uri(name, version),
+        "$id": envelope_schema_uri(name, version),
         "title": TYPE_PREFIX + name,
         "description": f"A CloudEvents 1.0 event (structured JSON) of type {TYPE_PREFIX + name}. "
         "Consumers must ignore attributes and data fields they do not know.",
@@ -57,13 +61,35 @@ def event_schema(name: str, data_model: type[BaseModel] | None = None, version: 
             "subject": {"type": "string", "minLength": 1, "description": "The document (or failure) id."},
             "time": {"type": "string", "format": "date-time"},
             "datacontenttype": {"const": "application/json"},
-            "dataschema": {"type": "string", "description": "urn:seedworker:schema:events:v<N>:<type>"},
+            "dataschema": {
+                "type": "string",
+                "description": "The schema data adheres to: urn:seedworker:schema:events:v<N>:<type>.data",
+            },
             "data": data,
         },
     }
     if defs:
         envelope["$defs"] = {k: _open(v) for k, v in defs.items()}
     return envelope
+
+
+def data_schema(name: str, data_model: type[BaseModel] | None = None, version: int = SCHEMA_VERSION) -> Schema:
+    """The schema of ``data`` alone, with ``$id`` = the ``dataschema`` of the event type."""
+    model = data_model or DATA_MODELS[name]
+    body = model.model_json_schema(mode="validation")
+    defs = body.pop("$defs", None)
+    schema: Schema = {
+        "$schema": SCHEMA_DIALECT,
+        "$id": dataschema_uri(name, version),
+        "title": f"data of {TYPE_PREFIX + name}",
+        "description": f"The data of a CloudEvent of type {TYPE_PREFIX + name}, named by its dataschema. "
+        "Consumers must ignore fields they do not know.",
+        VERSION_KEY: version,
+        **{k: v for k, v in _open(body).items() if k not in ("title", "description")},
+    }
+    if defs:
+        schema["$defs"] = {k: _open(v) for k, v in defs.items()}
+    return schema
 
 
 def _open(schema: Any) -> Any:
@@ -76,7 +102,17 @@ def _open(schema: Any) -> Any:
 
 
 def generate() -> dict[str, Schema]:
-    return {name: event_schema(name) for name in sorted(DATA_MODELS)}
+    """Every shipped schema by key: ``<type>`` (the whole event) and ``<type>.data`` (its data)."""
+    out: dict[str, Schema] = {}
+    for name in sorted(DATA_MODELS):
+        out[name] = event_schema(name)
+        out[name + DATA_SUFFIX] = data_schema(name)
+    return out
+
+
+def by_uri(schemas: dict[str, Schema]) -> dict[str, Schema]:
+    """The same schemas keyed by ``$id``: what a ``dataschema`` attribute is looked up by."""
+    return {str(s["$id"]): s for s in schemas.values()}
 
 
 def render(schema: Schema) -> str:

@@ -4,29 +4,35 @@ Enqueue is at-least-once and idempotent.  The publisher calls ``WebhookDispatche
 after a batch reached the stream and before it marks the batch published: first one
 ``webhook_deliveries`` row per (event, endpoint) is written (insert-if-absent), then one
 ``seedworker.webhook.deliver`` task is sent per row still pending, with a task id derived
-from (event id, endpoint).  A crash anywhere repeats the step with the same rows and ids;
-a delivery already recorded as delivered or failed is not sent again.
+from (event id, endpoint), to the webhook queue (``WEBHOOK_QUEUE``).  That queue has its own
+worker (a thread pool, ``seedworker run`` starts it), so an endpoint that answers slowly
+holds webhook threads, never the ingestion pool.  A crash anywhere repeats the step with the
+same rows and ids; a delivery already recorded as delivered or failed is not sent again.  The
+task carries the endpoint's name, never its URL (Flower shows task arguments).
 
-Each POST carries the CloudEvent JSON (``application/cloudevents+json``), the event id and
-``X-Seedworker-Signature: sha256=<hex>``, an HMAC-SHA256 with the endpoint's secret over
-``<timestamp>.<body>`` where the timestamp is ``X-Seedworker-Timestamp`` (Unix seconds), so
-a receiver can reject replays of old requests.  Non-2xx answers and network errors are
-retried with exponential backoff and full jitter, ``webhook_max_attempts`` POSTs in all;
-then the delivery is recorded as failed (``seedworker status`` shows the counts).
+Each POST carries the CloudEvent JSON (``application/cloudevents+json``), signed as the
+Standard Webhooks specification says (https://www.standardwebhooks.com/): ``webhook-id`` (the
+event id), ``webhook-timestamp`` (Unix seconds) and ``webhook-signature: v1,<base64 of
+HMAC-SHA256(key, "<id>.<timestamp>.<body>")>``, so receivers verify with the official
+libraries.  The key is the base64 after ``whsec_`` in the secret, or a legacy secret's UTF-8
+bytes.  The older ``X-Seedworker-Signature: sha256=<hex HMAC over "<timestamp>.<body>">`` is
+still sent (deprecated).  Non-2xx answers and network errors are retried with exponential
+backoff and full jitter, ``webhook_max_attempts`` POSTs in all; then the delivery is recorded
+as failed (``seedworker status`` and ``seedworker_webhook_failures_total`` show the counts).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import importlib
 import json
 import random
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 from sqlalchemy import func, select, update
@@ -52,17 +58,29 @@ EVENT_ID_HEADER = "X-Seedworker-Event-Id"
 EVENT_TYPE_HEADER = "X-Seedworker-Event-Type"
 TIMESTAMP_HEADER = "X-Seedworker-Timestamp"
 SIGNATURE_HEADER = "X-Seedworker-Signature"
+#: Standard Webhooks headers.
+WEBHOOK_ID_HEADER = "webhook-id"
+WEBHOOK_TIMESTAMP_HEADER = "webhook-timestamp"
+WEBHOOK_SIGNATURE_HEADER = "webhook-signature"
 _TASK_NAMESPACE = uuid.UUID("0b7e4f52-3c1d-5e8a-9f60-7a2d4c9e1b35")
 
 
 # -- signatures ------------------------------------------------------------------------------------
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+def sign_standard(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
+    """Standard Webhooks ``webhook-signature`` value: ``v1,<base64 HMAC-SHA256 of id.timestamp.body>``."""
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256)
+    return "v1," + base64.b64encode(mac.digest()).decode()
+
+
+def sign(secret: str | bytes, timestamp: str, body: bytes) -> str:
+    """The legacy ``X-Seedworker-Signature`` (deprecated): ``sha256=<hex HMAC of timestamp.body>``."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    mac = hmac.new(key, timestamp.encode() + b"." + body, hashlib.sha256)
     return "sha256=" + mac.hexdigest()
 
 
-def verify(secret: str, timestamp: str, body: bytes, signature: str, *, tolerance: float = 300.0) -> bool:
-    """What a receiver does: constant-time compare, and refuse timestamps too far from now."""
+def verify(secret: str | bytes, timestamp: str, body: bytes, signature: str, *, tolerance: float = 300.0) -> bool:
+    """What a receiver of the legacy header does: constant-time compare, refuse timestamps too far from now."""
     try:
         age = abs(time.time() - int(timestamp))
     except ValueError:
@@ -87,7 +105,7 @@ class WebhookDispatcher:
         from worker.app import create_app
 
         app = create_app(settings, broker_url)
-        return cls(store=store, endpoints=list(settings.webhooks), app=app, queue=settings.queue)
+        return cls(store=store, endpoints=list(settings.webhooks), app=app, queue=settings.webhook_queue)
 
     def dispatch(self, entries: Sequence[OutboxEntry]) -> int:
         """Record and enqueue one delivery per (event, interested endpoint); returns tasks sent."""
@@ -154,7 +172,8 @@ def deliver(
 ) -> DeliveryResult:
     """One POST attempt; records the outcome and says whether (and when) to try again."""
     event_type = str(json.loads(payload).get("type", ""))
-    endpoint = next((ep for ep in settings.webhooks if ep.key == endpoint_key), None)
+    endpoint = find_endpoint(settings.webhooks, endpoint_key)
+    shown = display_name(endpoint_key)
     with store.session() as s:
         _insert_pending(s, event_id, endpoint_key, event_type)
         row = s.get(WebhookDelivery, (event_id, endpoint_key))
@@ -165,39 +184,61 @@ def deliver(
     if endpoint is None:
         gone = "endpoint no longer configured"
         _record(store, event_id, endpoint_key, "failed", attempt, gone)
-        _count_failure(endpoint_key)
+        log.warning("webhook delivery failed for good", endpoint=shown, event_id=event_id, error=gone)
         return DeliveryResult("failed", attempt, error=gone)
     error = post(endpoint, event_id, event_type, payload.encode())
     if error is None:
         _record(store, event_id, endpoint_key, "delivered", attempt, None)
-        log.info("webhook delivered", endpoint=endpoint_key, event_id=event_id, attempts=attempt)
+        log.info("webhook delivered", endpoint=shown, event_id=event_id, attempts=attempt)
         return DeliveryResult("delivered", attempt)
     if attempt >= settings.webhook_max_attempts:
         _record(store, event_id, endpoint_key, "failed", attempt, error)
-        _count_failure(endpoint_key)
-        log.warning("webhook delivery failed for good", endpoint=endpoint_key, event_id=event_id, error=error)
+        log.warning("webhook delivery failed for good", endpoint=shown, event_id=event_id, error=error)
         return DeliveryResult("failed", attempt, error=error)
     _record(store, event_id, endpoint_key, "pending", attempt, error)
     delay = backoff(attempt, settings.webhook_backoff, settings.webhook_backoff_cap)
-    log.info("webhook retry", endpoint=endpoint_key, event_id=event_id, attempt=attempt, retry_in=round(delay, 2))
+    log.info("webhook retry", endpoint=shown, event_id=event_id, attempt=attempt, retry_in=round(delay, 2))
     return DeliveryResult("retry", attempt, retry_in=delay, error=error)
 
 
-def post(endpoint: WebhookEndpoint, event_id: str, event_type: str, body: bytes) -> str | None:
-    """POST once; None on a 2xx answer, else what went wrong."""
+def find_endpoint(endpoints: Sequence[WebhookEndpoint], key: str) -> WebhookEndpoint | None:
+    """The endpoint a delivery row or task names (by name; rows from before 2026-12 by URL)."""
+    return next((ep for ep in endpoints if key in (ep.key, str(ep.url))), None)
+
+
+def display_name(key: str) -> str:
+    """An endpoint key as logs and metrics may show it (old rows were keyed by the full URL)."""
+    from worker.settings import mask_webhook_url
+
+    return mask_webhook_url(key) if "://" in key else key
+
+
+def headers_for(endpoint: WebhookEndpoint, event_id: str, event_type: str, body: bytes) -> dict[str, str]:
     timestamp = str(int(time.time()))
-    headers = {
+    key = endpoint.signing_key
+    return {
+        **{name: value.get_secret_value() for name, value in endpoint.headers.items()},
         "Content-Type": CONTENT_TYPE,
+        WEBHOOK_ID_HEADER: event_id,
+        WEBHOOK_TIMESTAMP_HEADER: timestamp,
+        WEBHOOK_SIGNATURE_HEADER: sign_standard(key, event_id, timestamp, body),
         EVENT_ID_HEADER: event_id,
         EVENT_TYPE_HEADER: event_type,
         TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: sign(endpoint.secret.get_secret_value(), timestamp, body),
+        SIGNATURE_HEADER: sign(key, timestamp, body),
         "User-Agent": "seedworker-webhooks/1",
     }
+
+
+def post(endpoint: WebhookEndpoint, event_id: str, event_type: str, body: bytes) -> str | None:
+    """POST once; None on a 2xx answer, else what went wrong (without the URL)."""
+    url = str(endpoint.url)
     try:
-        response = httpx.post(str(endpoint.url), content=body, headers=headers, timeout=endpoint.timeout)
+        response = httpx.post(
+            url, content=body, headers=headers_for(endpoint, event_id, event_type, body), timeout=endpoint.timeout
+        )
     except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}"[:1000]
+        return f"{type(exc).__name__}: {exc}".replace(url, endpoint.key)[:1000]
     if 200 <= response.status_code < 300:
         return None
     return f"HTTP {response.status_code}: {response.text[:200]}"
@@ -214,19 +255,6 @@ def _record(store: DocumentStore, event_id: str, endpoint: str, status: str, att
             )
             .values(status=status, attempts=attempts, last_error=error, updated_at=utcnow())
         )
-
-
-def _count_failure(endpoint: str) -> None:
-    """``seedworker_webhook_failures_total{endpoint}`` when the metrics module is there."""
-    try:
-        metrics: Any = importlib.import_module("worker.metrics")
-        record = getattr(metrics, "record_webhook_failure", None)
-        if record is not None:
-            record(endpoint)
-    except ImportError:
-        return
-    except Exception:  # metrics never break delivery
-        log.exception("could not count a webhook failure")
 
 
 # -- for `seedworker status` --------------------------------------------------------------------------
