@@ -44,13 +44,14 @@ QUIET_LOGGERS = ("httpx", "httpcore")
 
 _state: dict[str, Any] = {"json": False, "process": "seedworker"}
 _QUERY = re.compile(r"(https?://[^\s\"'?#]+)\?[^\s\"'#]*")
+_PASSWORD = re.compile(r"([A-Za-z][\w+.-]*://[^\s:/@]*):[^\s/@]+@")  # a URL's password inside text
 
 
 def _mask_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Passwords in URLs, and query strings of http(s) URLs (tokens live there), never reach a line."""
     for key, value in event_dict.items():
         if isinstance(value, str) and "://" in value:
-            masked = mask_url(value) if "@" in value else value
+            masked = _PASSWORD.sub(r"\1:****@", mask_url(value)) if "@" in value else value
             event_dict[key] = _QUERY.sub(r"\1?****", masked) if "?" in masked else masked
     return event_dict
 
