@@ -142,7 +142,7 @@ def test_compose_has_every_part(compose: dict[str, Any]) -> None:
 
 def test_compose_services_run_real_commands_with_valid_settings(compose: dict[str, Any]) -> None:
     services = dict(_seedworker_services(compose))
-    assert set(services) == {"migrate", "worker", "watcher", "publisher", "flower"}
+    assert set(services) == {"migrate", "worker", "webhooks", "watcher", "publisher", "flower"}
     redis_cmd = compose["services"]["redis"]["command"]
     redis_password = redis_cmd[redis_cmd.index("--requirepass") + 1]
     pg_env = compose["services"]["postgres"]["environment"]
