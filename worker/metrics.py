@@ -165,6 +165,33 @@ class BuildInfoCollector(Collector):
         yield info
 
 
+class PoolCollector(Collector):
+    """Number and resident memory of the worker's pool children, read from ``/proc`` at scrape
+    time: ``process_*`` describes only the process that serves ``/metrics``, and the children
+    are where documents are processed (and where memory grows)."""
+
+    def collect(self) -> Iterator[Metric]:
+        proc = Path("/proc")
+        if not proc.is_dir():
+            return
+        me, page = os.getpid(), os.sysconf("SC_PAGE_SIZE")
+        count = rss = 0
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # exited meanwhile
+            if int(fields[1]) == me:  # ppid
+                count += 1
+                rss += int(fields[21]) * page  # rss, in pages
+        yield GaugeMetricFamily("seedworker_pool_processes", "Pool child processes of this worker.", value=count)
+        yield GaugeMetricFamily(
+            "seedworker_pool_resident_memory_bytes", "Resident memory of this worker's pool children.", value=rss
+        )
+
+
 # -- scrape-time values ------------------------------------------------------------------------------
 class SystemCollector(Collector):
     """Queue depth, unacked messages, stream length (Redis) and outbox lag (database)."""
@@ -336,6 +363,7 @@ def serve_worker_metrics(settings: Settings, broker_url: str, node_name: str) ->
     multiprocess.MultiProcessCollector(registry, path=str(path))  # type: ignore[no-untyped-call]
     registry.register(SystemCollector(settings, broker_url))
     registry.register(BuildInfoCollector())
+    registry.register(PoolCollector())
     # The serving process's own process_* and python_* (multiprocess mode has none of them).
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)

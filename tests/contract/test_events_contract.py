@@ -237,6 +237,10 @@ def test_metrics_parse_and_carry_process_build_and_zeroed_series(stack: Stack) -
         "seedworker_webhook_failures",
     ):
         assert name in families, f"{name} missing from /metrics"
+    [pool] = families["seedworker_pool_processes"].samples
+    assert pool.value == 2  # --concurrency=2
+    [pool_rss] = families["seedworker_pool_resident_memory_bytes"].samples
+    assert pool_rss.value > 10_000_000
     [build] = families["seedworker_build_info"].samples
     assert build.value == 1 and re.fullmatch(r"\d+\.\d+\.\d+.*", build.labels["version"])
     failures = {s.labels["endpoint"]: s.value for s in families["seedworker_webhook_failures"].samples}
