@@ -385,3 +385,20 @@ def test_a_slow_endpoint_does_not_delay_ingestion(tmp_path: Path, broker_url: st
     finally:
         stack.stop()
         receiver.stop()
+
+
+def test_status_masks_deliveries_recorded_under_a_url(tmp_path: Path) -> None:
+    """Rows written before endpoints had derived names are keyed by URL: shown masked."""
+    from worker.settings import Settings
+    from worker.status import database_status
+    from worker.store.migrations import upgrade
+
+    database_url = f"sqlite:///{tmp_path / 'seedworker.db'}"
+    upgrade(database_url)
+    store = _store(database_url)
+    with store.session() as s:
+        s.add(WebhookDelivery(event_id="e1", endpoint=TOKEN_URL, event_type="t", status="failed", attempts=8))
+    store.engine.dispose()
+    settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path)  # type: ignore[call-arg]
+    hooks = database_status(settings)["webhooks"]
+    assert hooks == {"https://hooks.example.com/****": {"pending": 0, "delivered": 0, "failed": 1}}
