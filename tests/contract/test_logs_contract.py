@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -69,7 +68,8 @@ def test_every_line_of_a_full_run_is_a_json_object(
         stack.wait_for(lambda: len(stack.events()) == 3, 120, "three outcomes")
         stack.wait_for(lambda: len(receiver.at("/hook")) >= 3, 60, "three webhook deliveries")
         stack.wait_for(lambda: _flower_up(f"http://127.0.0.1:{flower_port}/api/workers", auth), 60, "Flower")
-        time.sleep(1.0)  # the last lines of the webhook worker and the publisher
+        log = stack.logs["run"]
+        stack.wait_for(lambda: log.read_text().count('"webhook delivered"') >= 3, 60, "deliveries logged")
     finally:
         stack.stop()
     assert stack.procs["run"].returncode == 0, stack.tail("run")
