@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from worker import datamode
 from worker.broker import connect, resolve_broker_url
 from worker.logs import configure_logging, get_logger
 from worker.settings import Settings
@@ -101,6 +102,7 @@ def run_worker(
     from worker.runtime import get_runtime, init_runtime
 
     configure_logging(settings)
+    datamode.apply(settings)
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
     if settings.metrics_port:  # before the pool forks: see worker/metrics.py
@@ -147,6 +149,7 @@ def run_publisher(settings: Settings) -> None:
     from worker.store.repository import DocumentStore
 
     configure_logging(settings)
+    datamode.apply(settings)
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
     store = DocumentStore(make_engine(settings.effective_database_url), event_source=settings.event_source)
@@ -168,6 +171,7 @@ def run_watcher(settings: Settings, *, watcher_id: str | None = None) -> None:
     from worker.watcher import InboxWatcher
 
     configure_logging(settings)
+    datamode.apply(settings)
     broker_url = broker_url_for(settings)
     app = create_app(settings, broker_url)
     watcher = InboxWatcher(
@@ -226,6 +230,7 @@ def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict
 
 def run_flower(settings: Settings) -> int:
     configure_logging(settings)
+    datamode.apply(settings)
     argv, env = flower_command(settings, broker_url_for(settings))
     proc = subprocess.Popen(argv, env=env)
     stopped = threading.Event()

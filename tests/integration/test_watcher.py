@@ -284,7 +284,7 @@ def test_killed_while_failing_a_file_leaves_report_and_file_recoverable(
     def killed(*_: object) -> None:
         raise _Killed
 
-    monkeypatch.setattr("worker.watcher.shutil.move", killed)
+    monkeypatch.setattr("worker.inbox.fs.move_at", killed)
     with pytest.raises(_Killed):
         w._finish(reply)  # dies after the report was written, before the file moved
     monkeypatch.undo()
@@ -320,7 +320,7 @@ def test_a_file_that_cannot_be_moved_stays_claimed(
     def disk_full(*_: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("worker.watcher.shutil.move", disk_full)
+    monkeypatch.setattr("worker.inbox.fs.move_at", disk_full)
     w._finish(reply)
     monkeypatch.undo()
     assert w.in_flight == 1  # kept, to be re-sent and moved later
