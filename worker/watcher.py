@@ -33,8 +33,11 @@ import redis
 from celery import Celery
 from pydantic import ValidationError
 from watchdog.events import (
+    DirCreatedEvent,
     DirMovedEvent,
     FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -71,6 +74,12 @@ NAME_MAX = fs.NAME_MAX
 #: second before it was even seen (docs/benchmarks.md: p50 latency 636 ms -> 174 ms).  The
 #: kernel queues both halves of a rename together, so a short wait still pairs real moves.
 MOVE_PAIRING_SECONDS = 0.02
+
+#: The events the watcher acts on.  watchdog's default mask adds IN_OPEN and IN_CLOSE_NOWRITE,
+#: two events for every folder any process lists (each scan of the inbox, and watchdog's own
+#: walk when it rebuilds its watches after an overflow): with 5,000 sub-folders a scan alone
+#: queued 10,000 events, and the rebuild overflowed the queue again (issue 19 §8).
+EVENT_FILTER = [FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent]
 
 
 def _shorten_move_pairing() -> None:
@@ -272,7 +281,7 @@ class InboxWatcher:
 
     def _start_observer(self) -> None:
         observer = self._make_observer()
-        observer.schedule(_Events(self), str(self.inbox), recursive=True)
+        observer.schedule(_Events(self), str(self.inbox), recursive=True, event_filter=EVENT_FILTER)
         on_overflow(os.fsencode(str(self.inbox)), self.storm.overflowed)
         observer.start()
         self.observer = observer
