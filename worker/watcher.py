@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -47,7 +48,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from worker import datamode
-from worker.errors import InputError, InvalidRequest, TooLarge, UnreadableFile, UnsafePath
+from worker.errors import InputError, InvalidRequest, Superseded, TooLarge, UnreadableFile, UnsafePath
 from worker.inbox import fs
 from worker.inbox.ignore import IgnoreRules
 from worker.inbox.pacing import ScanPacer, StormGuard, on_overflow
@@ -131,6 +132,9 @@ class Claim:
     rel: Path  # its path relative to the inbox (folder tags, archive layout)
     sent_at: float = 0.0
     summary: FileSummary | None = None
+    read_as: tuple[int, int] | None = None  # (size, mtime_ns) when the sent bytes were read
+    supersedes: dict[str, Any] | None = None  # the partial outcome this claim's content replaces
+    settling: Candidate | None = None  # superseded: waiting for the file to be quiet to re-send
 
     @property
     def key(self) -> str:
@@ -250,6 +254,19 @@ class InboxWatcher:
         for fd in self._roots.values():
             os.close(fd)
         self._roots.clear()
+
+    def _held_for_writing(self, path: Path) -> bool:
+        """True only when the kernel says a process has the file open for writing (see
+        ``fs.held_for_writing``); when it cannot say, STABLE_SECONDS alone decides."""
+        try:
+            rel = path.relative_to(self.inbox)
+            folder = fs.open_beneath(self._root("inbox"), rel.parent.parts)
+        except (OSError, ValueError):
+            return False
+        try:
+            return fs.held_for_writing(folder, rel.name) is True
+        finally:
+            os.close(folder)
 
     def _stat_in_inbox(self, path: Path) -> os.stat_result | None:
         """``lstat`` of a file in the inbox, reached without following links; None when it is
@@ -383,6 +400,7 @@ class InboxWatcher:
     def tick(self) -> None:
         self._take_ready_files()
         self._collect_replies()
+        self._send_settled()
         self._resend_stale()
 
     # -- finding files ----------------------------------------------------------------------
@@ -426,6 +444,9 @@ class InboxWatcher:
             if not cand.same(st):
                 with self._lock:
                     self._candidates[path] = Candidate.of(st, now, cand.closed)
+                continue
+            if stat.S_ISREG(st.st_mode) and self._held_for_writing(path):
+                cand.changed_at = now  # a writer still has it open, however long it pauses
                 continue
             ready.append((path, cand))
         # Claimed and sent a batch at a time: the first files of a burst go out while the
@@ -549,6 +570,8 @@ class InboxWatcher:
                 log.warning("broker unavailable, will resend", files=len(batch), error=str(exc), repeated=held)
 
     def _send(self, claim: Claim) -> None:
+        if claim.supersedes is not None:
+            self._mark_superseded(claim)  # with every (re-)send: idempotent by its key
         try:
             data = self._read(claim)
             request = self._request(claim, data)
@@ -569,7 +592,7 @@ class InboxWatcher:
                 data,
                 filename=claim.name,
                 source="inbox",
-                metadata={"path": claim.shown},
+                metadata={"path": claim.shown, **({"supersedes": claim.supersedes} if claim.supersedes else {})},
                 folder_tags=claim.folders,
                 idempotency_key=claim.key,
                 reply_to=self.reply_key,
@@ -602,9 +625,11 @@ class InboxWatcher:
                 ) from None
             raise UnreadableFile(f"'{shown}' vanished before it could be read: {exc.strerror}") from None
         try:
-            return self._read_at(folder, claim.rel.name, shown)
+            data, st = self._read_at(folder, claim.rel.name, shown)
         finally:
             os.close(folder)
+        claim.read_as = (st.st_size, st.st_mtime_ns)
+        return data
 
     def _claim_folder(self, claim: Claim) -> int:
         """A handle on the claim's own folder (``own_dir/<claim id>``)."""
@@ -613,7 +638,8 @@ class InboxWatcher:
             return fs.open_beneath(self._root("own"), [base.name])
         return os.open(base, fs.DIR_FLAGS)  # a claim made by hand (tests): its folder as given
 
-    def _read_at(self, folder: int, name: str, shown: str) -> bytes:
+    def _read_at(self, folder: int, name: str, shown: str) -> tuple[bytes, os.stat_result]:
+        """The bytes of a regular file, and its ``fstat`` from before they were read."""
         try:
             st = fs.lstat_at(folder, name)
         except OSError as exc:
@@ -646,7 +672,7 @@ class InboxWatcher:
                 raise UnreadableFile(f"cannot read '{shown}': {exc.strerror}") from None
         if len(data) > limit:
             raise TooLarge(f"'{shown}' grew over the limit of {limit} bytes while being read", limit=limit)
-        return data
+        return data, opened
 
     def _check_links(self, st: os.stat_result, shown: str) -> None:
         """A second hard link may be a file outside the inbox (issue 19 §1): its text would be
@@ -710,7 +736,11 @@ class InboxWatcher:
     def _resend_stale(self) -> None:
         now = time.monotonic()
         with self._lock:
-            stale = [c for c in self._claims.values() if now - c.sent_at > self.settings.watch_resend_seconds]
+            stale = [
+                c
+                for c in self._claims.values()
+                if c.settling is None and now - c.sent_at > self.settings.watch_resend_seconds
+            ]
         for claim in stale:
             if (held := self._throttle("resend")) is not None:  # every claim, every 2 s, while the broker is down
                 log.warning("no reply yet, resending", file=claim.shown, key=claim.key, repeated=held)
@@ -744,6 +774,9 @@ class InboxWatcher:
                 continue  # a repeat reply for a claim already finished
             mine = [o for o in outcomes if o["key"].split("#L", 1)[0] == key]
             failures = [o for o in mine if o["status"] == "failed"]
+            if not failures and self._changed_since_sent(claim):
+                self._supersede(claim, mine)
+                continue
             try:
                 if failures:
                     # Wholly failed, or a JSON Lines file with some bad lines (its good lines
@@ -764,6 +797,108 @@ class InboxWatcher:
             self._remove_claim_dir(claim)
             status = "done" if not failures else "failed" if len(failures) == len(mine) else "partly failed"
             log.info("finished", file=claim.shown, key=key, status=status)
+
+    # -- a file that changed after it was sent (issue 19 §5) ------------------------------------
+    def _changed_since_sent(self, claim: Claim) -> bool:
+        """Whether the claimed file now holds other bytes than the ones that were sent (a writer
+        that kept its handle open after the watcher took the file). Size and mtime first; the
+        file is hashed again only when they differ."""
+        if claim.summary is None or claim.read_as is None:
+            return False
+        try:
+            with self._claimed_in(claim) as folder:
+                st = fs.lstat_at(folder, claim.rel.name)
+                if (st.st_size, st.st_mtime_ns) == claim.read_as:
+                    return False
+                data, _ = self._read_at(folder, claim.rel.name, claim.shown)
+        except InputError:
+            return True  # grown over the limit, or no longer a plain file: send it again to say so
+        except OSError:
+            return False
+        return hashlib.sha256(data).hexdigest() != claim.summary.sha256
+
+    def _supersede(self, claim: Claim, outcomes: list[dict[str, Any]]) -> None:
+        """The stored document holds only what the file held when it was read.  The file is
+        not archived: its claim becomes a new version (``<claim id>.2``, a folder rename, so
+        the key survives a restart), which is sent again once the file has been quiet for a
+        while, with ``metadata.supersedes`` naming the partial outcome; a ``document.failed``
+        event with reason ``superseded`` marks the partial document on the stream."""
+        base, _, version = claim.claim_id.partition(".")
+        number = int(version) + 1 if version.isdigit() else 2
+        new_id = f"{base}.{number}"
+        try:
+            own = self._root("own")
+            os.rename(claim.claim_id, new_id, src_dir_fd=own, dst_dir_fd=own)
+            with self._claimed_in(Claim(claim_id=new_id, path=self.own_dir / new_id / claim.rel, rel=claim.rel)) as f:
+                st = fs.lstat_at(f, claim.rel.name)
+        except OSError as exc:
+            log.error("could not re-claim a file that changed after it was sent", file=claim.shown, error=str(exc))
+            claim.sent_at = time.monotonic()
+            with self._lock:
+                self._claims.setdefault(claim.key, claim)
+            return
+        first = outcomes[0]
+        partial = {
+            "key": claim.key,
+            "document_id": first.get("document_id") or first.get("duplicate_of"),
+            "status": first.get("status"),
+            "size": claim.summary.size if claim.summary else None,
+            "sha256": claim.summary.sha256 if claim.summary else None,
+        }
+        new = Claim(claim_id=new_id, path=self.own_dir / new_id / claim.rel, rel=claim.rel, supersedes=partial)
+        # Each new version waits longer for quiet (STABLE_SECONDS x 2, x 4 … up to a minute):
+        # a writer that pauses longer than STABLE_SECONDS is caught up with in a few rounds.
+        new.settling = Candidate.of(st, time.monotonic(), closed=False)
+        new.settling.changed_at += min(60.0, self.settings.stable_seconds * (2 ** (number - 1) - 1))
+        new.sent_at = time.monotonic()
+        with self._lock:
+            self._claims[new.key] = new
+        log.warning(
+            "file changed after it was sent: its final content will be ingested again",
+            file=claim.shown,
+            partial=partial["document_id"],
+            sent_bytes=partial["size"],
+            now_bytes=st.st_size,
+            key=new.key,
+        )
+
+    def _send_settled(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            waiting = [c for c in self._claims.values() if c.settling is not None]
+        for claim in waiting:
+            assert claim.settling is not None
+            try:
+                with self._claimed_in(claim) as folder:
+                    st = fs.lstat_at(folder, claim.rel.name)
+            except OSError:
+                st = None
+            if st is not None and not claim.settling.same(st):
+                claim.settling = Candidate.of(st, now, closed=False)
+                continue
+            if st is None or now >= claim.settling.changed_at + self.settings.stable_seconds:
+                claim.settling = None
+                self._send(claim)
+
+    def _mark_superseded(self, claim: Claim) -> None:
+        partial = claim.supersedes or {}
+        exc = Superseded(
+            f"'{claim.shown}' changed after it was read: {partial.get('status')} {partial.get('document_id')}"
+            f" holds its first {partial.get('size')} bytes only; the final content is sent again as {claim.key}"
+        )
+        summary = FileSummary(filename=claim.name, size=partial.get("size") or 0, sha256=partial.get("sha256") or "")
+        self._enqueue(
+            claim,
+            FAILURE_TASK,
+            kwargs={
+                "key": f"{partial.get('key')}#superseded",
+                "summary": summary.model_dump(),
+                "source": "inbox",
+                "reason": exc.reason,
+                "message": exc.message,
+            },
+            argsrepr=f"{claim.name}: {exc.reason}",
+        )
 
     def _remove_claim_dir(self, claim: Claim) -> None:
         """The claim's folder, empty once its file has moved on: one rmdir per level of the

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -115,6 +116,26 @@ def free_name(
         if mine is not None and not exists_at(dir_fd, candidate) and mine(candidate):
             return candidate
     raise OSError(errno.EEXIST, f"no free name for {name!r}")
+
+
+def held_for_writing(dir_fd: int, name: str) -> bool | None:
+    """Whether some process has this regular file open for writing (a writer that pauses longer
+    than STABLE_SECONDS, issue 19 §5): the kernel grants a read lease only when nobody does.
+    None when it will not say: we are not the file's owner (and lack CAP_LEASE), or the
+    filesystem has no leases (NFS, FUSE)."""
+    try:
+        fd = os.open(_component(name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as exc:
+        return True if exc.errno == errno.EAGAIN else None
+    else:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(dir_fd: int) -> None:
