@@ -11,6 +11,8 @@ answers every message ``stored`` as it comes.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -126,3 +128,33 @@ def test_an_unchanged_file_is_archived_without_being_read_again(
             time.sleep(0.05)
     assert [m["task"] for m in queued(redis_client)] == ["seedworker.ingest"]
     assert (Path(str(w.settings.archive_dir)) / "a.txt").read_bytes() == b"a finished story"
+
+
+def test_asking_the_kernel_about_writers_never_kills_the_watcher(tmp_path: Path) -> None:
+    """The question is a read lease held for microseconds; a writer opening the file in that
+    window makes the kernel signal the holder, by default with SIGIO, which ends a process.
+    Thousands of questions against a writer that opens the file in a loop: the asker lives."""
+    target = tmp_path / "busy.txt"
+    target.write_bytes(b"x")
+    asker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys\n"
+            "from worker.inbox import fs\n"
+            "folder = os.open(sys.argv[1], os.O_RDONLY | os.O_DIRECTORY)\n"
+            "answers = [fs.held_for_writing(folder, 'busy.txt') for _ in range(20000)]\n"
+            "print(answers.count(True), answers.count(False))\n",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    opens = 0
+    while asker.poll() is None:
+        with target.open("ab"):
+            opens += 1
+    out = asker.communicate()[0]
+    assert asker.returncode == 0, f"the asker died with {asker.returncode} after {opens} writer opens"
+    busy, free = map(int, out.split())
+    assert busy + free == 20000 and busy > 0 and free > 0

@@ -16,6 +16,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import signal
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 
@@ -128,6 +129,10 @@ def held_for_writing(dir_fd: int, name: str) -> bool | None:
     except OSError:
         return None
     try:
+        # A writer opening the file while the lease is held makes the kernel signal the holder,
+        # by default with SIGIO, whose default action ends the process: the watcher would die
+        # in that window.  SIGURG's default action is to ignore it.
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
         fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
     except OSError as exc:
         return True if exc.errno == errno.EAGAIN else None
