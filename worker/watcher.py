@@ -51,7 +51,7 @@ from worker import datamode
 from worker.errors import InputError, InvalidRequest, Superseded, TooLarge, UnreadableFile, UnsafePath
 from worker.inbox import fs
 from worker.inbox.ignore import IgnoreRules
-from worker.inbox.pacing import ScanPacer, StormGuard, on_overflow
+from worker.inbox.pacing import ScanPacer, StormGuard, off_overflow, on_overflow
 from worker.logs import Throttle, get_logger
 from worker.models import FileSummary, IngestRequest
 from worker.settings import Settings
@@ -299,6 +299,7 @@ class InboxWatcher:
     def _start_observer(self) -> None:
         observer = self._make_observer()
         observer.schedule(_Events(self), str(self.inbox), recursive=True, event_filter=EVENT_FILTER)
+        off_overflow(os.fsencode(str(self.inbox)), self.storm.overflowed)  # once, after a storm too
         on_overflow(os.fsencode(str(self.inbox)), self.storm.overflowed)
         observer.start()
         self.observer = observer
@@ -308,10 +309,10 @@ class InboxWatcher:
         """Leave inotify while its queue keeps overflowing; come back when it has been calm."""
         if self.mode == "inotify" and not self.scanning_only and self.storm.storming(now):
             self.storm.entered(now)
-            self.scanning_only = True
             if self.observer is not None:
                 self.observer.stop()
                 self.observer.join(timeout=10)
+            self.scanning_only = True
             log.warning(
                 "inotify queue keeps overflowing: finding files by scanning for a while",
                 storms=self.storm.storms,
@@ -389,7 +390,7 @@ class InboxWatcher:
 
     def stop(self) -> None:
         self.stop_event.set()
-        on_overflow(os.fsencode(str(self.inbox)), None)
+        off_overflow(os.fsencode(str(self.inbox)), self.storm.overflowed)
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=5)

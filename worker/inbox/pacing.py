@@ -96,17 +96,14 @@ class StormGuard:
             self.scanning_since = None
 
 
-_LISTENERS: dict[bytes, Callable[[], None]] = {}
+_LISTENERS: dict[bytes, list[Callable[[], None]]] = {}
 
 
-def on_overflow(inbox: bytes, listener: Callable[[], None] | None) -> None:
-    """Call ``listener`` when watchdog's recursive watch on ``inbox`` reports a queue overflow
-    (``None`` removes it).  watchdog offers no hook of its own, so its overflow handler is
-    wrapped once per process, as ``watcher._shorten_move_pairing`` shortens its move delay."""
-    if listener is None:
-        _LISTENERS.pop(inbox, None)
-        return
-    _LISTENERS[inbox] = listener
+def on_overflow(inbox: bytes, listener: Callable[[], None]) -> None:
+    """Call ``listener`` when watchdog's recursive watch on ``inbox`` reports a queue overflow.
+    watchdog offers no hook of its own, so its overflow handler is wrapped once per process,
+    as ``watcher._shorten_move_pairing`` shortens its move delay."""
+    _LISTENERS.setdefault(inbox, []).append(listener)
     try:
         from watchdog.observers.inotify import InotifyWatchGroup
     except ImportError:  # no inotify here: no overflow either
@@ -116,10 +113,17 @@ def on_overflow(inbox: bytes, listener: Callable[[], None] | None) -> None:
         return
 
     def counted(self: Any) -> None:
-        listener = _LISTENERS.get(getattr(self, "path", b""))
-        if listener is not None:
-            listener()
+        for call in list(_LISTENERS.get(getattr(self, "path", b""), ())):
+            call()
         original(self)
 
     counted._seedworker = True  # type: ignore[attr-defined]
     InotifyWatchGroup.on_queue_overflow = counted
+
+
+def off_overflow(inbox: bytes, listener: Callable[[], None]) -> None:
+    listeners = _LISTENERS.get(inbox, [])
+    if listener in listeners:
+        listeners.remove(listener)
+    if not listeners:
+        _LISTENERS.pop(inbox, None)
