@@ -240,8 +240,15 @@ class InboxWatcher:
         if name == "inbox":
             fd = fs.open_root(self.inbox)
         elif name == "own":
-            # Below the inbox, where its writers could plant a link: reached without links.
-            fd = fs.makedirs_beneath(self._root("inbox"), self.own_dir.relative_to(self.inbox).parts, 0o700)
+            # Below the inbox, where its writers could plant a link: reached without links, and
+            # private (0700, also when an older version left it open), as claim ids are keys.
+            fd = self._root("inbox")
+            for part in self.own_dir.relative_to(self.inbox).parts:
+                parent, fd = fd, fs.makedirs_beneath(fd, [part], 0o700)
+                with contextlib.suppress(OSError):
+                    os.fchmod(fd, 0o700)
+                if parent != self._roots["inbox"]:
+                    os.close(parent)
         else:
             folder = Path(str(self.settings.archive_dir if name == "archive" else self.settings.failed_dir))
             if not folder.is_dir():

@@ -58,6 +58,8 @@ def test_the_watcher_keeps_archive_failed_and_processing_private(
     os.chmod(tmp_path / "data" / "archive", 0o755)
     (tmp_path / "inbox").mkdir()
     os.chmod(tmp_path / "inbox", 0o1777)  # a drop folder every local user may write into
+    (tmp_path / "inbox" / ".seedworker-processing").mkdir()
+    os.chmod(tmp_path / "inbox" / ".seedworker-processing", 0o755)  # as an older version left it
     extra = {"SEEDWORKER_UMASK": umask} if umask else {}
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker.cli", "watch", "--watcher-id", "w"],
