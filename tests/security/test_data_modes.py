@@ -48,13 +48,18 @@ def test_the_sqlite_database_is_created_private_under_umask_022(tmp_path: Path) 
     assert all(_mode(p) == 0o600 for p in data.glob("seedworker.db*"))
 
 
-@pytest.mark.parametrize(("umask", "folders"), [(None, 0o700), ("027", 0o750)])
+@pytest.mark.parametrize(("umask", "files", "folders"), [(None, 0o600, 0o700), ("027", 0o640, 0o750)])
 def test_the_watcher_keeps_archive_failed_and_processing_private(
-    tmp_path: Path, broker_url: str, umask: str | None, folders: int
+    tmp_path: Path, broker_url: str, umask: str | None, files: int, folders: int
 ) -> None:
     """Default SEEDWORKER_UMASK=077; a shared deployment opens them to a group with 027.
-    The watcher also brings folders left by an earlier, looser run to the configured mode."""
-    (tmp_path / "data" / "archive").mkdir(parents=True)
+    Every long-running process also brings folders and data files left by an earlier, looser
+    run (here a 0755 archive and a 0644 flower.db) to the configured mode."""
+    (tmp_path / "data").mkdir()
+    for name in ("flower.db", "seedworker.db"):
+        (tmp_path / "data" / name).write_bytes(b"")
+        os.chmod(tmp_path / "data" / name, 0o644)
+    (tmp_path / "data" / "archive").mkdir()
     os.chmod(tmp_path / "data" / "archive", 0o755)
     (tmp_path / "inbox").mkdir()
     os.chmod(tmp_path / "inbox", 0o1777)  # a drop folder every local user may write into
@@ -85,6 +90,8 @@ def test_the_watcher_keeps_archive_failed_and_processing_private(
         proc.terminate()
         proc.wait(30)
     data = tmp_path / "data"
+    assert _mode(data) == folders
+    assert _mode(data / "flower.db") == files and _mode(data / "seedworker.db") == files
     assert _mode(data / "archive") == folders
     assert _mode(data / "failed") == folders
     assert _mode(processing.parent) == 0o700  # inside the users' inbox: never shared
