@@ -66,8 +66,11 @@ def _run(w: InboxWatcher, client: redis.Redis, delay: float) -> list[dict[str, A
     with Running(w):
         w.inbox.mkdir(parents=True, exist_ok=True)
         writer = _write_slowly(w.inbox / "slow.txt")
+        archived = Path(str(w.settings.archive_dir)) / "slow.txt"
         deadline = time.monotonic() + 60
-        while (writer.is_alive() or w.in_flight or not answered) and time.monotonic() < deadline:
+        # Until the file is archived: between a superseded reply and its next version the
+        # watcher holds no claim for a moment (in_flight alone would end the loop too soon).
+        while (writer.is_alive() or w.in_flight or not archived.exists()) and time.monotonic() < deadline:
             _answer_all(client, w.reply_key, answered, seen, delay)
             time.sleep(0.05)
         writer.join()
