@@ -98,6 +98,12 @@ class UnsafePath(InputError):
     reason = "unsafe_path"
 
 
+class Superseded(InputError):
+    """A file changed after it was sent: the document stored from it is partial (its final content is sent again)."""
+
+    reason = "superseded"
+
+
 class RetryableError(SeedworkerError):
     """A dependency is unavailable; the same work may succeed later."""
 
@@ -126,6 +132,7 @@ REASON_CODES: dict[str, str] = {
         InvalidRequest,
         UnreadableFile,
         UnsafePath,
+        Superseded,
     )
 }
 REASON_CODES["internal_error"] = "Processing failed after all retries (a bug or a lasting outage)."

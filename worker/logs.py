@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -214,3 +215,33 @@ class _JsonLines(io.TextIOBase):
 
 def _unwrap(stream: Any) -> Any:
     return stream.target if isinstance(stream, _JsonLines) else stream
+
+
+class Throttle:
+    """Repeated warnings, bounded: the first of each kind passes, then at most one every
+    ``every`` seconds, carrying how many were held back in between (issue 19 §11: a watcher
+    facing a full disk logged 1,164 identical warnings a minute).  ``clear(kind)`` when the
+    condition ends, so the next outage is reported at once.
+
+        held = throttle("replies")
+        if held is not None:
+            log.warning("cannot read replies", error=str(exc), repeated=held)
+    """
+
+    def __init__(self, every: float = 60.0) -> None:
+        self.every = every
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def __call__(self, kind: str) -> int | None:
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < self.every:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return None
+        self._last[kind] = now
+        return self._held.pop(kind, 0)
+
+    def clear(self, kind: str) -> None:
+        self._last.pop(kind, None)
+        self._held.pop(kind, None)

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
+from worker import datamode
 from worker.broker import connect, resolve_broker_url
 from worker.logs import configure_logging, get_logger
 from worker.settings import Settings
@@ -107,6 +108,7 @@ def run_worker(
     pipeline_here = bool({settings.queue, settings.effective_tag_queue} & set(qs))
     process = "worker" if pipeline_here else "webhooks"
     configure_logging(settings, process=process)
+    datamode.apply(settings)
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
     if settings.metrics_port and pipeline_here:  # before the pool forks: see worker/metrics.py
@@ -153,6 +155,7 @@ def run_publisher(settings: Settings) -> None:
     from worker.store.repository import DocumentStore
 
     configure_logging(settings, process="publisher")
+    datamode.apply(settings)
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
     store = DocumentStore(make_engine(settings.effective_database_url), event_source=settings.event_source)
@@ -174,6 +177,7 @@ def run_watcher(settings: Settings, *, watcher_id: str | None = None) -> None:
     from worker.watcher import InboxWatcher
 
     configure_logging(settings, process="watcher")
+    datamode.apply(settings)
     broker_url = broker_url_for(settings)
     app = create_app(settings, broker_url)
     watcher = InboxWatcher(
@@ -232,6 +236,7 @@ def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict
 
 def run_flower(settings: Settings) -> int:
     configure_logging(settings, process="flower")
+    datamode.apply(settings)
     argv, env = flower_command(settings, broker_url_for(settings))
     proc = subprocess.Popen(argv, env=env)
     stopped = threading.Event()

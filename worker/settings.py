@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.errors import ConfigError
 from worker.events.endpoints import WebhookEndpoint
+from worker.inbox.ignore import DEFAULT_IGNORE
 
 ENV_PREFIX = "SEEDWORKER_"
 
@@ -38,6 +39,11 @@ class Settings(BaseSettings):
     )
     after_success: Literal["archive", "delete"] = Field(
         "archive", description="What the watcher does with a file once it is stored."
+    )
+    umask: str = Field(
+        "077",
+        pattern=r"^0?[0-7]{3}$",
+        description="Octal umask of seedworker's processes: 077 = data files 0600, folders 0700; 027 = group may read.",
     )
 
     # -- services --------------------------------------------------------------------------
@@ -68,6 +74,13 @@ class Settings(BaseSettings):
     )
     settle_seconds: float = Field(
         0.05, ge=0, description="inotify: quiet time after close-write/moved-to before a file is taken."
+    )
+    ignore: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_IGNORE),
+        description="Glob patterns of names the watcher never takes, JSON list; a trailing / names a folder.",
+    )
+    allow_hardlinks: bool = Field(
+        False, description="Take inbox files with more than one hard link (refused as unsafe_path by default)."
     )
     watch_batch: int = Field(
         16,
@@ -230,6 +243,10 @@ class Settings(BaseSettings):
     def processing_dir(self) -> Path:
         """Claimed files wait here; inside the inbox so the claim is one atomic rename."""
         return self.inbox / ".seedworker-processing"
+
+    @property
+    def umask_bits(self) -> int:
+        return int(self.umask, 8)
 
     @property
     def redis_dir(self) -> Path:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from worker import datamode
 from worker.broker import EmbeddedRedis
 from worker.errors import ConfigError
 from worker.logs import get_logger
@@ -75,6 +76,7 @@ class Supervisor:
     owns_redis: EmbeddedRedis | None = None
 
     def start(self) -> None:
+        datamode.apply(self.settings)  # before anything creates a file; the children inherit it
         if self.settings.broker_url:
             self.broker_url = self.settings.broker_url
         else:

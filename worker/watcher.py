@@ -13,8 +13,10 @@ no reply for ``WATCH_RESEND_SECONDS`` (10 min) is re-sent too.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +25,7 @@ import threading
 import time
 import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,11 @@ import redis
 from celery import Celery
 from pydantic import ValidationError
 from watchdog.events import (
+    DirCreatedEvent,
     DirMovedEvent,
     FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
@@ -41,20 +47,25 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from worker.errors import InputError, InvalidRequest, TooLarge, UnreadableFile, UnsafePath
-from worker.logs import get_logger
+from worker import datamode
+from worker.errors import InputError, InvalidRequest, Superseded, TooLarge, UnreadableFile, UnsafePath
+from worker.inbox import fs
+from worker.inbox.ignore import IgnoreRules
+from worker.inbox.pacing import ScanPacer, StormGuard, off_overflow, on_overflow
+from worker.logs import Throttle, get_logger
 from worker.models import FileSummary, IngestRequest
 from worker.settings import Settings
 
 log = get_logger("seedworker.watcher")
 
-TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".swx", "~")
 INGEST_TASK = "seedworker.ingest"
 BATCH_TASK = "seedworker.ingest_batch"
 #: A batch message carries at most this much file content (larger files go alone).
 BATCH_MAX_BYTES = 1024 * 1024
 FAILURE_TASK = "seedworker.record_failure"
-NAME_MAX = 255  # bytes in one path component on Linux filesystems
+REPORT_SUFFIX = ".error.json"
+REPORT_MAX_BYTES = 16 * 1024 * 1024
+NAME_MAX = fs.NAME_MAX
 
 
 #: watchdog holds an unmatched IN_MOVED_FROM this long, waiting for its IN_MOVED_TO, in a
@@ -64,6 +75,12 @@ NAME_MAX = 255  # bytes in one path component on Linux filesystems
 #: second before it was even seen (docs/benchmarks.md: p50 latency 636 ms -> 174 ms).  The
 #: kernel queues both halves of a rename together, so a short wait still pairs real moves.
 MOVE_PAIRING_SECONDS = 0.02
+
+#: The events the watcher acts on.  watchdog's default mask adds IN_OPEN and IN_CLOSE_NOWRITE,
+#: two events for every folder any process lists (each scan of the inbox, and watchdog's own
+#: walk when it rebuilds its watches after an overflow): with 5,000 sub-folders a scan alone
+#: queued 10,000 events, and the rebuild overflowed the queue again (issue 19 §8).
+EVENT_FILTER = [FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent]
 
 
 def _shorten_move_pairing() -> None:
@@ -75,8 +92,9 @@ def _shorten_move_pairing() -> None:
 
 
 def is_ignored(name: str) -> bool:
-    """Hidden and temporary files are never taken (editors and copy tools write these)."""
-    return name.startswith((".", "~$")) or name.lower().endswith(TEMP_SUFFIXES)
+    """A name the default ``SEEDWORKER_IGNORE`` never takes (hidden, temporary, system clutter)."""
+    rules = IgnoreRules()
+    return rules.file(name) or rules.folder(name)
 
 
 def display_name(name: str) -> str:
@@ -90,18 +108,21 @@ def display_name(name: str) -> str:
     return os.fsencode(name).decode("utf-8", "replace").replace("\\", "\uff3c")[:255] or "unnamed"
 
 
-def _fit(name: str, suffix: str = "") -> str:
-    """``name + suffix``, with ``name`` cut short so that the whole is at most NAME_MAX bytes."""
-    raw, room = os.fsencode(name), NAME_MAX - len(os.fsencode(suffix))
-    return os.fsdecode(raw[:room]) + suffix
-
-
 @dataclass
 class Candidate:
     size: int
     mtime_ns: int
     changed_at: float
     closed: bool = False
+    dev: int = 0  # the file it was, so that a claim never takes another one (issue 19 §1)
+    ino: int = 0
+
+    @classmethod
+    def of(cls, st: os.stat_result, now: float, closed: bool) -> Candidate:
+        return cls(st.st_size, st.st_mtime_ns, now, closed, st.st_dev, st.st_ino)
+
+    def same(self, st: os.stat_result) -> bool:
+        return (self.size, self.mtime_ns, self.dev, self.ino) == (st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
 
 
 @dataclass
@@ -111,10 +132,18 @@ class Claim:
     rel: Path  # its path relative to the inbox (folder tags, archive layout)
     sent_at: float = 0.0
     summary: FileSummary | None = None
+    read_as: tuple[int, int] | None = None  # (size, mtime_ns) when the sent bytes were read
+    supersedes: dict[str, Any] | None = None  # the partial outcome this claim's content replaces
+    settling: Candidate | None = None  # superseded: waiting for the file to be quiet to re-send
 
     @property
     def key(self) -> str:
         return f"claim:{self.claim_id}"
+
+    @property
+    def base(self) -> Path:
+        """The claim's own folder: ``path`` without its inbox path ``rel``."""
+        return Path(*self.path.parts[: len(self.path.parts) - len(self.rel.parts)])
 
     @property
     def name(self) -> str:
@@ -168,22 +197,27 @@ class InboxWatcher:
         self._rescan = threading.Event()
         self.observer: BaseObserver | None = None
         self.mode = ""
+        self.rules = IgnoreRules.of(self.settings.ignore)
+        self.scanning_only = False  # inotify given up for a while (a storm of overflows)
+        self._roots: dict[str, int] = {}  # handles on the inbox, own_dir, archive and failed
+        self._throttle = Throttle(every=60.0)
+        self.pacer = ScanPacer(min_interval=min(self.settings.poll_interval, 1.0))
+        self.storm = StormGuard()
 
     # -- events from watchdog (observer thread) -------------------------------------------
     def note(self, path: Path, *, closed: bool) -> None:
         if not self._watchable(path):
             return
-        try:
-            st = path.lstat()
-        except OSError:
+        st = self._stat_in_inbox(path)
+        if st is None:
             with self._lock:
                 self._candidates.pop(path, None)
             return
         now = time.monotonic()
         with self._lock:
             cand = self._candidates.get(path)
-            if cand is None or (cand.size, cand.mtime_ns) != (st.st_size, st.st_mtime_ns):
-                self._candidates[path] = Candidate(st.st_size, st.st_mtime_ns, now, closed)
+            if cand is None or not cand.same(st):
+                self._candidates[path] = Candidate.of(st, now, closed)
             elif closed:
                 cand.closed = True
 
@@ -195,19 +229,107 @@ class InboxWatcher:
             rel = path.relative_to(self.inbox)
         except ValueError:
             return False
-        return bool(rel.parts) and not any(is_ignored(part) for part in rel.parts)
+        return bool(rel.parts) and not self.rules.path(rel.parts)
+
+    # -- the file system, through handles that never follow a link (worker/inbox/fs.py) --------
+    def _root(self, name: str) -> int:
+        """A handle on one of the watcher's roots, opened on first use and kept."""
+        fd = self._roots.get(name)
+        if fd is not None:
+            return fd
+        if name == "inbox":
+            fd = fs.open_root(self.inbox)
+        elif name == "own":
+            # Below the inbox, where its writers could plant a link: reached without links, and
+            # private (0700, also when an older version left it open), as claim ids are keys.
+            fd = self._root("inbox")
+            for part in self.own_dir.relative_to(self.inbox).parts:
+                parent, fd = fd, fs.makedirs_beneath(fd, [part], 0o700)
+                with contextlib.suppress(OSError):
+                    os.fchmod(fd, 0o700)
+                if parent != self._roots["inbox"]:
+                    os.close(parent)
+        else:
+            folder = Path(str(self.settings.archive_dir if name == "archive" else self.settings.failed_dir))
+            if not folder.is_dir():
+                datamode.private_dir(folder, self.settings)
+            fd = fs.open_root(folder)
+        self._roots[name] = fd
+        return fd
+
+    def _close_roots(self) -> None:
+        for fd in self._roots.values():
+            os.close(fd)
+        self._roots.clear()
+
+    def _held_for_writing(self, path: Path) -> bool:
+        """True only when the kernel says a process has the file open for writing (see
+        ``fs.held_for_writing``); when it cannot say, STABLE_SECONDS alone decides."""
+        try:
+            rel = path.relative_to(self.inbox)
+            folder = fs.open_beneath(self._root("inbox"), rel.parent.parts)
+        except (OSError, ValueError):
+            return False
+        try:
+            return fs.held_for_writing(folder, rel.name) is True
+        finally:
+            os.close(folder)
+
+    def _stat_in_inbox(self, path: Path) -> os.stat_result | None:
+        """``lstat`` of a file in the inbox, reached without following links; None when it is
+        gone or a folder on its way is a link (that link is an entry of its own, failed as
+        ``unsafe_path`` when the scan finds it)."""
+        try:
+            rel = path.relative_to(self.inbox)
+            folder = fs.open_beneath(self._root("inbox"), rel.parent.parts)
+        except (OSError, ValueError):
+            return None
+        try:
+            return fs.lstat_at(folder, rel.name)
+        except OSError:
+            return None
+        finally:
+            os.close(folder)
 
     # -- the loop ---------------------------------------------------------------------------
     def start(self) -> None:
-        for directory in (self.inbox, self.own_dir, self.settings.archive_dir, self.settings.failed_dir):
-            assert directory is not None
-            Path(directory).mkdir(parents=True, exist_ok=True)
-        self.observer = self._make_observer()
-        self.observer.schedule(_Events(self), str(self.inbox), recursive=True)
-        self.observer.start()
+        self.inbox.mkdir(parents=True, exist_ok=True)  # the users' folder: its mode is theirs
+        for directory in (self.settings.archive_dir, self.settings.failed_dir):
+            datamode.private_dir(Path(str(directory)), self.settings)
+        for root in ("inbox", "own", "archive", "failed"):
+            self._root(root)
+        self._start_observer()
         self._recover_claims()
-        self._scan()
+        self.pacer.measure(self._scan)
         log.info("watching", inbox=str(self.inbox), mode=self.mode, watcher_id=self.watcher_id)
+
+    def _start_observer(self) -> None:
+        observer = self._make_observer()
+        observer.schedule(_Events(self), str(self.inbox), recursive=True, event_filter=EVENT_FILTER)
+        off_overflow(os.fsencode(str(self.inbox)), self.storm.overflowed)  # once, after a storm too
+        on_overflow(os.fsencode(str(self.inbox)), self.storm.overflowed)
+        observer.start()
+        self.observer = observer
+        self.scanning_only = False
+
+    def _weather(self, now: float) -> None:
+        """Leave inotify while its queue keeps overflowing; come back when it has been calm."""
+        if self.mode == "inotify" and not self.scanning_only and self.storm.storming(now):
+            self.storm.entered(now)
+            if self.observer is not None:
+                self.observer.stop()
+                self.observer.join(timeout=10)
+            self.scanning_only = True
+            log.warning(
+                "inotify queue keeps overflowing: finding files by scanning for a while",
+                storms=self.storm.storms,
+                inotify_again_in=self.storm.calm,
+                scan_every=round(self.pacer.interval, 3),
+            )
+        elif self.scanning_only and self.storm.calm_again(now):
+            self.storm.left()
+            self._start_observer()
+            log.info("inotify again after a storm", storms=self.storm.storms)
 
     def _make_observer(self) -> BaseObserver:
         # watchdog's recursive inotify watch can add the same sub-folder twice when a claim
@@ -244,9 +366,15 @@ class InboxWatcher:
         try:
             while not self.stop_event.is_set():
                 self.tick()
-                if self._rescan.is_set() or time.monotonic() - last_scan > self.rescan_every:
+                now = time.monotonic()
+                self._weather(now)
+                # Scans are paced by their own cost (worker/inbox/pacing.py): a rename storm
+                # asking for a rescan every tick, or an inbox of 5,000 folders scanned while
+                # inotify is off, costs at most a tenth of a core.
+                wanted = self._rescan.is_set() or self.scanning_only or now - last_scan > self.rescan_every
+                if wanted and self.pacer.due(now):
                     self._rescan.clear()
-                    self._scan()
+                    self.pacer.measure(self._scan)
                     last_scan = time.monotonic()
                 self.stop_event.wait(self._next_wait())
         finally:
@@ -269,22 +397,25 @@ class InboxWatcher:
 
     def stop(self) -> None:
         self.stop_event.set()
+        off_overflow(os.fsencode(str(self.inbox)), self.storm.overflowed)
         if self.observer is not None:
             self.observer.stop()
             self.observer.join(timeout=5)
             self.observer = None
+        self._close_roots()
         log.info("watcher stopped", in_flight=len(self._claims))
 
     def tick(self) -> None:
         self._take_ready_files()
         self._collect_replies()
+        self._send_settled()
         self._resend_stale()
 
     # -- finding files ----------------------------------------------------------------------
     def _scan(self) -> None:
         """Files present at start, and anything an event was missed for (rename storms, overflow)."""
         for root, dirs, files in os.walk(self.inbox):
-            dirs[:] = [d for d in dirs if not is_ignored(d)]
+            dirs[:] = [d for d in dirs if not self.rules.folder(d)]
             # A link to a directory is listed among the folders (and never entered): it is
             # an entry of the inbox like any file, claimed and failed as unsafe_path.
             links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
@@ -304,7 +435,7 @@ class InboxWatcher:
         if room == 0:
             return
         now = time.monotonic()
-        ready: list[Path] = []
+        ready: list[tuple[Path, Candidate]] = []
         with self._lock:
             items = sorted(self._candidates.items(), key=lambda item: item[1].changed_at)
         for path, cand in items:
@@ -313,51 +444,75 @@ class InboxWatcher:
             wait = self.settings.settle_seconds if cand.closed else self.settings.stable_seconds
             if now - cand.changed_at < wait:
                 continue
-            try:
-                st = path.lstat()
-            except OSError:
+            st = self._stat_in_inbox(path)
+            if st is None:
                 with self._lock:
                     self._candidates.pop(path, None)
                 continue
-            if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
+            if not cand.same(st):
                 with self._lock:
-                    self._candidates[path] = Candidate(st.st_size, st.st_mtime_ns, now, cand.closed)
+                    self._candidates[path] = Candidate.of(st, now, cand.closed)
                 continue
-            ready.append(path)
+            if stat.S_ISREG(st.st_mode) and self._held_for_writing(path):
+                cand.changed_at = now  # a writer still has it open, however long it pauses
+                continue
+            ready.append((path, cand))
         # Claimed and sent a batch at a time: the first files of a burst go out while the
         # rest still wait in the inbox, and several small files travel in one message.
         size = self.settings.watch_batch if self.settings.pipeline == "inline" else 1
         for start in range(0, len(ready), size):
             claims = []
-            for path in ready[start : start + size]:
+            for path, cand in ready[start : start + size]:
                 with self._lock:
                     self._candidates.pop(path, None)
-                claim = self._claim(path)
+                claim = self._claim(path, cand)
                 if claim is not None:
                     claims.append(claim)
             self._send_many(claims)
 
     # -- claiming and sending -----------------------------------------------------------------
     def _claim_and_send(self, path: Path) -> None:
-        claim = self._claim(path)
+        claim = self._claim(path, None)
         if claim is not None:
             self._send(claim)
 
-    def _claim(self, path: Path) -> Claim | None:
+    def _claim(self, path: Path, noted: Candidate | None = None) -> Claim | None:
+        """Move the file into this watcher's processing folder, by one atomic rename.
+
+        Both ends are reached through folder handles that never follow a link (a user who
+        may write into an inbox folder can swap that folder for a link to anywhere between
+        the moment a file is noted and this one: issue 19 §1), and the file must still be
+        the one that was noted, same device and inode, or it is not taken.
+        """
         claim_id = uuid.uuid4().hex
         rel = path.relative_to(self.inbox)
-        dest = self.own_dir / claim_id / rel
+        shown = "/".join(display_name(part) for part in rel.parts)
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(path, dest)
+            src = fs.open_beneath(self._root("inbox"), rel.parent.parts)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                log.warning("not claimed: a folder on its path is not a folder any more", file=shown)
+            return None
+        try:
+            st = fs.lstat_at(src, rel.name)
+            if noted is not None and (st.st_dev, st.st_ino) != (noted.dev, noted.ino):
+                log.warning("not claimed: another file took its place since it was noted", file=shown)
+                return None  # the newcomer is noted afresh by the next event or scan
+            dst = fs.makedirs_beneath(self._root("own"), [claim_id, *rel.parent.parts])
+            try:
+                os.rename(rel.name, rel.name, src_dir_fd=src, dst_dir_fd=dst)
+            finally:
+                os.close(dst)
         except FileNotFoundError:
             shutil.rmtree(self.own_dir / claim_id, ignore_errors=True)  # someone else won
             return None
         except OSError as exc:
             shutil.rmtree(self.own_dir / claim_id, ignore_errors=True)
-            log.warning("could not claim file", file=display_name(str(rel)), error=str(exc))
+            log.warning("could not claim file", file=shown, error=str(exc))
             return None
-        claim = Claim(claim_id=claim_id, path=dest, rel=rel)
+        finally:
+            os.close(src)
+        claim = Claim(claim_id=claim_id, path=self.own_dir / claim_id / rel, rel=rel)
         with self._lock:
             self._claims[claim.key] = claim
         return claim
@@ -415,12 +570,16 @@ class InboxWatcher:
             for claim in claims:
                 claim.sent_at = now
             log.info("sent", files=len(batch), first=claims[0].shown, last=claims[-1].shown, task=BATCH_TASK)
+            self._throttle.clear("broker")
         except Exception as exc:  # broker down: the claims stay on disk and are re-sent later
             for claim in claims:
                 claim.sent_at = time.monotonic() - self.settings.watch_resend_seconds + 2.0
-            log.warning("broker unavailable, will resend", files=len(batch), error=str(exc))
+            if (held := self._throttle("broker")) is not None:
+                log.warning("broker unavailable, will resend", files=len(batch), error=str(exc), repeated=held)
 
     def _send(self, claim: Claim) -> None:
+        if claim.supersedes is not None:
+            self._mark_superseded(claim)  # with every (re-)send: idempotent by its key
         try:
             data = self._read(claim)
             request = self._request(claim, data)
@@ -441,7 +600,7 @@ class InboxWatcher:
                 data,
                 filename=claim.name,
                 source="inbox",
-                metadata={"path": claim.shown},
+                metadata={"path": claim.shown, **({"supersedes": claim.supersedes} if claim.supersedes else {})},
                 folder_tags=claim.folders,
                 idempotency_key=claim.key,
                 reply_to=self.reply_key,
@@ -452,43 +611,85 @@ class InboxWatcher:
     def _read(self, claim: Claim) -> bytes:
         """Read the claimed file: never through a link, never a FIFO, never more than the limit.
 
+        The claim's folders are walked one handle at a time with ``O_NOFOLLOW``; then
         ``lstat`` decides before anything is opened: a link is never followed (not even to
         learn what it points at beyond its target's name), a FIFO, socket, device or
-        directory is never opened, and an oversized file is never read.  The open itself
-        is ``O_NOFOLLOW | O_NONBLOCK`` and is checked again with ``fstat``, so a file
-        swapped for a link or a FIFO after the ``lstat`` is refused too.
+        directory is never opened, a file with other hard links (perhaps to a file outside
+        the inbox) is refused, and an oversized file is never read.  The open itself is
+        ``O_NOFOLLOW | O_NONBLOCK`` and is checked again with ``fstat``, so a file swapped
+        for a link or a FIFO after the ``lstat`` is refused too.
         """
         shown = claim.shown
         try:
-            st = claim.path.lstat()
+            base = self._claim_folder(claim)
+            try:
+                folder = fs.open_beneath(base, claim.rel.parent.parts)
+            finally:
+                os.close(base)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafePath(
+                    f"a folder on the way to '{shown}' is a link; seedworker never follows links"
+                ) from None
+            raise UnreadableFile(f"'{shown}' vanished before it could be read: {exc.strerror}") from None
+        try:
+            data, st = self._read_at(folder, claim.rel.name, shown)
+        finally:
+            os.close(folder)
+        claim.read_as = (st.st_size, st.st_mtime_ns)
+        return data
+
+    def _claim_folder(self, claim: Claim) -> int:
+        """A handle on the claim's own folder (``own_dir/<claim id>``)."""
+        base = claim.base
+        if base.parent == self.own_dir:
+            return fs.open_beneath(self._root("own"), [base.name])
+        return os.open(base, fs.DIR_FLAGS)  # a claim made by hand (tests): its folder as given
+
+    def _read_at(self, folder: int, name: str, shown: str) -> tuple[bytes, os.stat_result]:
+        """The bytes of a regular file, and its ``fstat`` from before they were read."""
+        try:
+            st = fs.lstat_at(folder, name)
         except OSError as exc:
             raise UnreadableFile(f"'{shown}' vanished before it could be read: {exc.strerror}") from None
         if stat.S_ISLNK(st.st_mode):
-            target = display_name(os.readlink(claim.path))
+            target = display_name(os.readlink(name, dir_fd=folder))
             raise UnsafePath(f"'{shown}' is a symbolic link (to {target!r}); seedworker never follows links")
         if not stat.S_ISREG(st.st_mode):
             raise UnreadableFile(f"'{shown}' is not a regular file ({_kind(st.st_mode)})")
+        self._check_links(st, shown)
         limit = self.settings.max_file_bytes
         if st.st_size > limit:
             raise TooLarge(
                 f"'{shown}' is {st.st_size} bytes, over the limit of {limit} bytes", size=st.st_size, limit=limit
             )
         try:
-            fd = os.open(claim.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise UnsafePath(f"'{shown}' became a symbolic link") from None
             raise UnreadableFile(f"cannot open '{shown}': {exc.strerror}") from None
         with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise UnreadableFile(f"'{shown}' stopped being a regular file before it was read")
+            opened = os.fstat(fh.fileno())
+            if not stat.S_ISREG(opened.st_mode) or not fs.same_file(opened, st):
+                raise UnreadableFile(f"'{shown}' stopped being the same regular file before it was read")
+            self._check_links(opened, shown)
             try:
                 data = fh.read(limit + 1)
             except OSError as exc:
                 raise UnreadableFile(f"cannot read '{shown}': {exc.strerror}") from None
         if len(data) > limit:
             raise TooLarge(f"'{shown}' grew over the limit of {limit} bytes while being read", limit=limit)
-        return data
+        return data, opened
+
+    def _check_links(self, st: os.stat_result, shown: str) -> None:
+        """A second hard link may be a file outside the inbox (issue 19 §1): its text would be
+        stored and the archived copy would stay linked to it."""
+        if st.st_nlink > 1 and not self.settings.allow_hardlinks:
+            raise UnsafePath(
+                f"'{shown}' has {st.st_nlink} hard links; seedworker takes only files with one"
+                " (SEEDWORKER_ALLOW_HARDLINKS=true to take them)"
+            )
 
     def _send_failure(self, claim: Claim, exc: InputError) -> None:
         claim.summary = FileSummary.of(claim.name, b"")
@@ -519,9 +720,11 @@ class InboxWatcher:
             )
             claim.sent_at = time.monotonic()
             log.info("sent", file=claim.shown, key=claim.key, task=task)
+            self._throttle.clear("broker")
         except Exception as exc:  # broker down: the claim stays on disk and is re-sent later
             claim.sent_at = time.monotonic() - self.settings.watch_resend_seconds + 2.0
-            log.warning("broker unavailable, will resend", file=claim.shown, error=str(exc))
+            if (held := self._throttle("broker")) is not None:
+                log.warning("broker unavailable, will resend", file=claim.shown, error=str(exc), repeated=held)
 
     def _recover_claims(self) -> None:
         """Claims left by an earlier run of this watcher: re-send them with the same key."""
@@ -541,9 +744,14 @@ class InboxWatcher:
     def _resend_stale(self) -> None:
         now = time.monotonic()
         with self._lock:
-            stale = [c for c in self._claims.values() if now - c.sent_at > self.settings.watch_resend_seconds]
+            stale = [
+                c
+                for c in self._claims.values()
+                if c.settling is None and now - c.sent_at > self.settings.watch_resend_seconds
+            ]
         for claim in stale:
-            log.warning("no reply yet, resending", file=claim.shown, key=claim.key)
+            if (held := self._throttle("resend")) is not None:  # every claim, every 2 s, while the broker is down
+                log.warning("no reply yet, resending", file=claim.shown, key=claim.key, repeated=held)
             self._send(claim)
 
     # -- outcomes -------------------------------------------------------------------------------
@@ -551,8 +759,11 @@ class InboxWatcher:
         try:
             replies = self.redis.rpop(self.reply_key, 200)
         except (redis.RedisError, OSError) as exc:
-            log.warning("cannot read replies", error=str(exc))
+            # Every tick (50 ms) while Redis is down or full (MISCONF): once, then a count.
+            if (held := self._throttle("replies")) is not None:
+                log.warning("cannot read replies", error=str(exc), repeated=held)
             return
+        self._throttle.clear("replies")
         for raw in replies or []:
             try:
                 reply = json.loads(raw)
@@ -571,15 +782,18 @@ class InboxWatcher:
                 continue  # a repeat reply for a claim already finished
             mine = [o for o in outcomes if o["key"].split("#L", 1)[0] == key]
             failures = [o for o in mine if o["status"] == "failed"]
+            if not failures and self._changed_since_sent(claim):
+                self._supersede(claim, mine)
+                continue
             try:
                 if failures:
                     # Wholly failed, or a JSON Lines file with some bad lines (its good lines
                     # are stored): the original is kept in failed/ for the user to fix.
                     self._move_failed(claim, mine, failures)
                 elif self.settings.after_success == "delete":
-                    claim.path.unlink(missing_ok=True)
+                    self._delete(claim)
                 else:
-                    self._move(claim, Path(str(self.settings.archive_dir)))
+                    self._move(claim, "archive")
             except (OSError, ValueError) as exc:
                 # Never drop the original: the claim stays on disk and in flight, and the
                 # re-send (same key, replayed outcome) tries the move again later.
@@ -591,6 +805,108 @@ class InboxWatcher:
             self._remove_claim_dir(claim)
             status = "done" if not failures else "failed" if len(failures) == len(mine) else "partly failed"
             log.info("finished", file=claim.shown, key=key, status=status)
+
+    # -- a file that changed after it was sent (issue 19 §5) ------------------------------------
+    def _changed_since_sent(self, claim: Claim) -> bool:
+        """Whether the claimed file now holds other bytes than the ones that were sent (a writer
+        that kept its handle open after the watcher took the file). Size and mtime first; the
+        file is hashed again only when they differ."""
+        if claim.summary is None or claim.read_as is None:
+            return False
+        try:
+            with self._claimed_in(claim) as folder:
+                st = fs.lstat_at(folder, claim.rel.name)
+                if (st.st_size, st.st_mtime_ns) == claim.read_as:
+                    return False
+                data, _ = self._read_at(folder, claim.rel.name, claim.shown)
+        except InputError:
+            return True  # grown over the limit, or no longer a plain file: send it again to say so
+        except OSError:
+            return False
+        return hashlib.sha256(data).hexdigest() != claim.summary.sha256
+
+    def _supersede(self, claim: Claim, outcomes: list[dict[str, Any]]) -> None:
+        """The stored document holds only what the file held when it was read.  The file is
+        not archived: its claim becomes a new version (``<claim id>.2``, a folder rename, so
+        the key survives a restart), which is sent again once the file has been quiet for a
+        while, with ``metadata.supersedes`` naming the partial outcome; a ``document.failed``
+        event with reason ``superseded`` marks the partial document on the stream."""
+        base, _, version = claim.claim_id.partition(".")
+        number = int(version) + 1 if version.isdigit() else 2
+        new_id = f"{base}.{number}"
+        try:
+            own = self._root("own")
+            os.rename(claim.claim_id, new_id, src_dir_fd=own, dst_dir_fd=own)
+            with self._claimed_in(Claim(claim_id=new_id, path=self.own_dir / new_id / claim.rel, rel=claim.rel)) as f:
+                st = fs.lstat_at(f, claim.rel.name)
+        except OSError as exc:
+            log.error("could not re-claim a file that changed after it was sent", file=claim.shown, error=str(exc))
+            claim.sent_at = time.monotonic()
+            with self._lock:
+                self._claims.setdefault(claim.key, claim)
+            return
+        first = outcomes[0]
+        partial = {
+            "key": claim.key,
+            "document_id": first.get("document_id") or first.get("duplicate_of"),
+            "status": first.get("status"),
+            "size": claim.summary.size if claim.summary else None,
+            "sha256": claim.summary.sha256 if claim.summary else None,
+        }
+        new = Claim(claim_id=new_id, path=self.own_dir / new_id / claim.rel, rel=claim.rel, supersedes=partial)
+        # Each new version waits longer for quiet (STABLE_SECONDS x 2, x 4 … up to a minute):
+        # a writer that pauses longer than STABLE_SECONDS is caught up with in a few rounds.
+        new.settling = Candidate.of(st, time.monotonic(), closed=False)
+        new.settling.changed_at += min(60.0, self.settings.stable_seconds * (2 ** (number - 1) - 1))
+        new.sent_at = time.monotonic()
+        with self._lock:
+            self._claims[new.key] = new
+        log.warning(
+            "file changed after it was sent: its final content will be ingested again",
+            file=claim.shown,
+            partial=partial["document_id"],
+            sent_bytes=partial["size"],
+            now_bytes=st.st_size,
+            key=new.key,
+        )
+
+    def _send_settled(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            waiting = [c for c in self._claims.values() if c.settling is not None]
+        for claim in waiting:
+            assert claim.settling is not None
+            try:
+                with self._claimed_in(claim) as folder:
+                    st = fs.lstat_at(folder, claim.rel.name)
+            except OSError:
+                st = None
+            if st is not None and not claim.settling.same(st):
+                claim.settling = Candidate.of(st, now, closed=False)
+                continue
+            if st is None or now >= claim.settling.changed_at + self.settings.stable_seconds:
+                claim.settling = None
+                self._send(claim)
+
+    def _mark_superseded(self, claim: Claim) -> None:
+        partial = claim.supersedes or {}
+        exc = Superseded(
+            f"'{claim.shown}' changed after it was read: {partial.get('status')} {partial.get('document_id')}"
+            f" holds its first {partial.get('size')} bytes only; the final content is sent again as {claim.key}"
+        )
+        summary = FileSummary(filename=claim.name, size=partial.get("size") or 0, sha256=partial.get("sha256") or "")
+        self._enqueue(
+            claim,
+            FAILURE_TASK,
+            kwargs={
+                "key": f"{partial.get('key')}#superseded",
+                "summary": summary.model_dump(),
+                "source": "inbox",
+                "reason": exc.reason,
+                "message": exc.message,
+            },
+            argsrepr=f"{claim.name}: {exc.reason}",
+        )
 
     def _remove_claim_dir(self, claim: Claim) -> None:
         """The claim's folder, empty once its file has moved on: one rmdir per level of the
@@ -604,21 +920,40 @@ class InboxWatcher:
         except OSError:
             shutil.rmtree(self.own_dir / claim.claim_id, ignore_errors=True)
 
-    def _move(self, claim: Claim, root: Path) -> Path:
-        dest = self._destination(claim, root)
-        shutil.move(str(claim.path), str(dest))
-        return dest
+    @contextlib.contextmanager
+    def _claimed_in(self, claim: Claim) -> Iterator[int]:
+        """A handle on the folder that holds the claimed file, inside the claim's folder."""
+        base = self._claim_folder(claim)
+        try:
+            folder = fs.open_beneath(base, claim.rel.parent.parts)
+        finally:
+            os.close(base)
+        try:
+            yield folder
+        finally:
+            os.close(folder)
 
-    @staticmethod
-    def _destination(claim: Claim, root: Path) -> Path:
-        """Where the claimed file goes under ``root``: its inbox path, made unique if taken."""
-        dest = root / claim.rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists() or dest.is_symlink():
-            suffix = dest.suffix if len(dest.suffix) <= 16 else ""
-            stem = dest.name[: len(dest.name) - len(suffix)] if suffix else dest.name
-            dest = dest.with_name(_fit(stem, f".{claim.claim_id[:8]}{suffix}"))
-        return dest
+    @contextlib.contextmanager
+    def _folder_in(self, root: str, claim: Claim) -> Iterator[int]:
+        """A handle on the claim's inbox folders below ``root`` (archive, failed), created."""
+        folder = fs.makedirs_beneath(self._root(root), claim.rel.parent.parts)
+        try:
+            yield folder
+        finally:
+            os.close(folder)
+
+    def _delete(self, claim: Claim) -> None:
+        """AFTER_SUCCESS=delete: the claimed entry only, unlinked in its claim folder, which
+        is reached without links: nothing outside the processing folder can be deleted."""
+        with self._claimed_in(claim) as folder, contextlib.suppress(FileNotFoundError):
+            os.unlink(claim.rel.name, dir_fd=folder)
+
+    def _move(self, claim: Claim, root: str) -> str:
+        """Into the archive, under its inbox path; a taken name gets the claim's suffix."""
+        with self._claimed_in(claim) as src, self._folder_in(root, claim) as dst:
+            name = fs.free_name(dst, claim.rel.name, claim.claim_id[:8])
+            fs.move_at(src, claim.rel.name, dst, name)
+        return name
 
     def _move_failed(self, claim: Claim, outcomes: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
         """The original into failed/, with ``<name>.error.json`` saying what went wrong.
@@ -630,7 +965,6 @@ class InboxWatcher:
         # between leaves the file in its claim folder, is re-sent on restart, and the
         # replayed outcome writes the same report again and moves the file.  The other
         # order could leave a failed file without its report and nothing to re-send.
-        dest = self._destination(claim, Path(str(self.settings.failed_dir)))
         first = failures[0]
         lines = sorted(line for o in failures if (line := _record_line(o["key"])) is not None)
         message = first.get("message")
@@ -658,11 +992,20 @@ class InboxWatcher:
             ],
             "outcomes": outcomes,
         }
-        side = dest.with_name(_fit(dest.name, ".error.json"))
-        partial = side.with_name(_fit(f".{side.name}", ".part"))
-        partial.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(partial, side)
-        shutil.move(str(claim.path), str(dest))
+        data = (json.dumps(report, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        with self._claimed_in(claim) as src, self._folder_in("failed", claim) as dst:
+            # A report never replaces a file of the user's (issue 19 §10: failed/x.error.json,
+            # a user's own file that failed, was overwritten by the report of x); it replaces
+            # only this claim's own report from an attempt a kill interrupted.
+            name = fs.free_name(
+                dst,
+                claim.rel.name,
+                claim.claim_id[:8],
+                companions=("", REPORT_SUFFIX),
+                mine=lambda name: _report_key(dst, fs.fit(name, REPORT_SUFFIX)) == claim.key,
+            )
+            fs.write_file_at(dst, fs.fit(name, REPORT_SUFFIX), data)
+            fs.move_at(src, claim.rel.name, dst, name)
 
     def _room(self) -> int:
         with self._lock:
@@ -672,6 +1015,21 @@ class InboxWatcher:
     def in_flight(self) -> int:
         with self._lock:
             return len(self._claims)
+
+
+def _report_key(folder: int, name: str) -> str | None:
+    """The claim key in an ``.error.json`` report, if ``name`` is one of ours (small, JSON)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            report = json.loads(fh.read(REPORT_MAX_BYTES))
+        except (OSError, ValueError):
+            return None
+    key = report.get("key") if isinstance(report, dict) else None
+    return key if isinstance(key, str) else None
 
 
 def _record_line(key: str) -> int | None:

@@ -284,7 +284,7 @@ def test_killed_while_failing_a_file_leaves_report_and_file_recoverable(
     def killed(*_: object) -> None:
         raise _Killed
 
-    monkeypatch.setattr("worker.watcher.shutil.move", killed)
+    monkeypatch.setattr("worker.inbox.fs.move_at", killed)
     with pytest.raises(_Killed):
         w._finish(reply)  # dies after the report was written, before the file moved
     monkeypatch.undo()
@@ -320,7 +320,7 @@ def test_a_file_that_cannot_be_moved_stays_claimed(
     def disk_full(*_: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("worker.watcher.shutil.move", disk_full)
+    monkeypatch.setattr("worker.inbox.fs.move_at", disk_full)
     w._finish(reply)
     monkeypatch.undo()
     assert w.in_flight == 1  # kept, to be re-sent and moved later
@@ -378,3 +378,95 @@ def test_no_more_than_watch_max_in_flight_files_are_claimed_and_the_rest_wait_in
         assert len(queued(redis_client)) == 2
         assert w.in_flight == 3
         assert sorted(p.name for p in w.inbox.glob("f*.txt")) == ["f5.txt", "f6.txt", "f7.txt"]
+
+
+CLUTTER = {
+    ".DS_Store": b"\x00\x00\x00\x01Bud1",
+    "._a.txt": b"\x00\x05\x16\x07 resource fork",
+    "desktop.ini": b"[.ShellClassInfo]\r\nIconResource=x\r\n",
+    "Thumbs.db": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 thumbnails",
+    "THUMBS.DB": b"\xd0\xcf\x11\xe0 the same, shouted",
+    "~$report.docx": b"owner file",
+    ".~lock.story.odt#": b"lock",
+    "story.tmp": b"half written",
+    "@eaDir/a.txt@SynoEAStream": b"synology metadata",
+    "@eaDir/story.txt/SYNOPHOTO_THUMB_M.jpg": b"thumb",
+    "sub/@eaDir/x.txt": b"nested synology folder",
+    ".stversions/story~20240101.txt": b"syncthing old version",
+}
+
+
+def test_system_clutter_is_left_in_place_and_never_sent(make_watcher: Any, redis_client: redis.Redis) -> None:
+    """Issue 17 §6: desktop.ini was stored, Thumbs.db failed with an event, @eaDir/… was
+    stored with the folder tag '@eaDir'. What paperless-ngx ignores is ignored: no claim, no
+    message (so no document, no failure, no event), the file left where it is."""
+    w = make_watcher()
+    with Running(w):
+        for name, data in CLUTTER.items():
+            (w.inbox / name).parent.mkdir(parents=True, exist_ok=True)
+            (w.inbox / name).write_bytes(data)
+        (w.inbox / "sub" / "real.txt").write_bytes(b"a real story")
+        [msg] = wait_queued(redis_client, 1)
+        time.sleep(1.0)  # several ticks and a rescan later: still nothing else
+        assert len(queued(redis_client)) == 1
+    assert msg["kwargs"]["request"]["filename"] == "real.txt"
+    for name, data in CLUTTER.items():
+        assert (w.inbox / name).read_bytes() == data, name
+
+
+def test_ignore_patterns_are_a_setting(make_watcher: Any, redis_client: redis.Redis) -> None:
+    """SEEDWORKER_IGNORE replaces the defaults: here only *.bak and the drafts/ folder."""
+    w = make_watcher(ignore=["*.bak", "drafts/"])
+    with Running(w):
+        (w.inbox / "drafts").mkdir(parents=True)
+        (w.inbox / "drafts" / "d.txt").write_bytes(b"draft")
+        (w.inbox / "x.bak").write_bytes(b"backup")
+        (w.inbox / "desktop.ini").write_bytes(b"[.ShellClassInfo]")
+        (w.inbox / "drafts.txt").write_bytes(b"a file, not the folder")
+        names = sorted(m["kwargs"]["request"]["filename"] for m in wait_queued(redis_client, 2))
+        time.sleep(0.8)
+        assert len(queued(redis_client)) == 2
+    assert names == ["desktop.ini", "drafts.txt"]
+    assert (w.inbox / "drafts" / "d.txt").exists() and (w.inbox / "x.bak").exists()
+
+
+def test_a_failure_report_never_overwrites_a_users_file(make_watcher: Any, redis_client: redis.Redis) -> None:
+    """Issue 19 §10: the user's own ``coll.txt.error.json`` failed first (it sits in failed/
+    under its name); then ``coll.txt`` failed and its report replaced the user's file. Reports
+    and files now share one rule: a taken name gets the claim's suffix, for both."""
+    w = make_watcher()
+    with Running(w):
+        (w.inbox / "coll.txt.error.json").write_bytes(b"the user's own notes")
+        [first] = wait_queued(redis_client, 1)
+        _fail(redis_client, w, first, "coll.txt.error.json")
+        _wait_idle(w)
+        (w.inbox / "coll.txt").write_bytes(b"\x00binary")
+        second = wait_queued(redis_client, 2)[1]
+        _fail(redis_client, w, second, "coll.txt")
+        _wait_idle(w)
+        (w.inbox / "coll.txt").write_bytes(b"\x00binary again")
+        third = wait_queued(redis_client, 3)[2]
+        _fail(redis_client, w, third, "coll.txt")
+        _wait_idle(w)
+    failed = Path(str(w.settings.failed_dir))
+    assert (failed / "coll.txt.error.json").read_bytes() == b"the user's own notes"
+    users = "coll.txt.error.json"
+    reports = {p.name: json.loads(p.read_text()) for p in failed.glob("*.error.json") if p.name != users}
+    by_key = {r["key"]: name for name, r in reports.items()}
+    keys = [m["kwargs"]["request"]["idempotency_key"] for m in (first, second, third)]
+    assert set(by_key) == set(keys)  # one report per failed file, none lost
+    for msg, data in ((second, b"\x00binary"), (third, b"\x00binary again")):
+        report_name = by_key[msg["kwargs"]["request"]["idempotency_key"]]
+        assert (failed / report_name.removesuffix(".error.json")).read_bytes() == data  # beside its report
+
+
+def _fail(client: redis.Redis, w: InboxWatcher, msg: dict[str, Any], name: str) -> None:
+    key = msg["kwargs"]["request"]["idempotency_key"]
+    _reply(client, w.reply_key, Outcome(status="failed", key=key, filename=name, reason="binary", message="binary"))
+
+
+def _wait_idle(w: InboxWatcher) -> None:
+    deadline = time.monotonic() + 10
+    while w.in_flight and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert w.in_flight == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -34,9 +36,17 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def _sqlite_engine(url: str, database: str | None, **kwargs: Any) -> Engine:
     if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     connect_args = {"timeout": SQLITE_BUSY_SECONDS, "check_same_thread": False}
     engine = create_engine(url, connect_args=connect_args, **kwargs)
+
+    @event.listens_for(engine, "do_connect")
+    def _create_private(*_: Any) -> None:
+        # Every document is in this file (issue 19 §12): created 0600 by whoever connects
+        # first, whatever the umask (SQLite gives its -wal and -shm files the same mode).
+        if database and database != ":memory:" and not database.startswith("file:"):
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _: Any) -> None:
