@@ -65,7 +65,7 @@ def full() -> Tagger:
 def test_fast_profile_has_no_entities_but_topics(fast: Tagger) -> None:
     tags = fast.tag(example_doc())
     assert not [t for t in tags if t.kind == "entity"]
-    assert {"politics", "war-and-conflict"} <= {t.name for t in tags if t.kind == "topic"}
+    assert {"politics", "war-and-conflict"} <= {t.name for t in tags if t.kind == "subject"}
     assert fast.describe()["ner_model"] is None
 
 
@@ -109,7 +109,7 @@ def test_example_article(full: Tagger) -> None:
     tags = full.tag(example_doc(), folder_tags=["world"], producer_tags=["ap"])
     assert order(tags) == sorted(order(tags))
     kinds = {t.kind for t in tags}
-    assert {"entity", "topic", "folder", "producer"} <= kinds
+    assert {"entity", "subject", "folder", "producer"} <= kinds
     entities = {t.name: t for t in tags if t.kind == "entity"}
     for name in ("Donald Trump", "Vladimir Putin", "Volodymyr Zelenskyy"):
         assert entities[name].label == "PERSON"
@@ -279,7 +279,7 @@ def test_tagging_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> N
     tagger = Tagger.from_settings(make_settings())
     tags = tagger.tag(example_doc(), folder_tags=["politics"], producer_tags=["ap"])
     kinds = {t.kind for t in tags}
-    assert kinds == {"entity", "topic", "keyword", "folder", "producer"}
+    assert kinds == {"entity", "subject", "keyword", "folder", "producer"}
 
 
 def test_keywords_setting_turns_keyword_tags_off() -> None:

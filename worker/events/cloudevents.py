@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from worker.models import Tag
 
 TYPE_PREFIX = "org.seedworker."
 #: Major version of the published event schemas (``worker/events/schemas/*.json``).  Bump it
@@ -38,6 +41,12 @@ class TagData(_Data):
     name: str
     label: str | None = None
     country: str | None = None
+    scheme: str | None = None  # subjects: the vocabulary's URI (http://cv.iptc.org/newscodes/mediatopic/)
+    code: str | None = None  # subjects: the term's QCode (medtop:11000000)
+
+    @classmethod
+    def of(cls, tag: Tag) -> TagData:
+        return cls(kind=tag.kind, name=tag.name, label=tag.label, country=tag.country, scheme=tag.scheme, code=tag.code)
 
 
 class DocumentStoredData(_Data):
@@ -91,9 +100,14 @@ class DocumentRetaggedData(_Data):
 
 
 class DocumentDeletedData(_Data):
+    """A stored document was deleted (``DocumentStore.delete``) with its tags, index rows and
+    the original file when nothing else needed it."""
+
     id: str
     canonical_hash: str
     reason: str
+    duplicates: list[str] = Field(default_factory=list)  # thin duplicate records deleted with it
+    raw_sha256: str | None = None  # its original file (removed unless something else references it)
 
 
 class CloudEvent(_Data):

@@ -2,8 +2,8 @@
 
 * Models (:class:`~worker.store.schema.TagModel`) are rows: JSON parameters and numpy arrays,
   the newest version wins.  A worker process keeps the model it loaded and asks the database
-  for a newer version at most every ``auto_tag_check_seconds`` (:class:`AutoModels`), so a
-  model trained on one machine reaches every worker without a shared disk or a restart.
+  for the newest version number before each task (:class:`AutoModels`), so a model trained
+  on one machine tags the next document on every worker, without a shared disk or a restart.
 * A retag rewrites a document's derived tags (entities, topics, keywords; never the folder
   and producer tags the user gave) and writes a ``document.retagged`` event in the same
   transaction, only when the tags changed.  The event key is ``retag:<run>:<document>``:
@@ -24,7 +24,7 @@ from worker.events.cloudevents import DocumentRetaggedData, TagData, event_id, m
 from worker.logs import get_logger
 from worker.models import NormalisedDocument, Tag
 from worker.pipeline.classifier import Example, TopicModel, TrainingReport, train_with_report
-from worker.pipeline.tag import EXPLICIT_KINDS, auto_text
+from worker.pipeline.tag import EXPLICIT_KINDS, auto_text, is_explicit
 from worker.store.schema import Document, OutboxRow, TagModel, TagRow, tag_values
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ def tag_of(row: TagRow) -> Tag:
         spans=[(int(a), int(b)) for a, b in row.spans or []],
         matched=row.matched,
         country=row.country,
+        scheme=row.scheme,
+        code=row.code,
     )
 
 
@@ -64,16 +66,29 @@ def row_of(tag: Tag) -> TagRow:
 
 
 def identity(tag: Tag) -> TagData:
-    """What ``document.retagged`` reports: a tag is added or removed by kind, name, label, country."""
-    return TagData(kind=tag.kind, name=tag.name, label=tag.label, country=tag.country)
+    """What ``document.retagged`` reports: a tag is added or removed by kind, name, label, country
+    (and code, for subjects)."""
+    return TagData.of(tag)
 
 
 def _content(tag: Tag) -> tuple[Any, ...]:
-    return (tag.kind, tag.name, tag.label, tag.source, tag.score, tag.count, tuple(tag.spans), tag.matched, tag.country)
+    return (
+        tag.kind,
+        tag.name,
+        tag.label,
+        tag.source,
+        tag.score,
+        tag.count,
+        tuple(tag.spans),
+        tag.matched,
+        tag.country,
+        tag.scheme,
+        tag.code,
+    )
 
 
-def _key(data: TagData) -> tuple[str, str, str, str]:
-    return (data.kind, data.name, data.label or "", data.country or "")
+def _key(data: TagData) -> tuple[str, str, str, str, str]:
+    return (data.kind, data.name, data.label or "", data.country or "", data.code or "")
 
 
 @dataclass
@@ -234,7 +249,7 @@ class TagStore:
                     format=row.format,
                     encoding=row.encoding,
                 )
-                explicit = [tag_of(t) for t in row.tags if t.kind in EXPLICIT_KINDS]
+                explicit = [tag for tag in map(tag_of, row.tags) if is_explicit(tag)]
                 items.append(RetagItem(doc_id, doc, explicit))
         return items, [i for i in ids if i not in rows]
 
@@ -263,26 +278,26 @@ class TagStore:
         return outcome
 
     def _retag_one(self, doc_id: str, new: list[Tag], *, run_id: str, reason: str, only_tag: str | None) -> str | None:
-        def in_scope(kind: str, name: str) -> bool:
-            if kind in EXPLICIT_KINDS:
+        def in_scope(tag: Tag) -> bool:
+            if is_explicit(tag):
                 return False
-            return only_tag is None or name.casefold() == only_tag.casefold()
+            return only_tag is None or tag.name.casefold() == only_tag.casefold()
 
-        new = [t for t in new if in_scope(t.kind, t.name)]
+        new = [t for t in new if in_scope(t)]
         with self.documents.session() as s:
             # FOR UPDATE (PostgreSQL; SQLite's write transactions are serial anyway): two retags
             # of one document never interleave their delete and insert
             if s.get(Document, doc_id, with_for_update=True) is None:
                 return None
             rows = list(s.scalars(select(TagRow).where(TagRow.document_id == doc_id)))
-            old = [tag_of(r) for r in rows if in_scope(r.kind, r.name)]
+            old = [tag for tag in map(tag_of, rows) if in_scope(tag)]
             if sorted(map(_content, old), key=repr) == sorted(map(_content, new), key=repr):
                 return "unchanged"
             old_ids = {_key(identity(t)): identity(t) for t in old}
             new_ids = {_key(identity(t)): identity(t) for t in new}
             added = [new_ids[k] for k in sorted(set(new_ids) - set(old_ids))]
             removed = [old_ids[k] for k in sorted(set(old_ids) - set(new_ids))]
-            stale = [r.id for r in rows if in_scope(r.kind, r.name)]
+            stale = [r.id for r in rows if in_scope(tag_of(r))]
             if stale:
                 s.execute(delete(TagRow).where(TagRow.id.in_(stale)))
             for tag in new:
@@ -325,9 +340,14 @@ def request_training(client: redis.Redis, send: Callable[[], object], *, hold_se
 
 
 class AutoModels:
-    """The newest ``auto`` model for one worker process, checked at most every
-    ``auto_tag_check_seconds``; also notices when enough new labelled documents arrived to
-    retrain in the background."""
+    """The newest ``auto`` model for one worker process.
+
+    Every call asks the database for ``max(version)`` (one primary-key probe, well under a
+    millisecond), so a document ingested after ``seedworker tags train`` returned is tagged
+    by the new model on every worker: no wait, no message to lose.  The heavier question --
+    have enough new labelled documents arrived to retrain in the background? -- is asked at
+    most every ``auto_tag_check_seconds``.
+    """
 
     def __init__(
         self,
@@ -348,14 +368,17 @@ class AutoModels:
     def current(self) -> TopicModel | None:
         if not self.settings.auto_tags:
             return None
-        now = self.clock()
-        if self._checked_at is not None and now - self._checked_at < self.settings.auto_tag_check_seconds:
-            return self.model
-        self._checked_at = now
         try:
             self._refresh()
         except Exception:  # a broken model row must not stop ingestion; keep the one we have
             log.exception("could not refresh the auto model")
+        now = self.clock()
+        if self._checked_at is None or now - self._checked_at >= self.settings.auto_tag_check_seconds:
+            self._checked_at = now
+            try:
+                self._check_training_due()
+            except Exception:
+                log.exception("could not count the labelled documents")
         return self.model
 
     def _refresh(self) -> None:
@@ -365,6 +388,8 @@ class AutoModels:
             info = self.tags.model_info(latest)
             self._created_at = info.created_at if info else None
             log.info("auto model loaded", version=latest, labels=len(self.model.labels) if self.model else 0)
+
+    def _check_training_due(self) -> None:
         after = self.settings.auto_train_after
         if after and self.on_training_due is not None and self.tags.labelled_since(self._created_at) >= after:
             self.on_training_due()
