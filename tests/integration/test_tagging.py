@@ -212,6 +212,31 @@ def test_explain_says_why_each_tag_was_given(store: DocumentStore, database_url:
     assert CliRunner().invoke(main, ["tags", "explain", "doc_nope"], env=env).exit_code == 1
 
 
+def test_explain_counts_each_term_and_lists_every_term(store: DocumentStore, database_url: str, tmp_path: Path) -> None:
+    """Issue 17 §7: ``matched 'allies' (5x)`` when "allies" occurs once (5 was the count over
+    all terms), and ``--json`` stopped at 10 terms."""
+    terms = [f"term{i}" for i in range(12)] + ["allies", "sanctions"]
+    spec = {"match": terms, "min_count": 2}
+    taxonomy = tmp_path / "taxonomy.toml"
+    taxonomy.write_text("[tags.diplomacy]\nmatch = " + json.dumps(terms) + "\nmin_count = 2\n")
+    tagger = Tagger(taxonomy=Taxonomy.from_mapping({"tags": {"diplomacy": spec}}), nlp=None)
+    text = "The allies met. Sanctions, sanctions and more SANCTIONS were agreed; sanctions stay."
+    doc_id, _ = _ingest(store, tagger, text, "d.txt")
+    env = {
+        "SEEDWORKER_DATABASE_URL": database_url,
+        "SEEDWORKER_DATA_DIR": str(tmp_path / "data"),
+        "SEEDWORKER_TAXONOMY_PATH": str(taxonomy),
+    }
+    result = CliRunner().invoke(main, ["tags", "explain", doc_id, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    [tag] = json.loads(result.output)["tags"]
+    assert tag["count"] == 5
+    why = tag["why"]
+    assert why["terms"] == terms  # every term, not the first 10
+    assert why["matches"] == [{"text": "Sanctions", "count": 4}, {"text": "allies", "count": 1}]
+    assert why["text"] == "rule 'diplomacy' (any) matched 'Sanctions' (4x), 'allies' (1x)"
+
+
 def test_workers_use_a_new_model_from_the_next_task(store: DocumentStore) -> None:
     """A model stored by ``tags train`` is used by the very next call (issue 18 §3: documents
     ingested after train returns use it); the labelled-document count that triggers
