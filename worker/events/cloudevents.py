@@ -43,10 +43,19 @@ class TagData(_Data):
     country: str | None = None
     scheme: str | None = None  # subjects: the vocabulary's URI (http://cv.iptc.org/newscodes/mediatopic/)
     code: str | None = None  # subjects: the term's QCode (medtop:11000000)
+    source: str | None = None  # what gave it: folder, producer, provider, rule:<name>, auto:v<N>, spacy:<model>, yake
 
     @classmethod
     def of(cls, tag: Tag) -> TagData:
-        return cls(kind=tag.kind, name=tag.name, label=tag.label, country=tag.country, scheme=tag.scheme, code=tag.code)
+        return cls(
+            kind=tag.kind,
+            name=tag.name,
+            label=tag.label,
+            country=tag.country,
+            scheme=tag.scheme,
+            code=tag.code,
+            source=tag.source,
+        )
 
 
 class DocumentStoredData(_Data):
