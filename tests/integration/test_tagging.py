@@ -237,6 +237,51 @@ def test_explain_counts_each_term_and_lists_every_term(store: DocumentStore, dat
     assert why["text"] == "rule 'diplomacy' (any) matched 'Sanctions' (4x), 'allies' (1x)"
 
 
+def test_retag_keeps_provider_subjects_and_rules_never_replace_them(store: DocumentStore) -> None:
+    """Issue 22: subject codes the input carried (source ``provider``) survive a retag, and a
+    rule for the same code is not given beside them; they travel with scheme and code."""
+    request = IngestRequest(text="The parliament voted on the budget.", filename="p.txt", idempotency_key="test:p")
+    batch = process.prepare(request, "test:p", max_bytes=1 << 20)
+    doc = batch.items[0].document
+    carried = [{"name": "politics", "code": "medtop:11000000"}]
+    batch.items[0].document = doc.model_copy(update={"metadata": {**doc.metadata, "subjects": carried}})
+    batch = process.tag(batch, _tagger())
+    [outcome] = process.store(batch, store, max_bytes=1 << 20).outcomes
+    doc_id = outcome.document_id
+    assert doc_id is not None
+    with store.session() as s:
+        [stored_event] = [
+            json.loads(p) for p in s.scalars(select(OutboxRow.payload).where(OutboxRow.subject == doc_id))
+        ]
+    [subject] = [t for t in stored_event["data"]["tags"] if t["kind"] == "subject"]
+    assert subject == {
+        "kind": "subject",
+        "name": "politics",
+        "label": None,
+        "country": None,
+        "scheme": "http://cv.iptc.org/newscodes/mediatopic/",
+        "code": "medtop:11000000",
+        "source": "provider",
+    }
+
+    rules = {"politics": {"match": ["parliament"], "code": "medtop:11000000"}, "budget": {"match": ["budget"]}}
+    new = _tagger(rules)
+    tags = TagStore(store)
+    items, _ = tags.load_for_retag([doc_id])
+    assert [(t.source, t.code) for t in items[0].explicit] == [("provider", "medtop:11000000")]
+    derived = new.derive_many([i.document for i in items], [i.explicit for i in items])
+    tags.apply_retag(items, derived, run_id="r1", reason="new rules")
+    with store.session() as s:
+        rows = {
+            (r.kind, r.name, r.source, r.code) for r in s.scalars(select(TagRow).where(TagRow.document_id == doc_id))
+        }
+    assert ("subject", "politics", "provider", "medtop:11000000") in rows
+    assert ("topic", "budget", "rule:budget", None) in rows
+    assert not [r for r in rows if r[2] == "rule:politics"]
+    [event] = _retag_events(store)
+    assert event["data"]["removed"] == []
+
+
 def test_workers_use_a_new_model_from_the_next_task(store: DocumentStore) -> None:
     """A model stored by ``tags train`` is used by the very next call (issue 18 §3: documents
     ingested after train returns use it); the labelled-document count that triggers

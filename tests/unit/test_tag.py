@@ -62,6 +62,24 @@ def full() -> Tagger:
 # -- fast profile (no NER) ---------------------------------------------------------------------
 
 
+def test_subject_codes_the_input_carried_are_kept_and_never_given_again_by_a_rule(fast: Tagger) -> None:
+    """Issue 22: provider subjects (ninjs/NewsML-G2, in ``metadata["subjects"]``) are tags of
+    source ``provider`` with scheme and code; the shipped rule for the same code stays out."""
+    carried = [
+        {"name": "Politics", "code": "medtop:11000000"},
+        {"name": "Politics again", "code": "medtop:11000000"},  # the same code once
+        {"name": "Diplomacy", "code": "agency:dip", "scheme": "https://agency.example/cv/"},
+        {"name": "", "code": "medtop:15000000"},  # no name: skipped
+    ]
+    tags = fast.tag(example_doc(metadata={"subjects": carried}))
+    subjects = {(t.name, t.source, t.scheme, t.code) for t in tags if t.kind == "subject"}
+    assert ("Politics", "provider", "http://cv.iptc.org/newscodes/mediatopic/", "medtop:11000000") in subjects
+    assert ("Diplomacy", "provider", "https://agency.example/cv/", "agency:dip") in subjects
+    assert not [t for t in tags if t.source == "rule:politics"]  # the input's code wins
+    assert [t.code for t in tags if t.source == "rule:war-and-conflict"] == ["medtop:16000000"]  # others still
+    assert [t.code for t in tags if t.code == "medtop:11000000"] == ["medtop:11000000"]
+
+
 def test_fast_profile_has_no_entities_but_topics(fast: Tagger) -> None:
     tags = fast.tag(example_doc())
     assert not [t for t in tags if t.kind == "entity"]

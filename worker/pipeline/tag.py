@@ -198,9 +198,11 @@ class Tagger:
     def explicit_tags(
         self, doc: NormalisedDocument, folder_tags: Sequence[str], producer_tags: Sequence[str]
     ) -> list[Tag]:
-        """The tags the user gave: folders (after the folder policy) and producer tags."""
+        """The tags the user gave: folders (after the folder policy) and producer tags; and
+        the subject codes the input carried (:func:`provider_subjects`)."""
         tags = _plain_tags("folder", self.folders.names(folder_tags))
         tags.extend(_plain_tags("producer", [*producer_tags, *doc.producer_tags]))
+        tags.extend(provider_subjects(doc))
         return tags
 
     def tag(
@@ -257,6 +259,33 @@ class Tagger:
         source = f"{AUTO_SOURCE}:v{self.auto.version}"
         for i, found in zip(todo, predictions, strict=True):
             results[i].extend(Tag(kind="topic", name=name, source=source, score=score) for name, score in found)
+
+
+#: Where a parser puts the subject codes an input carried (ninjs ``subject``, NewsML-G2
+#: ``subject qcode``): ``metadata["subjects"] = [{"name", "code", "scheme"?}, ...]``.
+SUBJECTS_KEY = "subjects"
+
+
+def provider_subjects(doc: NormalisedDocument) -> list[Tag]:
+    """``subject`` tags (source ``provider``) for the codes the input carried, each code once;
+    entries without a name or a code are skipped.  ``scheme`` defaults to the QCode alias's
+    URI (``medtop:`` -> the IPTC Media Topics scheme)."""
+    from worker.pipeline.taxonomy import scheme_uri
+
+    raw = doc.metadata.get(SUBJECTS_KEY)
+    out: dict[str, Tag] = {}
+    for entry in raw if isinstance(raw, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        name, code, scheme = entry.get("name"), entry.get("code"), entry.get("scheme")
+        if not (isinstance(name, str) and name.strip() and isinstance(code, str) and code.strip()):
+            continue
+        code = code.strip()
+        uri = scheme.strip() if isinstance(scheme, str) and scheme.strip() else scheme_uri(code)
+        out.setdefault(
+            code, Tag(kind="subject", name=" ".join(name.split()), source=PROVIDER_SOURCE, scheme=uri, code=code)
+        )
+    return list(out.values())
 
 
 def auto_text(doc: NormalisedDocument) -> str:
