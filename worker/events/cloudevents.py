@@ -20,7 +20,9 @@ TYPE_PREFIX = "org.seedworker."
 #: Major version of the published event schemas (``worker/events/schemas/*.json``).  Bump it
 #: for any change that would break a consumer (a field removed, renamed, retyped, made
 #: required or optional); adding an optional field is not one.  See docs/events.md.
-SCHEMA_VERSION = 1
+#: v2 (December 2026): ``document.stored`` lost ``duplicate_of``, which was never set (a stored
+#: document is never a duplicate: duplicates are ``document.duplicate`` events).
+SCHEMA_VERSION = 2
 _NAMESPACE = uuid.UUID("6f0d3d8e-4a52-5b7c-9a56-2f7e1c1b5e10")
 
 EventName = Literal[
@@ -73,7 +75,6 @@ class DocumentStoredData(_Data):
     canonical_hash: str
     raw_sha256: str
     tags: list[TagData]
-    duplicate_of: str | None = None
     story_id: str | None = None  # near-duplicate cluster: a new document starts its own story
 
 
