@@ -423,3 +423,19 @@ def test_concurrent_retags_of_the_same_documents_write_each_change_once(store: D
     with store.session() as s:
         rows = list(s.execute(select(TagRow.document_id, TagRow.name)))
     assert sorted(rows) == sorted((doc, "storm") for doc in ids)  # no doubled rows
+
+
+def test_an_unreadable_database_is_logged_once_per_outage_not_per_task(tmp_path: Path) -> None:
+    """The model version is read before every task; while the database cannot be read the
+    worker keeps the model it has and says so once, not once per document."""
+    from structlog.testing import capture_logs
+
+    (tmp_path / "db").mkdir()  # a directory where the database file should be: unreadable
+    broken = TagStore(DocumentStore(make_engine(f"sqlite:///{tmp_path / 'db'}"), event_source="urn:test"))
+    settings = Settings(_env_file=None, auto_train_after=0)  # type: ignore[call-arg]
+    models = AutoModels(broken, settings)
+    with capture_logs() as logs:
+        assert [models.current() for _ in range(5)] == [None] * 5
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "could not refresh the auto model; keeping the one loaded"
+    ]

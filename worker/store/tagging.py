@@ -377,14 +377,18 @@ class AutoModels:
         self.model: TopicModel | None = None
         self._created_at: dt.datetime | None = None
         self._checked_at: float | None = None
+        self._failing = False
 
     def current(self) -> TopicModel | None:
         if not self.settings.auto_tags:
             return None
         try:
             self._refresh()
-        except Exception:  # a broken model row must not stop ingestion; keep the one we have
-            log.exception("could not refresh the auto model")
+            self._failing = False
+        except Exception:  # a broken model row or a database outage must not stop ingestion
+            if not self._failing:  # once per outage, not once per task
+                log.exception("could not refresh the auto model; keeping the one loaded")
+            self._failing = True
         now = self.clock()
         if self._checked_at is None or now - self._checked_at >= self.settings.auto_tag_check_seconds:
             self._checked_at = now
