@@ -12,7 +12,7 @@ help:
 	@echo "make lint    ruff + mypy"
 	@echo "make flower  Flower against the configured broker"
 	@echo "make bench   throughput / latency benchmark (writes bench/results.json)"
-	@echo "make eval-tags  accuracy of the learned auto topics on a generated corpus (confusion table)"
+	@echo "make eval-tags  learned auto labels on unlabelled documents, through the real stack (per section)"
 	@echo "make eval-dedup precision/recall of near-duplicate detection and index cost (bench/eval_dedup.json)"
 	@echo "make clean   remove the virtualenv, caches and local data"
 

@@ -1,7 +1,7 @@
 """One task per stage, for ``SEEDWORKER_PIPELINE=chain``: the tag stage (NER) can then run
 on its own queue and machines.  Deduplication is decided inside ``seedworker.store``, in the
-same transaction as the write, because only the database can make it atomic;
-``seedworker.deduplicate`` answers "what would this duplicate?" without storing.
+same transaction as the write, because only the database can make it atomic (there is no
+separate deduplicate task: its answer could be stale by the time the store task ran).
 """
 
 from __future__ import annotations
@@ -29,23 +29,6 @@ def tag(self: Task, batch: dict[str, Any]) -> dict[str, Any]:
     pb = PipelineBatch.model_validate(batch)
     with task_context(self, file=pb.request.filename, key=pb.key):
         return process.tag(pb, get_runtime().tagger).model_dump(mode="json")
-
-
-@shared_task(name="seedworker.deduplicate", bind=True, acks_late=True)
-def deduplicate(self: Task, canonical_hash: str, text: str | None = None) -> dict[str, Any] | None:
-    """Exact match by hash; given the text too, the nearest stored document (MinHash + LSH)."""
-    with task_context(self):
-        match = get_runtime().store.find_duplicate(canonical_hash, text)
-        return (
-            None
-            if match is None
-            else {
-                "duplicate_of": match.document_id,
-                "kind": match.kind,
-                "similarity": match.similarity,
-                "story_id": match.story_id,
-            }
-        )
 
 
 @shared_task(name="seedworker.store", bind=True, acks_late=True)

@@ -122,7 +122,11 @@ class NormalisedDocument(_Strict):
     warnings: list[str] = Field(default_factory=list)
 
 
-TagKind = Literal["entity", "topic", "auto", "folder", "producer", "keyword"]
+TagKind = Literal["entity", "topic", "subject", "auto", "folder", "producer", "keyword"]
+#: Where a tag came from, besides ``spacy:<model>``, ``rule:<name>``, ``auto:v<N>``, ``yake``:
+#: ``provider`` marks subject codes the input itself carried (ninjs/NewsML-G2); like folder
+#: and producer tags they are what the source said, and rules or a retag never replace them.
+PROVIDER_SOURCE = "provider"
 
 
 class Tag(_Strict):
@@ -137,6 +141,10 @@ class Tag(_Strict):
     spans: list[tuple[int, int]] = Field(default_factory=list)  # offsets into document text
     matched: str | None = None  # the text that matched (a rule's span, an entity mention)
     country: str | None = None  # ISO country code for places
+    # A term of a controlled vocabulary (kind "subject"): the scheme's URI and the term's
+    # QCode, e.g. "http://cv.iptc.org/newscodes/mediatopic/" and "medtop:11000000".
+    scheme: str | None = Field(default=None, max_length=200)
+    code: str | None = Field(default=None, max_length=100)
 
 
 class StageItem(_Strict):

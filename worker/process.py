@@ -1,8 +1,8 @@
 """The pipeline for one ingest request, stage by stage.
 
 Each function is one stage of the flow the tasks run (inline: all four in one task;
-chain: one task each).  ``prepare`` and ``tag`` are pure; ``deduplicate`` only reads the
-store; ``store`` is the single write, one transaction per document with its event.
+chain: one task each).  ``prepare`` and ``tag`` are pure; ``store`` decides duplicates and
+writes, one transaction per document with its event.
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ class Runtime:
 
     @property
     def tagger(self) -> Tagger:
-        """The process's tagger, with the newest ``auto`` model (checked at most every
-        ``auto_tag_check_seconds``, see worker/store/tagging.py)."""
+        """The process's tagger, with the newest ``auto`` model (its version is checked on
+        every call, see worker/store/tagging.py)."""
         if self._tagger is None:
             from worker.pipeline.tag import Tagger
             from worker.store.tagging import AutoModels, TagStore, request_training

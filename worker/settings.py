@@ -136,7 +136,10 @@ class Settings(BaseSettings):
     )
     auto_tag_max: int = Field(3, ge=1, description="At most this many auto topic tags per document.")
     auto_tag_check_seconds: float = Field(
-        30.0, ge=0, description="How often a worker process checks the database for a newer auto model."
+        30.0,
+        ge=0,
+        description="How often a worker process checks whether enough new labelled documents arrived to "
+        "retrain auto (a new model is used from the next task).",
     )
     auto_train_after: int = Field(
         200, ge=0, description="Retrain auto in the background after this many new labelled documents; 0 = never."

@@ -48,8 +48,7 @@ def train(as_json: bool) -> None:
     """Train the auto topic model now, on every stored document with folder or producer tags.
 
     Metrics come from a held-out 20 % (a model trained on the other 80 %); the stored
-    model is then trained on all of them.  Workers pick it up within
-    SEEDWORKER_AUTO_TAG_CHECK_SECONDS.
+    model is then trained on all of them.  Workers use it from their next task.
     """
     settings = _settings()
     store = _tag_store(settings)
@@ -96,23 +95,21 @@ def models() -> None:
 
 
 # -- explain ---------------------------------------------------------------------------------------
-def why(tag: Tag, *, rules: dict[str, Any], models: dict[int, Any], doc_meta: dict[str, Any]) -> dict[str, Any]:
-    """Why ``tag`` was given, as data: the algorithm and the evidence."""
+def why(
+    tag: Tag,
+    *,
+    rules: dict[str, Any],
+    models: dict[int, Any],
+    doc_meta: dict[str, Any],
+    document: tuple[str | None, str] = (None, ""),
+) -> dict[str, Any]:
+    """Why ``tag`` was given, as data: the algorithm and the evidence (``document``: its
+    title and text, which a rule's evidence is counted in)."""
     out: dict[str, Any] = {}
     if tag.source.startswith("rule:"):
-        rule = rules.get(tag.name)
-        out["rule"] = tag.name
-        if rule is not None:
-            out.update(
-                algorithm=rule.algorithm,
-                case_sensitive=rule.case_sensitive,
-                min_count=rule.min_count,
-                terms=rule.terms()[:10],
-            )
-        else:
-            out["note"] = "the rule is no longer in the taxonomy (retag to remove it)"
-        how = f" ({rule.algorithm}{', case-sensitive' if rule.case_sensitive else ''})" if rule is not None else ""
-        out["text"] = f"rule {tag.name!r}{how} matched {tag.matched!r} ({tag.count}x)"
+        from worker.pipeline.taxonomy import explain_rule_tag
+
+        out.update(explain_rule_tag(tag, rules.get(tag.name), *document))
     elif tag.source.startswith("auto"):
         version = int(tag.source.split(":v", 1)[1]) if ":v" in tag.source else None
         out.update(model="auto", version=version, score=tag.score)
@@ -154,11 +151,14 @@ def explain(doc_id: str, as_json: bool) -> None:
     if found is None:
         raise click.ClickException(f"no document {doc_id}")
     doc, doc_tags = found
-    rules = {r.name: r.spec for r in load_taxonomy(settings.taxonomy_path).rules}
+    rules = {r.name: r for r in load_taxonomy(settings.taxonomy_path).rules}
     versions = {int(t.source.split(":v", 1)[1]) for t in doc_tags if t.source.startswith("auto:v")}
     models = {v: store.model_info(v) for v in versions}
     rows = [
-        {**t.model_dump(mode="json"), "why": why(t, rules=rules, models=models, doc_meta=dict(doc.meta or {}))}
+        {
+            **t.model_dump(mode="json"),
+            "why": why(t, rules=rules, models=models, doc_meta=dict(doc.meta or {}), document=(doc.title, doc.text)),
+        }
         for t in doc_tags
     ]
     if as_json:

@@ -160,3 +160,57 @@ def test_background_training_then_retag_gives_auto_topics_with_events(auto_stack
     again = _cli(stack, "tags", "retag", "--batch-size", "16")
     assert again["changed"] == 0 and again["batches_done"] == 2
     assert len([e for e in stack.events() if e["type"] == RETAGGED]) == len(retagged)
+
+
+@pytest.fixture
+def ruled_stack(tmp_path: Path, broker_url: str, database_url: str) -> Iterator[Stack]:
+    """Rules that give the user's own label names: ``politics`` as a plain rule topic and
+    ``sport`` as an IPTC subject, like the shipped taxonomy's.  The model check interval is
+    left at its default (30 s): a model trained a moment ago must be used all the same."""
+    taxonomy = tmp_path / "rules.toml"
+    taxonomy.write_text(
+        '[tags.politics]\nmatch = ["parliament", "senator", "election", "ballot", "coalition", "cabinet"]\n'
+        '[tags.sport]\ncode = "medtop:15000000"\nmatch = ["match", "goal", "league", "coach", "stadium"]\n'
+    )
+    env = {
+        "SEEDWORKER_NER_MODEL": "",
+        "SEEDWORKER_TAXONOMY_PATH": str(taxonomy),
+        "SEEDWORKER_AUTO_TRAIN_AFTER": "0",
+        "SEEDWORKER_AUTO_TRAIN_MIN_DOCS": "10",
+    }
+    s = Stack(tmp_path, broker_url, database_url, extra_env=env).start_all(concurrency=1)
+    yield s
+    s.stop()
+
+
+def test_the_users_label_wins_as_an_auto_tag_even_when_a_rule_gives_the_same_name(ruled_stack: Stack) -> None:
+    """Issue 18 §3: label by folder, ``seedworker tags train``, then drop unlabelled files at
+    once: each gets its learned label as an ``auto`` topic beside the rule's tag of the same
+    name, and the event tells them apart (kind, and scheme + code for the IPTC subject)."""
+    stack = ruled_stack
+    corpus = make_corpus(12, seed=21, topics=("politics", "sport", "health"), topical_share=0.35)
+    unlabelled = [d for topic in ("politics", "sport", "health") for d in corpus if d.topic == topic][::6]
+    labelled = [d for d in corpus if d not in unlabelled]
+    assert sorted(d.topic for d in unlabelled) == ["health", "health", "politics", "politics", "sport", "sport"]
+    stack.drop("warmup.txt", b"A first document, before any model exists.\n")  # the worker has looked: no model
+    stack.wait_for_events(1, timeout=60, type=STORED)
+    for doc in labelled:
+        stack.drop(f"{doc.topic}/{doc.filename}", doc.text.encode())
+    stack.wait_for_events(1 + len(labelled), timeout=120, type=STORED)
+    trained = _cli(stack, "tags", "train", "--json")
+    assert trained["version"] == 1
+
+    for doc in unlabelled:  # right after train returned
+        stack.drop(doc.filename, doc.text.encode())
+    events = stack.wait_for_events(len(corpus) + 1, timeout=120, type=STORED)
+    by_file = {e["data"]["filename"]: e["data"]["tags"] for e in events}
+    collisions = 0
+    for doc in unlabelled:
+        tags = by_file[doc.filename]
+        mine = [(t["kind"], t["source"]) for t in tags if t["name"] == doc.topic]
+        assert ("topic", "auto:v1") in mine, (doc.filename, tags)  # the learned label, as auto
+        collisions += any(source.startswith("rule:") for _, source in mine)
+        for t in tags:
+            if t["kind"] == "subject":  # the IPTC rule: joinable by scheme + code
+                assert (t["scheme"], t["code"]) == ("http://cv.iptc.org/newscodes/mediatopic/", "medtop:15000000")
+    assert collisions >= 3, by_file  # a rule gave the same name on several of them (politics and sport)

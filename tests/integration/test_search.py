@@ -106,6 +106,22 @@ def test_query_language(engine: Engine) -> None:
     assert _ids(search_documents(engine, "zeppelin")) == []
 
 
+def test_tag_filters_tell_the_users_labels_from_iptc_subjects(engine: Engine) -> None:
+    """Issue 18 §3: ``--tag topic:politics`` is the user's label only, ``subject:politics``
+    the shipped IPTC rule's, ``medtop:11000000`` its code; a bare name matches either."""
+    from sqlalchemy.orm import Session
+
+    with Session(engine) as s, s.begin():
+        s.add(TagRow(document_id="d-flood", kind="subject", name="Politics", source="rule:politics",
+                     scheme="http://cv.iptc.org/newscodes/mediatopic/", code="medtop:11000000"))  # fmt: skip
+    assert set(_ids(search_documents(engine, "rain", tags=["politics"]))) == {"d-flood", "d-rainvote"}
+    assert _ids(search_documents(engine, "rain", tags=["topic:politics"])) == ["d-rainvote"]
+    assert _ids(search_documents(engine, "rain", tags=["subject:Politics"])) == ["d-flood"]
+    assert _ids(search_documents(engine, "rain", tags=["medtop:11000000"])) == ["d-flood"]
+    assert _ids(search_documents(engine, "rain", tags=["medtop:15000000"])) == []
+    assert _ids(search_documents(engine, "rain", tags=["entity:politics"])) == []
+
+
 def test_tag_and_date_filters(engine: Engine) -> None:
     assert set(_ids(search_documents(engine, "rain", tags=["weather"]))) == {"d-flood", "d-rainvote"}
     assert _ids(search_documents(engine, "rain", tags=["Weather", "Politics"])) == ["d-rainvote"]

@@ -212,7 +212,80 @@ def test_explain_says_why_each_tag_was_given(store: DocumentStore, database_url:
     assert CliRunner().invoke(main, ["tags", "explain", "doc_nope"], env=env).exit_code == 1
 
 
-def test_workers_load_a_newer_model_at_most_every_check_interval(store: DocumentStore) -> None:
+def test_explain_counts_each_term_and_lists_every_term(store: DocumentStore, database_url: str, tmp_path: Path) -> None:
+    """Issue 17 §7: ``matched 'allies' (5x)`` when "allies" occurs once (5 was the count over
+    all terms), and ``--json`` stopped at 10 terms."""
+    terms = [f"term{i}" for i in range(12)] + ["allies", "sanctions"]
+    spec = {"match": terms, "min_count": 2}
+    taxonomy = tmp_path / "taxonomy.toml"
+    taxonomy.write_text("[tags.diplomacy]\nmatch = " + json.dumps(terms) + "\nmin_count = 2\n")
+    tagger = Tagger(taxonomy=Taxonomy.from_mapping({"tags": {"diplomacy": spec}}), nlp=None)
+    text = "The allies met. Sanctions, sanctions and more SANCTIONS were agreed; sanctions stay."
+    doc_id, _ = _ingest(store, tagger, text, "d.txt")
+    env = {
+        "SEEDWORKER_DATABASE_URL": database_url,
+        "SEEDWORKER_DATA_DIR": str(tmp_path / "data"),
+        "SEEDWORKER_TAXONOMY_PATH": str(taxonomy),
+    }
+    result = CliRunner().invoke(main, ["tags", "explain", doc_id, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    [tag] = json.loads(result.output)["tags"]
+    assert tag["count"] == 5
+    why = tag["why"]
+    assert why["terms"] == terms  # every term, not the first 10
+    assert why["matches"] == [{"text": "Sanctions", "count": 4}, {"text": "allies", "count": 1}]
+    assert why["text"] == "rule 'diplomacy' (any) matched 'Sanctions' (4x), 'allies' (1x)"
+
+
+def test_retag_keeps_provider_subjects_and_rules_never_replace_them(store: DocumentStore) -> None:
+    """Issue 22: subject codes the input carried (source ``provider``) survive a retag, and a
+    rule for the same code is not given beside them; they travel with scheme and code."""
+    request = IngestRequest(text="The parliament voted on the budget.", filename="p.txt", idempotency_key="test:p")
+    batch = process.prepare(request, "test:p", max_bytes=1 << 20)
+    doc = batch.items[0].document
+    carried = [{"name": "politics", "code": "medtop:11000000"}]
+    batch.items[0].document = doc.model_copy(update={"metadata": {**doc.metadata, "subjects": carried}})
+    batch = process.tag(batch, _tagger())
+    [outcome] = process.store(batch, store, max_bytes=1 << 20).outcomes
+    doc_id = outcome.document_id
+    assert doc_id is not None
+    with store.session() as s:
+        [stored_event] = [
+            json.loads(p) for p in s.scalars(select(OutboxRow.payload).where(OutboxRow.subject == doc_id))
+        ]
+    [subject] = [t for t in stored_event["data"]["tags"] if t["kind"] == "subject"]
+    assert subject == {
+        "kind": "subject",
+        "name": "politics",
+        "label": None,
+        "country": None,
+        "scheme": "http://cv.iptc.org/newscodes/mediatopic/",
+        "code": "medtop:11000000",
+        "source": "provider",
+    }
+
+    rules = {"politics": {"match": ["parliament"], "code": "medtop:11000000"}, "budget": {"match": ["budget"]}}
+    new = _tagger(rules)
+    tags = TagStore(store)
+    items, _ = tags.load_for_retag([doc_id])
+    assert [(t.source, t.code) for t in items[0].explicit] == [("provider", "medtop:11000000")]
+    derived = new.derive_many([i.document for i in items], [i.explicit for i in items])
+    tags.apply_retag(items, derived, run_id="r1", reason="new rules")
+    with store.session() as s:
+        rows = {
+            (r.kind, r.name, r.source, r.code) for r in s.scalars(select(TagRow).where(TagRow.document_id == doc_id))
+        }
+    assert ("subject", "politics", "provider", "medtop:11000000") in rows
+    assert ("topic", "budget", "rule:budget", None) in rows
+    assert not [r for r in rows if r[2] == "rule:politics"]
+    [event] = _retag_events(store)
+    assert event["data"]["removed"] == []
+
+
+def test_workers_use_a_new_model_from_the_next_task(store: DocumentStore) -> None:
+    """A model stored by ``tags train`` is used by the very next call (issue 18 §3: documents
+    ingested after train returns use it); the labelled-document count that triggers
+    background training is asked at most every check interval."""
     tagger = _tagger()
     now = [100.0]
     due: list[int] = []
@@ -221,17 +294,17 @@ def test_workers_load_a_newer_model_at_most_every_check_interval(store: Document
     models = AutoModels(tags, settings, on_training_due=lambda: due.append(1), clock=lambda: now[0])
     assert models.current() is None and not due
     _labelled(store, tagger)  # 36 labelled documents
-    assert models.current() is None and not due  # within the interval: no query at all
+    assert models.current() is None and not due  # within the interval: not counted yet
     now[0] += 10
     assert models.current() is None and due == [1]  # 36 >= 30 new labelled documents
     tags.train(min_docs=10)
-    now[0] += 5
-    assert models.current() is None
-    now[0] += 5
-    model = models.current()
-    assert model is not None and model.version == 1 and due == [1]  # counted since v1: 0 new
+    model = models.current()  # no time has passed: the new model all the same
+    assert model is not None and model.version == 1
     now[0] += 10
-    assert models.current() is model and due == [1]
+    assert models.current() is model and due == [1]  # counted since v1: 0 new
+    tags.train(min_docs=10)
+    newer = models.current()
+    assert newer is not None and newer.version == 2
 
 
 def test_background_training_is_requested_once(redis_client: redis.Redis) -> None:
@@ -350,3 +423,19 @@ def test_concurrent_retags_of_the_same_documents_write_each_change_once(store: D
     with store.session() as s:
         rows = list(s.execute(select(TagRow.document_id, TagRow.name)))
     assert sorted(rows) == sorted((doc, "storm") for doc in ids)  # no doubled rows
+
+
+def test_an_unreadable_database_is_logged_once_per_outage_not_per_task(tmp_path: Path) -> None:
+    """The model version is read before every task; while the database cannot be read the
+    worker keeps the model it has and says so once, not once per document."""
+    from structlog.testing import capture_logs
+
+    (tmp_path / "db").mkdir()  # a directory where the database file should be: unreadable
+    broken = TagStore(DocumentStore(make_engine(f"sqlite:///{tmp_path / 'db'}"), event_source="urn:test"))
+    settings = Settings(_env_file=None, auto_train_after=0)  # type: ignore[call-arg]
+    models = AutoModels(broken, settings)
+    with capture_logs() as logs:
+        assert [models.current() for _ in range(5)] == [None] * 5
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "could not refresh the auto model; keeping the one loaded"
+    ]

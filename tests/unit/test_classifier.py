@@ -100,7 +100,7 @@ def test_evaluate_counts() -> None:
     assert report.top1_accuracy == 1.0
 
 
-def test_auto_never_overrides_or_repeats_an_explicit_tag(model: TopicModel) -> None:
+def test_auto_never_overrides_an_explicit_tag(model: TopicModel) -> None:
     model.version = 4
     text = "The striker scored in the cup final; the league title was decided in the stadium."
     plain_tagger = Tagger(taxonomy=Taxonomy.empty(), nlp=None, auto=model, auto_threshold=0.5)
@@ -114,10 +114,18 @@ def test_auto_never_overrides_or_repeats_an_explicit_tag(model: TopicModel) -> N
     assert not [t for t in produced if is_auto(t)]
     assert [(t.kind, t.name) for t in foldered] == [("folder", "politics")]
 
-    ruled = Taxonomy.from_mapping({"tags": {"sport": {"match": ["cup final"]}}})
-    ruled_tagger = Tagger(taxonomy=ruled, nlp=None, auto=model, auto_threshold=0.5)
-    tags = ruled_tagger.tag(_doc(text))
-    assert [t.source for t in tags if t.name == "sport"] == ["rule:sport"]  # given once, by the rule
+
+def test_the_learned_label_is_given_even_when_a_rule_gave_the_same_name(model: TopicModel) -> None:
+    """The user's label (auto) is not hidden by a rule of the same name (issue 18 §3): a
+    rule ``topic`` and a shipped-style ``subject`` both leave the learned tag in place."""
+    model.version = 4
+    text = "The striker scored in the cup final; the league title was decided in the stadium."
+    for spec in ({"match": ["cup final"]}, {"match": ["cup final"], "code": "medtop:15000000"}):
+        ruled = Taxonomy.from_mapping({"tags": {"sport": spec}})
+        tags = Tagger(taxonomy=ruled, nlp=None, auto=model, auto_threshold=0.5).tag(_doc(text))
+        given = sorted((t.kind, t.source) for t in tags if t.name == "sport")
+        rule_kind = "subject" if "code" in spec else "topic"
+        assert given == sorted([("topic", "auto:v4"), (rule_kind, "rule:sport")])
 
 
 def test_front_matter_tags_are_explicit_too(model: TopicModel) -> None:

@@ -62,10 +62,28 @@ def full() -> Tagger:
 # -- fast profile (no NER) ---------------------------------------------------------------------
 
 
+def test_subject_codes_the_input_carried_are_kept_and_never_given_again_by_a_rule(fast: Tagger) -> None:
+    """Issue 22: provider subjects (ninjs/NewsML-G2, in ``metadata["subjects"]``) are tags of
+    source ``provider`` with scheme and code; the shipped rule for the same code stays out."""
+    carried = [
+        {"name": "Politics", "code": "medtop:11000000"},
+        {"name": "Politics again", "code": "medtop:11000000"},  # the same code once
+        {"name": "Diplomacy", "code": "agency:dip", "scheme": "https://agency.example/cv/"},
+        {"name": "", "code": "medtop:15000000"},  # no name: skipped
+    ]
+    tags = fast.tag(example_doc(metadata={"subjects": carried}))
+    subjects = {(t.name, t.source, t.scheme, t.code) for t in tags if t.kind == "subject"}
+    assert ("Politics", "provider", "http://cv.iptc.org/newscodes/mediatopic/", "medtop:11000000") in subjects
+    assert ("Diplomacy", "provider", "https://agency.example/cv/", "agency:dip") in subjects
+    assert not [t for t in tags if t.source == "rule:politics"]  # the input's code wins
+    assert [t.code for t in tags if t.source == "rule:war-and-conflict"] == ["medtop:16000000"]  # others still
+    assert [t.code for t in tags if t.code == "medtop:11000000"] == ["medtop:11000000"]
+
+
 def test_fast_profile_has_no_entities_but_topics(fast: Tagger) -> None:
     tags = fast.tag(example_doc())
     assert not [t for t in tags if t.kind == "entity"]
-    assert {"politics", "war-and-conflict"} <= {t.name for t in tags if t.kind == "topic"}
+    assert {"politics", "war-and-conflict"} <= {t.name for t in tags if t.kind == "subject"}
     assert fast.describe()["ner_model"] is None
 
 
@@ -109,7 +127,7 @@ def test_example_article(full: Tagger) -> None:
     tags = full.tag(example_doc(), folder_tags=["world"], producer_tags=["ap"])
     assert order(tags) == sorted(order(tags))
     kinds = {t.kind for t in tags}
-    assert {"entity", "topic", "folder", "producer"} <= kinds
+    assert {"entity", "subject", "folder", "producer"} <= kinds
     entities = {t.name: t for t in tags if t.kind == "entity"}
     for name in ("Donald Trump", "Vladimir Putin", "Volodymyr Zelenskyy"):
         assert entities[name].label == "PERSON"
@@ -279,7 +297,7 @@ def test_tagging_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> N
     tagger = Tagger.from_settings(make_settings())
     tags = tagger.tag(example_doc(), folder_tags=["politics"], producer_tags=["ap"])
     kinds = {t.kind for t in tags}
-    assert kinds == {"entity", "topic", "keyword", "folder", "producer"}
+    assert kinds == {"entity", "subject", "keyword", "folder", "producer"}
 
 
 def test_keywords_setting_turns_keyword_tags_off() -> None:

@@ -48,7 +48,7 @@ def topics(taxonomy: Taxonomy, text: str, title: str | None = None) -> dict[str,
 def test_shipped_taxonomy_loads_with_sensible_topics() -> None:
     taxonomy = load_taxonomy(None)
     assert taxonomy.source == str(DEFAULT_TAXONOMY)
-    assert 15 <= len(taxonomy) <= 25
+    assert 20 <= len(taxonomy) <= 30
     expected = {
         "politics", "elections", "war-and-conflict", "diplomacy", "economy", "markets",
         "energy", "nuclear", "climate", "health", "technology", "ai", "crime-and-justice",
@@ -58,12 +58,25 @@ def test_shipped_taxonomy_loads_with_sensible_topics() -> None:
     assert taxonomy.names == sorted(taxonomy.names)
 
 
+def test_every_shipped_topic_is_an_iptc_media_topic() -> None:
+    """Each rule names its IPTC Media Topic; together they cover the 17 top-level topics
+    (codes as listed by AFP's topic documentation, docs/tagging.md) and no code is used twice."""
+    codes = {rule.name: rule.spec.code for rule in load_taxonomy(None).rules}
+    assert all(code and re.fullmatch(r"medtop:\d{8}", code) for code in codes.values()), codes
+    assert len(set(codes.values())) == len(codes)
+    top_level = {f"medtop:{n:02d}000000" for n in range(1, 18)}
+    assert top_level <= set(codes.values()), sorted(top_level - set(codes.values()))
+    assert codes["politics"] == "medtop:11000000" and codes["sport"] == "medtop:15000000"
+    assert codes["war-and-conflict"] == "medtop:16000000" and codes["elections"] == "medtop:20000574"
+
+
 def test_shipped_taxonomy_on_the_example_article() -> None:
     found = topics(load_taxonomy(None), example_text())
     assert {"politics", "war-and-conflict", "diplomacy", "nuclear", "energy"} <= set(found)
     assert not {"sport", "culture", "health", "elections", "ai", "education"} & set(found)
     war = found["war-and-conflict"]
-    assert war.kind == "topic" and war.source == "rule:war-and-conflict" and war.score == 1.0
+    assert war.kind == "subject" and war.source == "rule:war-and-conflict" and war.score == 1.0
+    assert (war.scheme, war.code) == ("http://cv.iptc.org/newscodes/mediatopic/", "medtop:16000000")
     text = example_text()
     assert all(re.fullmatch(r"[\w\s-]+", text[s:e]) for s, e in war.spans)
     assert war.matched == text[war.spans[0][0] : war.spans[0][1]]

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from worker.models import Tag
 
 TYPE_PREFIX = "org.seedworker."
 #: Major version of the published event schemas (``worker/events/schemas/*.json``).  Bump it
 #: for any change that would break a consumer (a field removed, renamed, retyped, made
 #: required or optional); adding an optional field is not one.  See docs/events.md.
-SCHEMA_VERSION = 1
+#: v2 (December 2026): ``document.stored`` lost ``duplicate_of``, which was never set (a stored
+#: document is never a duplicate: duplicates are ``document.duplicate`` events).
+SCHEMA_VERSION = 2
 _NAMESPACE = uuid.UUID("6f0d3d8e-4a52-5b7c-9a56-2f7e1c1b5e10")
 
 EventName = Literal[
@@ -38,6 +43,21 @@ class TagData(_Data):
     name: str
     label: str | None = None
     country: str | None = None
+    scheme: str | None = None  # subjects: the vocabulary's URI (http://cv.iptc.org/newscodes/mediatopic/)
+    code: str | None = None  # subjects: the term's QCode (medtop:11000000)
+    source: str | None = None  # what gave it: folder, producer, provider, rule:<name>, auto:v<N>, spacy:<model>, yake
+
+    @classmethod
+    def of(cls, tag: Tag) -> TagData:
+        return cls(
+            kind=tag.kind,
+            name=tag.name,
+            label=tag.label,
+            country=tag.country,
+            scheme=tag.scheme,
+            code=tag.code,
+            source=tag.source,
+        )
 
 
 class DocumentStoredData(_Data):
@@ -55,7 +75,6 @@ class DocumentStoredData(_Data):
     canonical_hash: str
     raw_sha256: str
     tags: list[TagData]
-    duplicate_of: str | None = None
     story_id: str | None = None  # near-duplicate cluster: a new document starts its own story
 
 
@@ -91,9 +110,14 @@ class DocumentRetaggedData(_Data):
 
 
 class DocumentDeletedData(_Data):
+    """A stored document was deleted (``DocumentStore.delete``) with its tags, index rows and
+    the original file when nothing else needed it."""
+
     id: str
     canonical_hash: str
     reason: str
+    duplicates: list[str] = Field(default_factory=list)  # thin duplicate records deleted with it
+    raw_sha256: str | None = None  # its original file (removed unless something else references it)
 
 
 class CloudEvent(_Data):

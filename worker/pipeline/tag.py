@@ -5,10 +5,12 @@ A :class:`Tagger` is built once per worker process (loading spaCy takes about 0.
 gazetteer about 0.3 s); :meth:`Tagger.tag` is then pure given the loaded models, and its
 output is deterministic and sorted by (kind, name).
 
-Explicit tags (folder and producer) are what the user said; everything else is derived and
-can be recomputed by ``seedworker tags retag`` (:meth:`Tagger.derive_many`).  The learned
-``auto`` topics are only given to documents without explicit tags, and never under a name a
-rule or an explicit tag already gave.
+Explicit tags (folder and producer) are what the user said, and provider subjects what the
+source said; everything else is derived and can be recomputed by ``seedworker tags retag``
+(:meth:`Tagger.derive_many`).  The learned ``auto`` topics are the user's own labels: every
+document without explicit tags gets them, whatever the rules gave (a rule's tag and the
+user's label are different tags: the shipped taxonomy gives IPTC ``subject`` tags, and even
+a rule ``topic`` of the same name does not hide the learned one).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from worker.errors import ConfigError
-from worker.models import NormalisedDocument, Tag, TagKind
+from worker.models import PROVIDER_SOURCE, NormalisedDocument, Tag, TagKind
 from worker.pipeline.entities import EntityExtractor, Gazetteer, model_name_of, shared_ner
 from worker.pipeline.taxonomy import Taxonomy, load_taxonomy
 
@@ -37,6 +39,18 @@ TagBatchItem = tuple[NormalisedDocument, Sequence[str], Sequence[str]]
 #: Kinds the user gave (kept as they are by a retag); every other kind is derived.
 EXPLICIT_KINDS: frozenset[str] = frozenset({"folder", "producer"})
 AUTO_SOURCE = "auto"
+
+
+def is_explicit(tag: Tag) -> bool:
+    """What a retag keeps as it is: the user's folder and producer tags and the subject
+    codes the input itself carried (source ``provider``)."""
+    return tag.kind in EXPLICIT_KINDS or tag.source == PROVIDER_SOURCE
+
+
+def is_label(tag: Tag) -> bool:
+    """A tag the user gave (folder or producer): what ``auto`` learns from and what makes a
+    document labelled."""
+    return tag.kind in EXPLICIT_KINDS
 
 
 def _order(tag: Tag) -> tuple[str, str, str, str]:
@@ -184,9 +198,11 @@ class Tagger:
     def explicit_tags(
         self, doc: NormalisedDocument, folder_tags: Sequence[str], producer_tags: Sequence[str]
     ) -> list[Tag]:
-        """The tags the user gave: folders (after the folder policy) and producer tags."""
+        """The tags the user gave: folders (after the folder policy) and producer tags; and
+        the subject codes the input carried (:func:`provider_subjects`)."""
         tags = _plain_tags("folder", self.folders.names(folder_tags))
         tags.extend(_plain_tags("producer", [*producer_tags, *doc.producer_tags]))
+        tags.extend(provider_subjects(doc))
         return tags
 
     def tag(
@@ -217,7 +233,9 @@ class Tagger:
         results: list[list[Tag]] = []
         for i, doc in enumerate(docs):
             tags = list(entity_tags.get(i, []))
-            tags.extend(self.taxonomy.match(doc))
+            # a subject the input itself carried is never given again (nor re-scored) by a rule
+            carried = {t.code for t in explicit[i] if t.code}
+            tags.extend(t for t in self.taxonomy.match(doc) if t.code is None or t.code not in carried)
             if self.keywords is not None:
                 tags.extend(self.keywords(doc))
             results.append(tags)
@@ -227,11 +245,12 @@ class Tagger:
     def _add_auto(
         self, docs: Sequence[NormalisedDocument], explicit: Sequence[Sequence[Tag]], results: list[list[Tag]]
     ) -> None:
-        """Learned topics for the documents that came without explicit tags; a name already
-        given (by a rule) is not given again."""
+        """Learned topics for every document that came without the user's labels, whatever
+        the rules gave: the model answers in the user's own labels, which a rule's tag of the
+        same name must not hide."""
         if self.auto is None:
             return
-        todo = [i for i, doc in enumerate(docs) if not explicit[i] and doc.text.strip()]
+        todo = [i for i, doc in enumerate(docs) if not any(map(is_label, explicit[i])) and doc.text.strip()]
         if not todo:
             return
         predictions = self.auto.predict(
@@ -239,10 +258,34 @@ class Tagger:
         )
         source = f"{AUTO_SOURCE}:v{self.auto.version}"
         for i, found in zip(todo, predictions, strict=True):
-            taken = {t.name.casefold() for t in results[i] if t.kind == "topic"}
-            for name, score in found:
-                if name.casefold() not in taken:
-                    results[i].append(Tag(kind="topic", name=name, source=source, score=score))
+            results[i].extend(Tag(kind="topic", name=name, source=source, score=score) for name, score in found)
+
+
+#: Where a parser puts the subject codes an input carried (ninjs ``subject``, NewsML-G2
+#: ``subject qcode``): ``metadata["subjects"] = [{"name", "code", "scheme"?}, ...]``.
+SUBJECTS_KEY = "subjects"
+
+
+def provider_subjects(doc: NormalisedDocument) -> list[Tag]:
+    """``subject`` tags (source ``provider``) for the codes the input carried, each code once;
+    entries without a name or a code are skipped.  ``scheme`` defaults to the QCode alias's
+    URI (``medtop:`` -> the IPTC Media Topics scheme)."""
+    from worker.pipeline.taxonomy import scheme_uri
+
+    raw = doc.metadata.get(SUBJECTS_KEY)
+    out: dict[str, Tag] = {}
+    for entry in raw if isinstance(raw, list) else []:
+        if not isinstance(entry, dict):
+            continue
+        name, code, scheme = entry.get("name"), entry.get("code"), entry.get("scheme")
+        if not (isinstance(name, str) and name.strip() and isinstance(code, str) and code.strip()):
+            continue
+        code = code.strip()
+        uri = scheme.strip() if isinstance(scheme, str) and scheme.strip() else scheme_uri(code)
+        out.setdefault(
+            code, Tag(kind="subject", name=" ".join(name.split()), source=PROVIDER_SOURCE, scheme=uri, code=code)
+        )
+    return list(out.values())
 
 
 def auto_text(doc: NormalisedDocument) -> str:

@@ -10,6 +10,11 @@ A taxonomy file (TOML, or YAML by extension ``.yaml``/``.yml``) holds one table 
     min_count = 1                # optional: matches needed before the topic is given
     min_score = 0.85             # fuzzy only
     description = "..."          # optional, for people reading the file
+    code = "medtop:11000000"     # optional: the IPTC Media Topic (any QCode) the topic stands for
+
+A rule with a ``code`` gives a ``subject`` tag (scheme URI + QCode, so it joins with any
+IPTC-based system and cannot be mistaken for the user's own labels); without one, a
+``topic`` tag.  The shipped news taxonomy codes every topic.
 
 The algorithms follow the document managers' matching (paperless-ngx):
 
@@ -46,6 +51,11 @@ from worker.errors import ConfigError
 from worker.models import NormalisedDocument, Tag
 
 DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "data" / "taxonomy.toml"
+#: QCode aliases and the scheme URIs they stand for (NewsML-G2's catalog alias ``medtop``).
+SCHEME_URIS: dict[str, str] = {
+    "medtop": "http://cv.iptc.org/newscodes/mediatopic/",
+    "subj": "http://cv.iptc.org/newscodes/subjectcode/",
+}
 MAX_SPANS = 20
 DEFAULT_FUZZY_SCORE = 0.85
 
@@ -74,6 +84,9 @@ class RuleSpec(BaseModel):
     min_count: int = Field(1, ge=1, le=1000)
     min_score: float | None = Field(None, gt=0, le=1)
     description: str | None = None
+    #: A controlled-vocabulary term this topic stands for, as a QCode (``medtop:11000000``):
+    #: the rule then gives a ``subject`` tag carrying scheme and code instead of a ``topic``.
+    code: str | None = Field(None, pattern=r"^[a-z][a-z0-9-]{0,30}:[A-Za-z0-9_.-]{1,60}$")
 
     @field_validator("fields")
     @classmethod
@@ -290,15 +303,66 @@ class Rule:
         score = 1.0
         if self.spec.algorithm == "fuzzy":
             score = round(max(m.score for m in matches), 4)
+        code = self.spec.code
         return Tag(
-            kind="topic",
+            kind="subject" if code else "topic",
             name=self.name,
             source=f"rule:{self.name}",
+            scheme=scheme_uri(code) if code else None,
+            code=code,
             score=score,
             count=len(matches),
             spans=spans,
             matched=matches[0].text,
         )
+
+
+def scheme_uri(qcode: str) -> str:
+    """The scheme URI of a QCode (``medtop:11000000`` -> the Media Topics URI); an alias we
+    do not know stands for itself."""
+    alias = qcode.split(":", 1)[0]
+    return SCHEME_URIS.get(alias, alias)
+
+
+def matched_terms(rule: Rule, title: str | None, text: str) -> list[tuple[str, int]]:
+    """Each distinct text the rule matched in the document with how often it matched,
+    most frequent first (then in order of first match): the evidence ``tags explain``
+    shows.  The counts add up to the tag's ``count``; texts that differ only in case are
+    one entry for a case-insensitive rule (spelt as first seen)."""
+    counts: dict[str, int] = {}
+    spelling: dict[str, str] = {}
+    for m in rule.find(title, text):
+        key = m.text if rule.spec.case_sensitive else m.text.casefold()
+        spelling.setdefault(key, m.text)
+        counts[key] = counts.get(key, 0) + 1
+    order = {key: i for i, key in enumerate(counts)}
+    return [(spelling[k], n) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], order[kv[0]]))]
+
+
+def explain_rule_tag(tag: Tag, rule: Rule | None, title: str | None, text: str) -> dict[str, Any]:
+    """Why a rule gave ``tag``, as data: the rule (every term), and each matched text with
+    its own count (``rule 'diplomacy' (any) matched 'allies' (1x), 'sanctions' (4x)``).
+    ``rule`` None: the rule is no longer in the taxonomy."""
+    out: dict[str, Any] = {"rule": tag.name}
+    if rule is None:
+        out["note"] = "the rule is no longer in the taxonomy (retag to remove it)"
+        out["text"] = f"rule {tag.name!r} matched {tag.matched!r} ({tag.count} match(es) in all)"
+        return out
+    spec = rule.spec
+    found = matched_terms(rule, title, text)
+    out.update(
+        algorithm=spec.algorithm,
+        case_sensitive=spec.case_sensitive,
+        min_count=spec.min_count,
+        terms=spec.terms(),
+        matches=[{"text": t, "count": n} for t, n in found],
+    )
+    if spec.code:
+        out["code"] = spec.code
+    how = f" ({spec.algorithm}{', case-sensitive' if spec.case_sensitive else ''})"
+    evidence = ", ".join(f"{t!r} ({n}x)" for t, n in found) or f"{tag.matched!r} ({tag.count}x)"
+    out["text"] = f"rule {tag.name!r}{how} matched {evidence}"
+    return out
 
 
 # Characters that Python's case-insensitive matching equates with an ASCII letter although

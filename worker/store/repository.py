@@ -15,13 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, bindparam, func, insert, select
+from sqlalchemy import Engine, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.errors import StoreUnavailable
 from worker.events.cloudevents import (
     CloudEvent,
+    DocumentDeletedData,
     DocumentDuplicateData,
     DocumentFailedData,
     DocumentStoredData,
@@ -37,6 +38,7 @@ from worker.store.schema import (
     Duplicate,
     Failure,
     Ingestion,
+    MinhashBand,
     OutboxRow,
     TagRow,
     story_for,
@@ -81,6 +83,22 @@ class DuplicateMatch:
     kind: str  # exact | near
     similarity: float
     story_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DeletedDocument:
+    """One document :meth:`DocumentStore.delete` removed, and what went with it."""
+
+    id: str
+    canonical_hash: str
+    duplicates: list[str]  # the thin duplicate records that pointed at it, removed with it
+    blobs: list[str]  # sha256 of original bytes nothing else referenced any more, removed
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    deleted: list[DeletedDocument]
+    missing: list[str]  # ids with no document (never stored, or already deleted): nothing written
 
 
 class DocumentStore:
@@ -268,7 +286,7 @@ class DocumentStore:
             id=doc_id,
             dateline_place=place,
             dateline_country=country,
-            tags=[TagData(kind=t.kind, name=t.name, label=t.label, country=t.country) for t in item.tags],
+            tags=[TagData.of(t) for t in item.tags],
             **shared,
         )
         self._emit(s, make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data))
@@ -320,6 +338,68 @@ class DocumentStore:
             similarity=match.similarity,
         )
         return self._record(s, outcome)
+
+    # -- delete ------------------------------------------------------------------------------
+    def delete(self, ids: list[str] | tuple[str, ...], *, reason: str = "deleted") -> DeleteResult:
+        """Delete documents: each in one transaction with its ``document.deleted`` event.
+
+        Goes with the document: its tags, its full-text row (the FTS5 trigger on SQLite; the
+        expression index on PostgreSQL), its near-duplicate bands and signature, the thin
+        records of inputs that duplicated it (their ids are in the event's ``duplicates``:
+        without the document they point at nothing), and each original file (blob) that no
+        other document, duplicate or failure still references.  The ingestion records stay:
+        a redelivered message for a deleted document replays its outcome instead of storing
+        it again.  Ids with no document are returned as ``missing`` and write nothing, so
+        deleting twice is harmless.
+        """
+        deleted: list[DeletedDocument] = []
+        missing: list[str] = []
+        for doc_id in dict.fromkeys(ids):  # each id once, in the caller's order
+            for _ in range(_CONFLICT_RETRIES):
+                try:
+                    with self.session() as s:
+                        done = self._delete_one(s, doc_id, reason)
+                    break
+                except IntegrityError:  # a duplicate of it was being linked meanwhile: again
+                    continue
+            else:
+                raise StoreUnavailable(f"could not resolve concurrent writes while deleting {doc_id}")
+            (deleted.append(done) if done is not None else missing.append(doc_id))
+        return DeleteResult(deleted=deleted, missing=missing)
+
+    def _delete_one(self, s: Session, doc_id: str, reason: str) -> DeletedDocument | None:
+        # FOR UPDATE on PostgreSQL: a concurrent retag or a second delete waits for us
+        doc = s.get(Document, doc_id, with_for_update=True)
+        if doc is None:
+            return None
+        canonical_hash, raw = doc.canonical_hash, doc.raw_sha256
+        dups = s.execute(
+            select(Duplicate.id, Duplicate.raw_sha256).where(Duplicate.document_id == doc_id).order_by(Duplicate.id)
+        ).all()
+        s.execute(delete(TagRow).where(TagRow.document_id == doc_id))
+        s.execute(delete(MinhashBand).where(MinhashBand.document_id == doc_id))
+        s.execute(delete(Duplicate).where(Duplicate.document_id == doc_id))
+        s.execute(delete(Document).where(Document.id == doc_id))
+        candidates = sorted({sha for sha in [raw, *(d.raw_sha256 for d in dups)] if sha})
+        blobs = [sha for sha in candidates if not self._blob_referenced(s, sha)]
+        if blobs:
+            s.execute(delete(Blob).where(Blob.sha256.in_(blobs)))
+        duplicates = [d.id for d in dups]
+        data = DocumentDeletedData(
+            id=doc_id, canonical_hash=canonical_hash, reason=reason, duplicates=duplicates, raw_sha256=raw
+        )
+        self._emit(
+            s,
+            make_event("document.deleted", key=f"delete:{doc_id}", subject=doc_id, source=self.event_source, data=data),
+        )
+        return DeletedDocument(id=doc_id, canonical_hash=canonical_hash, duplicates=duplicates, blobs=blobs)
+
+    @staticmethod
+    def _blob_referenced(s: Session, sha256: str) -> bool:
+        for model in (Document, Duplicate, Failure):
+            if s.scalar(select(model.id).where(model.raw_sha256 == sha256).limit(1)) is not None:
+                return True
+        return False
 
     # -- helpers -----------------------------------------------------------------------------
     @staticmethod

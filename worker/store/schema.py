@@ -68,6 +68,8 @@ def tag_values(tag: Tag) -> dict[str, Any]:
         "spans": [list(sp) for sp in tag.spans],
         "matched": tag.matched,
         "country": tag.country,
+        "scheme": tag.scheme,
+        "code": tag.code,
     }
 
 
@@ -132,6 +134,8 @@ class TagRow(Base):
     spans: Mapped[list[Any]] = mapped_column(JSON, default=list)
     matched: Mapped[str | None] = mapped_column(Text)
     country: Mapped[str | None] = mapped_column(String(8))
+    scheme: Mapped[str | None] = mapped_column(String(200))  # subjects: the vocabulary's URI
+    code: Mapped[str | None] = mapped_column(String(100), index=True)  # subjects: the QCode
 
     document: Mapped[Document] = relationship(back_populates="tags")
 

@@ -8,7 +8,9 @@ raises; for SQLite :func:`fts5_query` translates it into an FTS5 expression in w
 term is a quoted string, so no input (quotes, ``NEAR``, ``*``, ``:``, parentheses) can be
 a syntax error.  Both use English stemming, so ``elections`` finds ``election``.
 
-Filters: ``tags`` (every tag name must be on the document, case-insensitive) and
+Filters: ``tags`` (every tag must be on the document: a name, case-insensitive, of any kind;
+``kind:name`` for one kind, e.g. ``topic:politics``; or a subject's QCode such as
+``medtop:11000000``) and
 ``since``/``until`` (inclusive) on the document's own date, or the day it was stored when
 it has none.
 """
@@ -116,9 +118,25 @@ def _filters(dialect: str, tags: list[str], since: dt.date | None, until: dt.dat
         sql.append(f"{day} <= :until")
         params["until"] = until.isoformat() if dialect == "sqlite" else until
     for i, tag in enumerate(tags):
-        sql.append(f"EXISTS (SELECT 1 FROM tags t WHERE t.document_id = d.id AND lower(t.name) = lower(:tag{i}))")  # noqa: S608
-        params[f"tag{i}"] = tag
+        sql.append(f"EXISTS (SELECT 1 FROM tags t WHERE t.document_id = d.id AND {_tag_match(i, tag, params)})")  # noqa: S608
     return "".join(f" AND {s}" for s in sql), params
+
+
+#: ``--tag KIND:NAME`` narrows a name to one kind of tag (``topic:politics`` is the user's
+#: label, learned or given; ``subject:politics`` the shipped IPTC rule's).
+TAG_KINDS = frozenset({"entity", "topic", "subject", "folder", "producer", "keyword"})
+
+
+def _tag_match(i: int, tag: str, params: dict[str, Any]) -> str:
+    """One tag filter: a name (any kind), ``kind:name``, or a subject's QCode (``medtop:11000000``)."""
+    params[f"tag{i}"] = tag
+    kind, sep, name = tag.partition(":")
+    if sep and kind.lower() in TAG_KINDS and name:
+        params[f"kind{i}"], params[f"name{i}"] = kind.lower(), name
+        return f"t.kind = :kind{i} AND lower(t.name) = lower(:name{i})"
+    if sep and name:  # a QCode, or a name with a colon in it
+        return f"(t.code = :tag{i} OR lower(t.name) = lower(:tag{i}))"
+    return f"lower(t.name) = lower(:tag{i})"
 
 
 def _sqlite(conn: Connection, query: str, where: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:

@@ -2,8 +2,8 @@
 
 * Models (:class:`~worker.store.schema.TagModel`) are rows: JSON parameters and numpy arrays,
   the newest version wins.  A worker process keeps the model it loaded and asks the database
-  for a newer version at most every ``auto_tag_check_seconds`` (:class:`AutoModels`), so a
-  model trained on one machine reaches every worker without a shared disk or a restart.
+  for the newest version number before each task (:class:`AutoModels`), so a model trained
+  on one machine tags the next document on every worker, without a shared disk or a restart.
 * A retag rewrites a document's derived tags (entities, topics, keywords; never the folder
   and producer tags the user gave) and writes a ``document.retagged`` event in the same
   transaction, only when the tags changed.  The event key is ``retag:<run>:<document>``:
@@ -24,7 +24,7 @@ from worker.events.cloudevents import DocumentRetaggedData, TagData, event_id, m
 from worker.logs import get_logger
 from worker.models import NormalisedDocument, Tag
 from worker.pipeline.classifier import Example, TopicModel, TrainingReport, train_with_report
-from worker.pipeline.tag import EXPLICIT_KINDS, auto_text
+from worker.pipeline.tag import EXPLICIT_KINDS, auto_text, is_explicit
 from worker.store.schema import Document, OutboxRow, TagModel, TagRow, tag_values
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ def tag_of(row: TagRow) -> Tag:
         spans=[(int(a), int(b)) for a, b in row.spans or []],
         matched=row.matched,
         country=row.country,
+        scheme=row.scheme,
+        code=row.code,
     )
 
 
@@ -64,16 +66,29 @@ def row_of(tag: Tag) -> TagRow:
 
 
 def identity(tag: Tag) -> TagData:
-    """What ``document.retagged`` reports: a tag is added or removed by kind, name, label, country."""
-    return TagData(kind=tag.kind, name=tag.name, label=tag.label, country=tag.country)
+    """What ``document.retagged`` reports: a tag is added or removed by kind, name, label, country
+    (and code, for subjects)."""
+    return TagData.of(tag)
 
 
 def _content(tag: Tag) -> tuple[Any, ...]:
-    return (tag.kind, tag.name, tag.label, tag.source, tag.score, tag.count, tuple(tag.spans), tag.matched, tag.country)
+    return (
+        tag.kind,
+        tag.name,
+        tag.label,
+        tag.source,
+        tag.score,
+        tag.count,
+        tuple(tag.spans),
+        tag.matched,
+        tag.country,
+        tag.scheme,
+        tag.code,
+    )
 
 
-def _key(data: TagData) -> tuple[str, str, str, str]:
-    return (data.kind, data.name, data.label or "", data.country or "")
+def _key(data: TagData) -> tuple[str, str, str, str, str]:
+    return (data.kind, data.name, data.label or "", data.country or "", data.code or "")
 
 
 @dataclass
@@ -159,9 +174,22 @@ class TagStore:
             return _stored(row)
 
     def latest_version(self) -> int | None:
-        with self.documents.session() as s:
-            value = s.scalar(select(func.max(TagModel.version)))
-            return int(value) if value is not None else None
+        """The newest model's version; asked before every task, so it must be cheap and must
+        not wait for writers.  A session on SQLite begins ``IMMEDIATE`` (the write lock, see
+        worker/store/engine.py) and would queue behind every storing worker; a bare DBAPI
+        read needs no lock (autocommit on SQLite, a WAL snapshot; PostgreSQL's pool rolls the
+        read back on return): about 0.06 ms instead of 0.8 ms, measured on SQLite."""
+        conn = self.documents.engine.raw_connection()
+        try:
+            cur = conn.cursor()
+            try:
+                cur.execute("SELECT max(version) FROM tag_models")
+                row = cur.fetchone()
+            finally:
+                cur.close()
+        finally:
+            conn.close()
+        return int(row[0]) if row and row[0] is not None else None
 
     def load_model(self, version: int | None = None) -> TopicModel | None:
         with self.documents.session() as s:
@@ -234,7 +262,7 @@ class TagStore:
                     format=row.format,
                     encoding=row.encoding,
                 )
-                explicit = [tag_of(t) for t in row.tags if t.kind in EXPLICIT_KINDS]
+                explicit = [tag for tag in map(tag_of, row.tags) if is_explicit(tag)]
                 items.append(RetagItem(doc_id, doc, explicit))
         return items, [i for i in ids if i not in rows]
 
@@ -263,26 +291,26 @@ class TagStore:
         return outcome
 
     def _retag_one(self, doc_id: str, new: list[Tag], *, run_id: str, reason: str, only_tag: str | None) -> str | None:
-        def in_scope(kind: str, name: str) -> bool:
-            if kind in EXPLICIT_KINDS:
+        def in_scope(tag: Tag) -> bool:
+            if is_explicit(tag):
                 return False
-            return only_tag is None or name.casefold() == only_tag.casefold()
+            return only_tag is None or tag.name.casefold() == only_tag.casefold()
 
-        new = [t for t in new if in_scope(t.kind, t.name)]
+        new = [t for t in new if in_scope(t)]
         with self.documents.session() as s:
             # FOR UPDATE (PostgreSQL; SQLite's write transactions are serial anyway): two retags
             # of one document never interleave their delete and insert
             if s.get(Document, doc_id, with_for_update=True) is None:
                 return None
             rows = list(s.scalars(select(TagRow).where(TagRow.document_id == doc_id)))
-            old = [tag_of(r) for r in rows if in_scope(r.kind, r.name)]
+            old = [tag for tag in map(tag_of, rows) if in_scope(tag)]
             if sorted(map(_content, old), key=repr) == sorted(map(_content, new), key=repr):
                 return "unchanged"
             old_ids = {_key(identity(t)): identity(t) for t in old}
             new_ids = {_key(identity(t)): identity(t) for t in new}
             added = [new_ids[k] for k in sorted(set(new_ids) - set(old_ids))]
             removed = [old_ids[k] for k in sorted(set(old_ids) - set(new_ids))]
-            stale = [r.id for r in rows if in_scope(r.kind, r.name)]
+            stale = [r.id for r in rows if in_scope(tag_of(r))]
             if stale:
                 s.execute(delete(TagRow).where(TagRow.id.in_(stale)))
             for tag in new:
@@ -325,9 +353,14 @@ def request_training(client: redis.Redis, send: Callable[[], object], *, hold_se
 
 
 class AutoModels:
-    """The newest ``auto`` model for one worker process, checked at most every
-    ``auto_tag_check_seconds``; also notices when enough new labelled documents arrived to
-    retrain in the background."""
+    """The newest ``auto`` model for one worker process.
+
+    Every call asks the database for ``max(version)`` (:meth:`TagStore.latest_version`: one
+    lock-free read, about 0.06 ms on SQLite), so a document ingested after ``seedworker tags
+    train`` returned is tagged by the new model on every worker: no wait, no message to lose.  The heavier question --
+    have enough new labelled documents arrived to retrain in the background? -- is asked at
+    most every ``auto_tag_check_seconds``.
+    """
 
     def __init__(
         self,
@@ -344,18 +377,25 @@ class AutoModels:
         self.model: TopicModel | None = None
         self._created_at: dt.datetime | None = None
         self._checked_at: float | None = None
+        self._failing = False
 
     def current(self) -> TopicModel | None:
         if not self.settings.auto_tags:
             return None
-        now = self.clock()
-        if self._checked_at is not None and now - self._checked_at < self.settings.auto_tag_check_seconds:
-            return self.model
-        self._checked_at = now
         try:
             self._refresh()
-        except Exception:  # a broken model row must not stop ingestion; keep the one we have
-            log.exception("could not refresh the auto model")
+            self._failing = False
+        except Exception:  # a broken model row or a database outage must not stop ingestion
+            if not self._failing:  # once per outage, not once per task
+                log.exception("could not refresh the auto model; keeping the one loaded")
+            self._failing = True
+        now = self.clock()
+        if self._checked_at is None or now - self._checked_at >= self.settings.auto_tag_check_seconds:
+            self._checked_at = now
+            try:
+                self._check_training_due()
+            except Exception:
+                log.exception("could not count the labelled documents")
         return self.model
 
     def _refresh(self) -> None:
@@ -365,6 +405,8 @@ class AutoModels:
             info = self.tags.model_info(latest)
             self._created_at = info.created_at if info else None
             log.info("auto model loaded", version=latest, labels=len(self.model.labels) if self.model else 0)
+
+    def _check_training_due(self) -> None:
         after = self.settings.auto_train_after
         if after and self.on_training_due is not None and self.tags.labelled_since(self._created_at) >= after:
             self.on_training_due()

@@ -171,9 +171,12 @@ def upgrade() -> None:
         sa.Column("spans", sa.JSON(), nullable=False),
         sa.Column("matched", sa.Text(), nullable=True),
         sa.Column("country", sa.String(length=8), nullable=True),
+        sa.Column("scheme", sa.String(length=200), nullable=True),
+        sa.Column("code", sa.String(length=100), nullable=True),
         sa.ForeignKeyConstraint(["document_id"], ["documents.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_index(op.f("ix_tags_code"), "tags", ["code"], unique=False)
     op.create_index(op.f("ix_tags_document_id"), "tags", ["document_id"], unique=False)
     op.create_index("ix_tags_kind_name", "tags", ["kind", "name"], unique=False)
 
@@ -181,6 +184,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_tags_kind_name", table_name="tags")
     op.drop_index(op.f("ix_tags_document_id"), table_name="tags")
+    op.drop_index(op.f("ix_tags_code"), table_name="tags")
     op.drop_table("tags")
     op.drop_index(op.f("ix_minhash_bands_document_id"), table_name="minhash_bands")
     op.drop_table("minhash_bands")
