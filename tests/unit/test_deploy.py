@@ -531,20 +531,25 @@ def container() -> Iterator[Path]:
         yield root
 
 
-def _reachable_interpreter(root: Path) -> str:
-    """Shell lines that let any user reach this test's Python inside the namespace.  In the image
-    Python lives in /usr/local; here it may sit under a home directory only root may enter
-    (pyenv in /root): cover that directory with an open tmpfs, the interpreter's tree bound back."""
-    prefix = Path(sys.base_prefix).resolve()
-    closed = next((p for p in reversed(prefix.parents) if not p.stat().st_mode & 0o001), None)
-    if closed is None or closed == prefix:
-        return ""
-    below = prefix.relative_to(closed).parts[0]
-    keep = root / "keep-interpreter"
-    return (
-        f"mkdir {keep} && mount --bind {closed / below} {keep} && "
-        f"mount -t tmpfs -o mode=755 tmpfs {closed} && mkdir {closed / below} && mount --bind {keep} {closed / below}"
-    )
+def _reachable(root: Path, targets: list[Path]) -> str:
+    """Shell lines that let any user reach these directories inside the namespace, at the same
+    paths (a virtualenv's scripts and its editable install name them absolutely).  In the image
+    everything sits in /usr/local and /opt; here the checkout may be in a root-only temporary
+    folder, and Python under /root (pyenv): cover each closed folder on the way with an open
+    tmpfs and bind back the one entry needed below it, outermost first."""
+    closed: dict[Path, set[str]] = {}
+    for target in targets:
+        resolved = target.resolve()
+        for parent in reversed(resolved.parents):
+            if not parent.stat().st_mode & 0o001:
+                closed.setdefault(parent, set()).add(resolved.relative_to(parent).parts[0])
+    lines: list[str] = []
+    for n, parent in enumerate(sorted(closed, key=lambda p: len(p.parts))):
+        kept = [(root / "keep" / f"{n}-{child}", parent / child) for child in sorted(closed[parent])]
+        lines += [f"mkdir -p {keep} && mount --bind {path} {keep}" for keep, path in kept]
+        lines.append(f"mount -t tmpfs -o mode=755 tmpfs {parent}")
+        lines += [f"mkdir {path} && mount --bind {keep} {path}" for keep, path in kept]
+    return "\n".join(lines)
 
 
 def run_entrypoint(root: Path, args: list[str], env: dict[str, str], *, as_uid: int | None = None) -> str:
@@ -555,7 +560,7 @@ def run_entrypoint(root: Path, args: list[str], env: dict[str, str], *, as_uid: 
     drop = f"setpriv --reuid={as_uid} --regid={as_uid} --clear-groups" if as_uid is not None else ""
     setup = f"""
         set -e
-        {_reachable_interpreter(root)}
+        {_reachable(root, [REPO, Path(sys.prefix), Path(sys.base_prefix)])}
         mount --bind {root / "etc"} /etc
         mount -t tmpfs tmpfs /opt
         mkdir -p /opt/seedworker && ln -s {venv_bin} /opt/seedworker/bin
