@@ -30,11 +30,15 @@ $(VENV)/bin/python:
 $(RUN_STAMP): pyproject.toml requirements/run.lock | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/run.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+	  echo "pyproject.toml needs what requirements/*.lock does not pin: run make lock"; exit 1; }
 	@touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml requirements/dev.lock | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+	  echo "pyproject.toml needs what requirements/*.lock does not pin: run make lock"; exit 1; }
 	@touch $(STAMP) $(RUN_STAMP)
 
 setup: $(STAMP)
