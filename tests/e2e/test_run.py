@@ -138,6 +138,37 @@ def test_run_from_a_folder_holding_tasks_py_and_worker_py(tmp_path: Path) -> Non
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
+        server = EmbeddedRedis(tmp_path / "data" / "redis")
+        if server.is_running():  # a failed start leaves it behind; never leak it into the machine
+            server.stop()
     text = log.read_text(errors="replace")
     assert "from the working directory" not in text and "is not a package" not in text, text[-3000:]
     assert code == 0, text[-3000:]
+
+
+def test_worker_alone_from_a_folder_holding_tasks_py_and_worker_py(tmp_path: Path) -> None:
+    """`seedworker worker` started by hand (the installed entry point, no -P): Celery's own
+    task-module import must not pick up the working directory's tasks.py either."""
+    for name in ("tasks.py", "worker.py"):
+        (tmp_path / name).write_text(CELERY_TUTORIAL_TASKS.format(name=name))
+    server = EmbeddedRedis(tmp_path / "redis")
+    env = {**_env(), "SEEDWORKER_BROKER_URL": server.start()}
+    log = tmp_path / "worker.log"
+    seedworker = Path(sys.executable).parent / "seedworker"
+    try:
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(
+                [seedworker, "worker", "--pool=solo", "--node-name=cwd@test"],
+                cwd=tmp_path,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait(lambda: "cwd@test ready" in log.read_text(errors="replace"), 90, "worker ready", proc, log)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    finally:
+        server.stop()
+    assert "from the working directory" not in log.read_text(errors="replace")
