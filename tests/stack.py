@@ -97,7 +97,7 @@ class Stack:
         self.logs[name] = log
         fh = log.open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "worker.cli", *args],
+            [sys.executable, "-P", "-m", "worker.cli", *args],
             cwd=self.root,
             env=self.env(),
             stdout=fh,

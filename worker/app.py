@@ -7,7 +7,10 @@ so a dead worker holds only what it was running, JSON only, events on for Flower
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.loaders.app import AppLoader
 from kombu import Queue
 
 from worker.broker import broker_use_ssl
@@ -16,8 +19,18 @@ from worker.settings import Settings
 TASK_MODULES = ["tasks.ingest", "tasks.batch", "tasks.stages", "tasks.tagging", "tasks.webhooks"]
 
 
+class PackageLoader(AppLoader):  # type: ignore[misc]
+    """Celery's loader imports the task modules with the working directory put first on
+    ``sys.path`` (``celery.utils.imports.cwd_in_path``): started from a folder holding a
+    ``tasks.py`` or ``worker.py``, that file would shadow our packages.  Import from the
+    installed packages only."""
+
+    def import_from_cwd(self, module: str, imp: Any = None, package: str | None = None) -> Any:
+        return (imp or self.import_module)(module, package=package)
+
+
 def create_app(settings: Settings, broker_url: str) -> Celery:
-    app = Celery("seedworker", broker=broker_url, include=TASK_MODULES, set_as_current=True)
+    app = Celery("seedworker", broker=broker_url, include=TASK_MODULES, set_as_current=True, loader=PackageLoader)
     queues = {settings.queue, settings.effective_tag_queue, settings.webhook_queue}
     app.conf.update(
         task_serializer="json",

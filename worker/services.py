@@ -201,6 +201,9 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
+FLOWER_BOOTSTRAP = "import worker.app; from celery.__main__ import main; main()"
+
+
 def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict[str, str]]:
     """The Flower command line and environment; secrets go in the environment, not argv."""
     loopback = _is_loopback(settings.flower_address)
@@ -212,8 +215,9 @@ def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable,
-        "-m",
-        "celery",
+        "-P",  # the working directory is not on sys.path, and our packages are imported before
+        "-c",  # Celery's --app lookup puts it there (a user's worker.py would shadow worker/)
+        FLOWER_BOOTSTRAP,
         "--app=worker.app:flower_app",
         "flower",
         f"--address={settings.flower_address}",

@@ -1,18 +1,22 @@
 """The one configuration object: environment variables ``SEEDWORKER_*`` and a ``.env`` file.
 
 Unknown keys are rejected loudly, in ``.env`` and in the environment alike: a misspelt
-``SEEDWORKER_BROKR_URL`` is an error at start, not a silently embedded broker.
+``SEEDWORKER_BROKR_URL`` is an error at start, not a silently embedded broker.  Only
+``SEEDWORKER_*`` keys are read from ``.env``: a ``.env`` shared with other tools
+(``POSTGRES_PASSWORD=…``, ``COMPOSE_PROJECT_NAME=…``) is no concern of ours.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from worker.errors import ConfigError
 from worker.events.endpoints import WebhookEndpoint
@@ -231,6 +235,21 @@ class Settings(BaseSettings):
         self.broker_url = urlunsplit(parts._replace(query=urlencode(query)))
         return self
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keep only the ``SEEDWORKER_*`` keys of ``.env`` (pydantic-settings passes every key
+        of the file to the model, where ``extra="forbid"`` rejects other tools' keys)."""
+        if isinstance(dotenv_settings, DotEnvSettingsSource):
+            dotenv_settings.env_vars = {k: v for k, v in dotenv_settings.env_vars.items() if _ours(k)}
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
     # -- derived values ----------------------------------------------------------------------
     @property
     def embedded_broker(self) -> bool:
@@ -313,21 +332,40 @@ def mask_webhook_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, "/****" if hidden else parts.path, "", ""))
 
 
-def unknown_env_keys(environ: dict[str, str] | None = None) -> list[str]:
+def _ours(key: str) -> bool:
+    return key.upper().startswith(ENV_PREFIX)
+
+
+def unknown_env_keys(environ: Mapping[str, str | None] | None = None) -> list[str]:
     environ = dict(os.environ) if environ is None else environ
     known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
-    return sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+    return sorted(k for k in environ if _ours(k) and k.upper() not in known)
+
+
+def _env_file_keys(env_file: Any) -> dict[str, str | None]:
+    """The keys of the ``.env`` file(s) Settings would read (none when the file is absent)."""
+    if env_file is None:
+        return {}
+    keys: dict[str, str | None] = {}
+    for path in [env_file] if isinstance(env_file, str | os.PathLike) else env_file:
+        if Path(path).is_file():
+            keys.update(dotenv_values(path, encoding="utf-8"))
+    return keys
 
 
 def load_settings(**overrides: Any) -> Settings:
     """Build Settings from the environment and ``.env``; any problem is a ConfigError."""
-    unknown = unknown_env_keys()
-    if unknown:
-        raise ConfigError(
-            "unknown setting(s) in the environment: "
-            + ", ".join(unknown)
-            + " (see `seedworker config --help` for the valid names)"
-        )
+    where = {
+        "the environment": unknown_env_keys(),
+        ".env": unknown_env_keys(_env_file_keys(overrides.get("_env_file", Settings.model_config.get("env_file")))),
+    }
+    for source, unknown in where.items():
+        if unknown:
+            raise ConfigError(
+                f"unknown setting(s) in {source}: "
+                + ", ".join(unknown)
+                + " (see `seedworker config --help` for the valid names)"
+            )
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -88,7 +88,7 @@ class Supervisor:
         for directory in (self.settings.inbox, self.settings.archive_dir, self.settings.failed_dir):
             Path(str(directory)).mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "SEEDWORKER_BROKER_URL": self.broker_url}
-        cli = [sys.executable, "-m", "worker.cli"]
+        cli = [sys.executable, "-P", "-m", "worker.cli"]  # -P: the working directory is not on sys.path
         self.children = [
             Child("worker", [*cli, "worker"], env),
             Child("publisher", [*cli, "publish"], env),
@@ -111,7 +111,7 @@ class Supervisor:
         stack, never imports SQLAlchemy and Alembic (about 40 MB it would keep for nothing).
         """
         done = subprocess.run(
-            [sys.executable, "-m", "worker.cli", "db", "upgrade"], capture_output=True, text=True, check=False
+            [sys.executable, "-P", "-m", "worker.cli", "db", "upgrade"], capture_output=True, text=True, check=False
         )
         if done.returncode != 0:
             raise ConfigError(f"the database could not be migrated: {done.stderr.strip()[-2000:] or done.stdout}")

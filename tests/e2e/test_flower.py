@@ -170,7 +170,7 @@ def test_flower_secrets_stay_out_of_its_command_line(tmp_path: Path) -> None:
     argv, env = flower_command(settings, "redis://:pw@127.0.0.1:1/0")
     assert "pw" not in " ".join(argv) and "a:b" not in " ".join(argv)
     assert env["FLOWER_BASIC_AUTH"] == "a:b" and env["CELERY_BROKER_URL"].startswith("redis://:pw@")
-    assert argv[:3] == [sys.executable, "-m", "celery"]  # the same interpreter as seedworker
+    assert argv[:2] == [sys.executable, "-P"]  # the same interpreter as seedworker, cwd not on sys.path
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.53", "localhost", "::1"])

@@ -79,3 +79,96 @@ def test_run_with_no_configuration_ingests_and_stops_cleanly(tmp_path: Path, sto
     assert code == 0, log.read_text(errors="replace")[-3000:]
     assert not EmbeddedRedis(tmp_path / "data" / "redis").is_running()
     assert "all stopped" in log.read_text(errors="replace")
+
+
+CELERY_TUTORIAL_TASKS = """\
+# Celery's first-steps tutorial layout: a user's own tasks.py and worker.py in the folder
+# seedworker is started from.  Importing either one instead of our packages is the bug.
+raise SystemExit("seedworker imported the user's {name} from the working directory")
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_run_from_a_folder_holding_tasks_py_and_worker_py(tmp_path: Path) -> None:
+    """Every child (db upgrade, worker and its pool, publisher, watcher, Flower) imports our
+    ``worker``/``tasks`` packages, never the working directory's ``tasks.py``/``worker.py``."""
+    for name in ("tasks.py", "worker.py"):
+        (tmp_path / name).write_text(CELERY_TUTORIAL_TASKS.format(name=name))
+    env = _env()
+    env["SEEDWORKER_FLOWER_PORT"] = str(_free_port())
+    log = tmp_path / "run.log"
+    seedworker = Path(sys.executable).parent / "seedworker"  # the installed entry point, as `make run`
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [seedworker, "run", "--flower", "--grace", "20"], cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait(lambda: "drop files into" in log.read_text(errors="replace"), 90, "banner", proc, log)
+        client = connect(EmbeddedRedis(tmp_path / "data" / "redis").url)
+        shutil.copy(EXAMPLE, tmp_path / "inbox" / "article.txt")
+
+        def stored() -> bool:
+            events = client.xrange("seedworker:events") if client.exists("seedworker:events") else []
+            return any(b"document.stored" in f[b"type"] for _, f in events)
+
+        _wait(stored, 120, "document.stored on the stream", proc, log)
+
+        def flower_answers() -> bool:
+            import urllib.request
+
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{env['SEEDWORKER_FLOWER_PORT']}/healthcheck", timeout=2):
+                    return True
+            except OSError:
+                return False
+
+        _wait(flower_answers, 90, "Flower's /healthcheck", proc, log)
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        server = EmbeddedRedis(tmp_path / "data" / "redis")
+        if server.is_running():  # a failed start leaves it behind; never leak it into the machine
+            server.stop()
+    text = log.read_text(errors="replace")
+    assert "from the working directory" not in text and "is not a package" not in text, text[-3000:]
+    assert code == 0, text[-3000:]
+
+
+def test_worker_alone_from_a_folder_holding_tasks_py_and_worker_py(tmp_path: Path) -> None:
+    """`seedworker worker` started by hand (the installed entry point, no -P): Celery's own
+    task-module import must not pick up the working directory's tasks.py either."""
+    for name in ("tasks.py", "worker.py"):
+        (tmp_path / name).write_text(CELERY_TUTORIAL_TASKS.format(name=name))
+    server = EmbeddedRedis(tmp_path / "redis")
+    env = {**_env(), "SEEDWORKER_BROKER_URL": server.start()}
+    log = tmp_path / "worker.log"
+    seedworker = Path(sys.executable).parent / "seedworker"
+    try:
+        with log.open("wb") as fh:
+            proc = subprocess.Popen(
+                [seedworker, "worker", "--pool=solo", "--node-name=cwd@test"],
+                cwd=tmp_path,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait(lambda: "cwd@test ready" in log.read_text(errors="replace"), 90, "worker ready", proc, log)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    finally:
+        server.stop()
+    assert "from the working directory" not in log.read_text(errors="replace")

@@ -12,6 +12,10 @@ import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,7 @@ from worker.settings import ENV_PREFIX, Settings, unknown_env_keys
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
+ENTRYPOINT_SCRIPT = DEPLOY / "seedworker-entrypoint.sh"
 K8S = DEPLOY / "k8s"
 SYSTEMD = DEPLOY / "systemd"
 
@@ -209,10 +214,17 @@ def test_dockerfile_is_multi_stage_non_root_and_runs_seedworker() -> None:
     froms = [args for i, args in instructions if i == "FROM"]
     assert len(froms) >= 2 and all(f.startswith("python:3.11-slim") for f in froms)
     final = instructions[max(n for n, (i, _) in enumerate(instructions) if i == "FROM") :]
+    # root only for the entry point, which maps USERMAP_UID/GID and drops privileges: the
+    # `seedworker` first on PATH (for ENTRYPOINT, HEALTHCHECK, `exec`) is that script
     users = [args for i, args in final if i == "USER"]
-    assert users and users[-1] not in ("root", "0")
+    assert users and users[-1] == "root"
     entrypoint = [json.loads(args) for i, args in final if i == "ENTRYPOINT"]
     assert entrypoint == [["seedworker"]]
+    [path_env] = [args for i, args in final if i == "ENV" and "PATH=" in args]
+    first_on_path = dict(pair.partition("=")[::2] for pair in shlex.split(path_env))["PATH"].split(":")[0]
+    copies = [shlex.split(args) for i, args in final if i == "COPY" and "--from=" not in args]
+    assert ["--chmod=0755", "deploy/seedworker-entrypoint.sh", f"{first_on_path}/seedworker"] in copies
+    assert "REAL=/opt/seedworker/bin/seedworker" in ENTRYPOINT_SCRIPT.read_text()
     [cmd] = [json.loads(args) for i, args in final if i == "CMD"]
     check_command(["seedworker", *cmd])
     [health] = [args for i, args in final if i == "HEALTHCHECK"]
@@ -226,6 +238,8 @@ def test_dockerfile_is_multi_stage_non_root_and_runs_seedworker() -> None:
                 env[key] = value
     settings = check_env(env)
     assert settings.log_format == "json" and str(settings.data_dir) == "/data"
+    useradd = next(args for i, args in final if i == "RUN" and "useradd" in args)
+    assert f"--uid {env['USERMAP_UID']} " in useradd and f"--gid {env['USERMAP_GID']} " in useradd
     assert [a for i, a in final if i == "STOPSIGNAL"] == ["SIGTERM"]
 
 
@@ -235,7 +249,7 @@ def test_dockerfile_copies_only_what_exists_and_is_not_ignored() -> None:
     for i, args in instructions:
         if i != "COPY" or "--from=" in args:
             continue
-        *sources, _dest = shlex.split(args)
+        *sources, _dest = [a for a in shlex.split(args) if not a.startswith("--")]
         for source in sources:
             assert (REPO / source).exists(), f"COPY {source}: not in the repository"
             name = source.rstrip("/")
@@ -487,3 +501,150 @@ def test_grace_periods_outlast_a_workers_warm_shutdown(
         pod = deployment["spec"]["template"]["spec"]
         if pod["containers"][0]["args"][0] == "worker":
             assert pod["terminationGracePeriodSeconds"] > margin
+
+
+# -- the image's entry point (USERMAP_UID / USERMAP_GID), run for real ------------------------------
+def _can_isolate() -> bool:
+    """Root with mount namespaces: the entry point can run against a private /etc and /opt."""
+    if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"):
+        return False
+    done = subprocess.run(["unshare", "--mount", "true"], capture_output=True, check=False)
+    return done.returncode == 0
+
+
+needs_isolation = pytest.mark.skipif(not _can_isolate(), reason="needs root and mount namespaces (unshare)")
+
+
+@pytest.fixture
+def container() -> Iterator[Path]:
+    """A directory the dropped user can reach (pytest's tmp_path is root-only): etc/ holds a
+    copy of this machine's user database, data/ and inbox/ the image's volumes."""
+    with tempfile.TemporaryDirectory(prefix="seedworker-entrypoint-") as tmp:
+        root = Path(tmp)
+        root.chmod(0o755)
+        (root / "etc").mkdir()
+        for name in ("passwd", "group", "shadow", "gshadow", "login.defs"):
+            if Path("/etc", name).exists():
+                shutil.copy2(Path("/etc", name), root / "etc" / name)
+        for volume in ("data", "inbox"):
+            (root / volume).mkdir()
+        yield root
+
+
+def _reachable(root: Path, targets: list[Path]) -> str:
+    """Shell lines that let any user reach these directories inside the namespace, at the same
+    paths (a virtualenv's scripts and its editable install name them absolutely).  In the image
+    everything sits in /usr/local and /opt; here the checkout may be in a root-only temporary
+    folder, and Python under /root (pyenv): cover each closed folder on the way with an open
+    tmpfs and bind back the one entry needed below it, outermost first."""
+    closed: dict[Path, set[str]] = {}
+    for target in targets:
+        resolved = target.resolve()
+        for parent in reversed(resolved.parents):
+            if not parent.stat().st_mode & 0o001:
+                closed.setdefault(parent, set()).add(resolved.relative_to(parent).parts[0])
+    lines: list[str] = []
+    for n, parent in enumerate(sorted(closed, key=lambda p: len(p.parts))):
+        kept = [(root / "keep" / f"{n}-{child}", parent / child) for child in sorted(closed[parent])]
+        lines += [f"mkdir -p {keep} && mount --bind {path} {keep}" for keep, path in kept]
+        lines.append(f"mount -t tmpfs -o mode=755 tmpfs {parent}")
+        lines += [f"mkdir {path} && mount --bind {keep} {path}" for keep, path in kept]
+    return "\n".join(lines)
+
+
+def run_entrypoint(root: Path, args: list[str], env: dict[str, str], *, as_uid: int | None = None) -> str:
+    """The image's entry point as `docker run` starts it: in a private mount namespace whose /etc
+    is ``root/etc`` plus the Dockerfile's seedworker user (uid/gid 10001) and whose
+    /opt/seedworker/bin is this virtualenv's bin (the real seedworker).  Returns its output."""
+    venv_bin = Path(sys.executable).parent
+    drop = f"setpriv --reuid={as_uid} --regid={as_uid} --clear-groups" if as_uid is not None else ""
+    setup = f"""
+        set -e
+        {_reachable(root, [REPO, Path(sys.prefix), Path(sys.base_prefix)])}
+        mount --bind {root / "etc"} /etc
+        mount -t tmpfs tmpfs /opt
+        mkdir -p /opt/seedworker && ln -s {venv_bin} /opt/seedworker/bin
+        groupadd --system --gid 10001 seedworker
+        useradd --system --uid 10001 --gid seedworker --home-dir /data --shell /usr/sbin/nologin seedworker
+        exec {drop} /bin/sh {ENTRYPOINT_SCRIPT} "$@"
+    """
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith((ENV_PREFIX, "USERMAP_"))}
+    full_env.update({"SEEDWORKER_DATA_DIR": str(root / "data"), "SEEDWORKER_INBOX": str(root / "inbox"), **env})
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", setup, "entrypoint", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def _owner(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_uid, st.st_gid
+
+
+@needs_isolation
+def test_entrypoint_maps_usermap_ids_and_drops_root(container: Path) -> None:
+    (container / "data" / "left-by-an-older-image").write_text("x")
+    (container / "inbox" / "dropped-by-the-host-user.txt").write_text("x")
+    out = run_entrypoint(container, ["db", "upgrade"], {"USERMAP_UID": "4242", "USERMAP_GID": "4343"})
+    assert "mapped to uid 4242" in out and "mapped to gid 4343" in out
+    # the real seedworker ran as 4242:4343: the database it created is theirs
+    assert _owner(container / "data" / "seedworker.db") == (4242, 4343)
+    assert _owner(container / "data") == _owner(container / "data" / "left-by-an-older-image") == (4242, 4343)
+    assert _owner(container / "inbox") == (4242, 4343)
+    assert _owner(container / "inbox" / "dropped-by-the-host-user.txt") == (0, 0)  # the user's files stay theirs
+
+
+@needs_isolation
+def test_entrypoint_without_usermap_runs_as_the_image_user(container: Path) -> None:
+    out = run_entrypoint(container, ["db", "upgrade"], {})
+    assert "mapped" not in out
+    assert _owner(container / "data" / "seedworker.db") == (10001, 10001)
+
+
+@needs_isolation
+def test_entrypoint_started_as_non_root_changes_nothing(container: Path) -> None:
+    """docker run --user / Kubernetes runAsUser: no mapping, seedworker runs as that user."""
+    for volume in ("data", "inbox"):
+        os.chown(container / volume, 5005, 5005)
+    run_entrypoint(container, ["db", "upgrade"], {"USERMAP_UID": "4242"}, as_uid=5005)
+    assert _owner(container / "data" / "seedworker.db") == (5005, 5005)
+    assert _owner(container / "inbox") == (5005, 5005)
+
+
+@needs_isolation
+@pytest.mark.parametrize(("env", "message"), [
+    ({"USERMAP_UID": "0"}, "would run seedworker as root"),
+    ({"USERMAP_GID": "0"}, "would run seedworker as root"),
+    ({"USERMAP_UID": "paperless"}, "USERMAP_UID=paperless is not a number"),
+])  # fmt: skip
+def test_entrypoint_refuses_root_and_bad_ids(container: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(AssertionError, match=message):
+        run_entrypoint(container, ["db", "upgrade"], env)
+    assert not (container / "data" / "seedworker.db").exists()
+
+
+def test_entrypoint_passes_arguments_and_signals_through() -> None:
+    """Every path ends in `exec` (signals reach seedworker itself, PID stays) with "$@" intact."""
+    text = ENTRYPOINT_SCRIPT.read_text()
+    assert text.startswith("#!/bin/sh\n") and os.access(ENTRYPOINT_SCRIPT, os.X_OK)
+    execs = [line.strip() for line in text.splitlines() if line.strip().startswith("exec ") and '"$@"' in line]
+    assert execs == ['exec "$REAL" "$@"', 'exec setpriv --reuid="$uid" --regid="$gid" --clear-groups '
+                     '--inh-caps=-all --bounding-set=-all -- "$REAL" "$@"']  # fmt: skip
+    assert subprocess.run(["sh", "-n", str(ENTRYPOINT_SCRIPT)], check=False).returncode == 0
+
+
+def test_compose_and_k8s_choose_the_user(compose: dict[str, Any], k8s: dict[tuple[str, str], dict[str, Any]]) -> None:
+    example = _env_file(DEPLOY / "compose.env.example")
+    for name, service in _seedworker_services(compose):
+        assert service["environment"]["USERMAP_UID"] == example["USERMAP_UID"], name
+        assert service["environment"]["USERMAP_GID"] == example["USERMAP_GID"], name
+    for (kind, name), doc in k8s.items():
+        if kind in ("Deployment", "Job"):
+            pod = doc["spec"]["template"]["spec"]["securityContext"]
+            assert pod["runAsNonRoot"] is True and pod["runAsUser"] > 0 and pod["runAsGroup"] > 0, name

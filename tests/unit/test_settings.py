@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +35,43 @@ def test_dotenv_values_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (tmp_path / ".env").write_text("SEEDWORKER_QUEUE=docs\n")
     monkeypatch.chdir(tmp_path)
     assert load_settings().queue == "docs"
+
+
+SHARED_DOTENV = (
+    "# shared with docker compose\nPOSTGRES_PASSWORD=pw\nCOMPOSE_PROJECT_NAME=seed\nSEEDWORKER_QUEUE=from-dotenv\n"
+)
+
+
+def test_other_tools_keys_in_dotenv_are_left_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text(SHARED_DOTENV)
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().queue == "from-dotenv"
+
+
+def _seedworker_config(cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The installed ``seedworker config``, run where a user would run it, with no SEEDWORKER_*
+    in its environment but a data directory of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEEDWORKER_")}
+    env["SEEDWORKER_DATA_DIR"] = str(cwd / "data")
+    seedworker = Path(sys.executable).parent / "seedworker"
+    argv = [seedworker, "config"]
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_seedworker_config_reads_a_shared_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(SHARED_DOTENV)
+    done = _seedworker_config(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "from-dotenv" in done.stdout
+    assert "Extra inputs" not in done.stdout + done.stderr
+
+
+def test_seedworker_config_rejects_an_unknown_seedworker_key_in_a_shared_dotenv(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(SHARED_DOTENV + "SEEDWORKER_QEUE=typo\n")
+    done = _seedworker_config(tmp_path)
+    assert done.returncode != 0
+    assert "unknown setting(s) in .env: SEEDWORKER_QEUE" in done.stderr
+    assert "POSTGRES_PASSWORD" not in done.stderr and "COMPOSE_PROJECT_NAME" not in done.stderr
 
 
 def test_invalid_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
