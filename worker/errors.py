@@ -98,6 +98,12 @@ class UnsafePath(InputError):
     reason = "unsafe_path"
 
 
+class WorkerLost(InputError):
+    """Processing this input killed a worker process twice; the message is in the dead-letter list."""
+
+    reason = "worker_lost"
+
+
 class RetryableError(SeedworkerError):
     """A dependency is unavailable; the same work may succeed later."""
 
@@ -126,6 +132,7 @@ REASON_CODES: dict[str, str] = {
         InvalidRequest,
         UnreadableFile,
         UnsafePath,
+        WorkerLost,
     )
 }
 REASON_CODES["internal_error"] = "Processing failed after all retries (a bug or a lasting outage)."

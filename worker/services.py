@@ -108,7 +108,7 @@ def run_worker(
 
         serve_worker_metrics(settings, broker_url, node_name or "seedworker@" + socket.gethostname())
     app = create_app(settings, broker_url)
-    qs = queues or sorted({settings.queue, settings.effective_tag_queue})
+    qs = queues or settings.consumed_queues
     # A worker that never runs the tag stage (chain mode, tag queue elsewhere) skips the NER model.
     tags_here = settings.pipeline == "inline" or settings.effective_tag_queue in qs
     if tags_here:  # fail at start, not in every pool process: a bad taxonomy, a missing NER model

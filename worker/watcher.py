@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -43,17 +45,15 @@ from watchdog.observers.polling import PollingObserver
 
 from worker.errors import InputError, InvalidRequest, TooLarge, UnreadableFile, UnsafePath
 from worker.logs import get_logger
-from worker.models import FileSummary, IngestRequest
+from worker.models import FileSummary, IngestRequest, Reply, split_record_key
+from worker.names import BATCH_TASK, CLAIM_SECRET_FILE, FAILURE_TASK, INGEST_TASK, reply_key
 from worker.settings import Settings
 
 log = get_logger("seedworker.watcher")
 
 TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".download", ".swp", ".swx", "~")
-INGEST_TASK = "seedworker.ingest"
-BATCH_TASK = "seedworker.ingest_batch"
 #: A batch message carries at most this much file content (larger files go alone).
 BATCH_MAX_BYTES = 1024 * 1024
-FAILURE_TASK = "seedworker.record_failure"
 NAME_MAX = 255  # bytes in one path component on Linux filesystems
 
 
@@ -111,10 +111,13 @@ class Claim:
     rel: Path  # its path relative to the inbox (folder tags, archive layout)
     sent_at: float = 0.0
     summary: FileSummary | None = None
+    token: str = ""  # HMAC of the claim id under the watcher's secret (see claim_token)
 
     @property
     def key(self) -> str:
-        return f"claim:{self.claim_id}"
+        """The idempotency key: ``claim:<claim id>.<token>``.  The claim id is visible in the
+        processing folder; the token is not, so no producer can send this key (docs/delivery.md)."""
+        return f"claim:{self.claim_id}.{self.token}" if self.token else f"claim:{self.claim_id}"
 
     @property
     def name(self) -> str:
@@ -161,7 +164,8 @@ class InboxWatcher:
     def __post_init__(self) -> None:
         self.inbox = self.settings.inbox.resolve()
         self.own_dir = self.settings.processing_dir.resolve() / self.watcher_id
-        self.reply_key = f"seedworker:replies:{self.watcher_id}"
+        self.reply_key = reply_key(self.watcher_id)
+        self._secret = claim_secret(self.settings.data_dir)
         self._lock = threading.Lock()
         self._candidates: dict[Path, Candidate] = {}
         self._claims: dict[str, Claim] = {}
@@ -326,7 +330,7 @@ class InboxWatcher:
             ready.append(path)
         # Claimed and sent a batch at a time: the first files of a burst go out while the
         # rest still wait in the inbox, and several small files travel in one message.
-        size = self.settings.watch_batch if self.settings.pipeline == "inline" else 1
+        size = self.settings.watch_batch  # in chain mode the batch task hands each request on (tasks/batch.py)
         for start in range(0, len(ready), size):
             claims = []
             for path in ready[start : start + size]:
@@ -357,7 +361,7 @@ class InboxWatcher:
             shutil.rmtree(self.own_dir / claim_id, ignore_errors=True)
             log.warning("could not claim file", file=display_name(str(rel)), error=str(exc))
             return None
-        claim = Claim(claim_id=claim_id, path=dest, rel=rel)
+        claim = Claim(claim_id=claim_id, path=dest, rel=rel, token=claim_token(self._secret, claim_id))
         with self._lock:
             self._claims[claim.key] = claim
         return claim
@@ -532,7 +536,8 @@ class InboxWatcher:
             if path is None:
                 shutil.rmtree(claim_dir, ignore_errors=True)
                 continue
-            claim = Claim(claim_id=claim_dir.name, path=path, rel=path.relative_to(claim_dir))
+            token = claim_token(self._secret, claim_dir.name)
+            claim = Claim(claim_id=claim_dir.name, path=path, rel=path.relative_to(claim_dir), token=token)
             with self._lock:
                 self._claims[claim.key] = claim
             log.info("recovering claim", file=claim.shown, key=claim.key)
@@ -555,21 +560,19 @@ class InboxWatcher:
             return
         for raw in replies or []:
             try:
-                reply = json.loads(raw)
-            except ValueError:
-                log.error("ignoring a reply that is not JSON", reply=repr(raw[:200]))
+                reply = Reply.model_validate_json(raw)
+            except ValidationError:
+                log.error("ignoring a reply that is not a seedworker reply", reply=repr(raw[:200]))
                 continue
             self._finish(reply)
 
-    def _finish(self, reply: dict[str, Any]) -> None:
-        outcomes = reply.get("outcomes", [])
-        keys = {o["key"].split("#L", 1)[0] for o in outcomes}
-        for key in keys:
+    def _finish(self, reply: Reply) -> None:
+        for key, outcomes in reply.by_request().items():
             with self._lock:
                 claim = self._claims.pop(key, None)
             if claim is None:
-                continue  # a repeat reply for a claim already finished
-            mine = [o for o in outcomes if o["key"].split("#L", 1)[0] == key]
+                continue  # a repeat reply for a claim already finished, or not a key of ours
+            mine = [o.model_dump(mode="json") for o in outcomes]
             failures = [o for o in mine if o["status"] == "failed"]
             try:
                 if failures:
@@ -675,9 +678,34 @@ class InboxWatcher:
 
 
 def _record_line(key: str) -> int | None:
-    """The JSON Lines line number in an outcome key (``claim:<id>#L<line>``)."""
-    _, sep, line = key.partition("#L")
-    return int(line) if sep and line.isdigit() else None
+    """The JSON Lines line number in an outcome key (``claim:<id>.<token>#L<line>``)."""
+    return split_record_key(key)[1]
+
+
+def claim_secret(data_dir: Path) -> bytes:
+    """The watcher's key for claim tokens: ``DATA_DIR/claim-key.secret``, made once (0600).
+
+    It must outlive the watcher (a recovered claim is re-sent with the same key) and stay out of
+    the inbox and of Redis, where producers can look."""
+    path = Path(data_dir) / CLAIM_SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(os.urandom(32).hex().encode())
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        secret = fh.read().strip()
+    if len(secret) < 32:
+        raise ValueError(f"{path} holds no usable secret; remove it and restart the watcher")
+    return secret
+
+
+def claim_token(secret: bytes, claim_id: str) -> str:
+    return hmac.new(secret, claim_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _ranges(lines: list[int]) -> str:

@@ -1,0 +1,66 @@
+"""Which queues hold messages, and whether a seedworker worker consumes them.
+
+A producer that sends to a queue no worker consumes (Celery's default ``celery`` with
+``SEEDWORKER_CONSUME_DEFAULT_QUEUE=false``, a misspelt ``queue=``) loses nothing, but its
+messages wait unseen.  So the probes (``seedworker status``, ``health``, ``/metrics``) look at
+every queue declared on the broker, not only the configured ones: kombu's Redis transport keeps
+one set ``_kombu.binding.<exchange>`` per exchange whose members end with the queue name.
+Celery's own fanout and reply exchanges (events, remote control) are not task queues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from worker.settings import Settings
+
+BINDING_PREFIX = "_kombu.binding."
+SEPARATOR = "\x06\x16"  # kombu's separator inside a binding member and a priority queue's name
+PRIORITY_STEPS = (3, 6, 9)  # kombu's default priority steps besides 0 (the plain list)
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    name: str
+    depth: int
+    consumed: bool  # a seedworker worker consumes it (by configuration)
+
+
+def declared_queues(client: Any) -> set[str]:
+    """Names of the task queues producers or workers declared on this Redis database."""
+    names: set[str] = set()
+    for raw in client.scan_iter(match=BINDING_PREFIX + "*", count=200):
+        exchange = (raw.decode() if isinstance(raw, bytes) else str(raw))[len(BINDING_PREFIX) :]
+        if exchange == "celeryev" or exchange.endswith(".pidbox"):
+            continue
+        for member in client.smembers(raw):
+            text = member.decode() if isinstance(member, bytes) else str(member)
+            names.add(text.split(SEPARATOR)[-1])
+    return {name for name in names if name}
+
+
+def queue_depths(client: Any, settings: Settings) -> list[QueueDepth]:
+    """Every configured or declared queue with the messages waiting in it (all priorities)."""
+    consumed = set(settings.consumed_queues)
+    names = sorted(consumed | declared_queues(client))
+    pipe = client.pipeline()
+    for name in names:
+        pipe.llen(name)
+        for step in PRIORITY_STEPS:
+            pipe.llen(f"{name}{SEPARATOR}{step}")
+    counts = pipe.execute()
+    width = 1 + len(PRIORITY_STEPS)
+    return [
+        QueueDepth(name, sum(int(n) for n in counts[i * width : (i + 1) * width]), name in consumed)
+        for i, name in enumerate(names)
+    ]
+
+
+def unconsumed_problem(depths: list[QueueDepth]) -> str | None:
+    """One line for ``health`` when messages wait where no seedworker worker looks."""
+    waiting = [q for q in depths if not q.consumed and q.depth]
+    if not waiting:
+        return None
+    shown = ", ".join(f"{q.depth} in '{q.name}'" for q in waiting)
+    return f"messages wait in queues no seedworker worker consumes: {shown} (send to SEEDWORKER_QUEUE)"
