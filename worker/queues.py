@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from worker.names import PREFIX
 from worker.settings import Settings
 
 BINDING_PREFIX = "_kombu.binding."
+PERMANENT_PREFIX = "_kombu.binding_permanent."
 SEPARATOR = "\x06\x16"  # kombu's separator inside a binding member and a priority queue's name
 PRIORITY_STEPS = (3, 6, 9)  # kombu's default priority steps besides 0 (the plain list)
 
@@ -27,17 +29,33 @@ class QueueDepth:
     consumed: bool  # a seedworker worker consumes it (by configuration)
 
 
+def _text(raw: Any) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
+
+def _is_task_queue(name: str) -> bool:
+    return bool(name) and not name.startswith(("_kombu.", "unacked", PREFIX)) and not name.endswith(".pidbox")
+
+
 def declared_queues(client: Any) -> set[str]:
-    """Names of the task queues producers or workers declared on this Redis database."""
+    """Names of the task queues declared on this Redis database, or holding messages.
+
+    Declared: the members of kombu's binding sets (``_kombu.binding.<exchange>`` and, for
+    durable queues, ``_kombu.binding_permanent.<exchange>``).  Holding messages: every list
+    outside seedworker's own keys and kombu's bookkeeping (a priority list ``q\x06\x163``
+    counts as ``q``), so a message is seen even where no binding names its queue.
+    """
     names: set[str] = set()
-    for raw in client.scan_iter(match=BINDING_PREFIX + "*", count=200):
-        exchange = (raw.decode() if isinstance(raw, bytes) else str(raw))[len(BINDING_PREFIX) :]
-        if exchange == "celeryev" or exchange.endswith(".pidbox"):
-            continue
-        for member in client.smembers(raw):
-            text = member.decode() if isinstance(member, bytes) else str(member)
-            names.add(text.split(SEPARATOR)[-1])
-    return {name for name in names if name}
+    for pattern in (BINDING_PREFIX + "*", PERMANENT_PREFIX + "*"):
+        for raw in client.scan_iter(match=pattern, count=200):
+            key = _text(raw)
+            exchange = key.split(".", 2)[2] if key.count(".") >= 2 else ""
+            if exchange == "celeryev" or exchange.endswith(".pidbox"):
+                continue
+            names.update(_text(member).split(SEPARATOR)[-1] for member in client.smembers(raw))
+    for raw in client.scan_iter(count=500, _type="list"):
+        names.add(_text(raw).split(SEPARATOR)[0])
+    return {name for name in names if _is_task_queue(name)}
 
 
 def queue_depths(client: Any, settings: Settings) -> list[QueueDepth]:

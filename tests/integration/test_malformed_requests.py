@@ -6,6 +6,7 @@ any producer can, to a real worker on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,14 +95,18 @@ def test_every_malformed_request_ends_with_one_typed_outcome(worker_stack: Stack
         f"task:{hash_key}": "'#' in the key (keys are not ours to be told apart from a record's)",
     }
     # The 300-character key cannot be the outcome's key: the request's place in its batch is.
+    invalid["m-batch-surrogate"] = "a lone surrogate beside a good request"
     expected_failed = [*invalid, *by_task, "long-key"]
     expected_stored = {"m-neighbour-1", "m-neighbour-2"}
 
     def done() -> dict[str, tuple[str, str | None]] | None:
         rows = _ingestions(stack.database_url)
-        return rows if len(rows) >= len(expected_failed) + len(expected_stored) else None
+        named = {*invalid, *by_task, *expected_stored} <= rows.keys()
+        return rows if named and len(rows) >= len(expected_failed) + len(expected_stored) else None
 
     rows = stack.wait_for(done, 180, what="an outcome for every request")
+    time.sleep(2)  # anything more (a second outcome, a request's own row out of 2,000) shows now
+    rows = _ingestions(stack.database_url)
     assert {k for k, (status, _) in rows.items() if status == "stored"} == expected_stored
     failed = {k: reason for k, (status, reason) in rows.items() if status == "failed"}
     for key in [*invalid, *by_task]:
