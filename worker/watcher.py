@@ -566,7 +566,9 @@ class InboxWatcher:
                 continue
             self._finish(reply)
 
-    def _finish(self, reply: Reply) -> None:
+    def _finish(self, reply: Reply | dict[str, Any]) -> None:
+        if not isinstance(reply, Reply):
+            reply = Reply.model_validate(reply)
         for key, outcomes in reply.by_request().items():
             with self._lock:
                 claim = self._claims.pop(key, None)
