@@ -171,7 +171,9 @@ class IngestRequest(_Strict):
     @field_validator("text")
     @classmethod
     def _valid_text(cls, value: str | None) -> str | None:
-        return None if value is None else _clean(value, "text", controls=False)
+        if value is not None:  # NUL in text is the normaliser's "binary", not the model's business
+            _clean(value.replace("\x00", ""), "text", controls=False)
+        return value
 
     @field_validator("metadata")
     @classmethod
