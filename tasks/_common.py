@@ -15,7 +15,7 @@ from worker.errors import InputError
 from worker.events.publisher import notify_committed
 from worker.logs import get_logger
 from worker.metrics import record_outcomes
-from worker.models import FileSummary, IngestResult, Outcome, Reply
+from worker.models import FileSummary, IngestResult, Outcome, Reply, usable_reply_to
 from worker.retry import DEFAULT_RETRY
 from worker.runtime import Runtime
 
@@ -82,6 +82,9 @@ def reply(
     ``WATCH_RESEND_SECONDS``; ``submit(..., wait=True)`` times out), and the repeat replays
     the stored outcome and answers (docs/delivery.md).
     """
+    if usable_reply_to(reply_to) is None:  # the last guard: never a task queue, never a foreign key
+        log.error("reply refused: not a list under the reply prefix", reply_to=repr(reply_to)[:200])
+        return False
     payload = Reply(filename=result.filename, outcomes=result.outcomes).model_dump_json()
     deadline = time.monotonic() + patience
     attempt = 0

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from tasks._common import finish
 from tasks.base import Carried, SeedworkerTask, record_failures, single_argument
 from worker import process
-from worker.models import FileSummary, IngestRequest, IngestResult
+from worker.errors import REASON_CODES, InvalidRequest
+from worker.models import FileSummary, IngestRequest, IngestResult, printable, usable_key
 from worker.names import FAILURE_TASK, INGEST_TASK
 from worker.runtime import get_runtime
 
@@ -54,8 +55,20 @@ def ingest(self: Task, *args: Any, **kwargs: Any) -> str:
 def record_failure(
     self: Task, key: str, summary: dict[str, Any], source: str, reason: str, message: str, reply_to: str | None = None
 ) -> str:
-    file_summary = FileSummary.model_validate(summary)
+    # A public task like any other: what it records is checked as a request's fields are.
+    try:
+        file_summary = FileSummary.model_validate(summary)
+    except ValidationError as exc:
+        raise InvalidRequest(f"record_failure: invalid summary: {exc.errors()[0]['msg']}") from None
+    if reason not in REASON_CODES or usable_key(key) is None or not isinstance(message, str):
+        raise InvalidRequest("record_failure needs a valid key, a known reason code and a message")
     structlog.contextvars.bind_contextvars(file=file_summary.filename, key=key)
     rt = get_runtime()
-    outcome = rt.store.persist_failure(key=key, summary=file_summary, source=source, reason=reason, message=message)
+    outcome = rt.store.persist_failure(
+        key=key,
+        summary=file_summary,
+        source=printable(source, 200, "api"),
+        reason=reason,
+        message=printable(message, 2000, reason),
+    )
     return finish(rt, reply_to, IngestResult(filename=file_summary.filename, outcomes=[outcome]))
