@@ -284,6 +284,24 @@ def bound_message(task_name: str, message: Any) -> str | None:
     return problem
 
 
+def bound_v1_body(task_name: str, body: dict[str, Any]) -> dict[str, Any]:
+    """``bound_message`` for a protocol-1 body (a dict with ``args`` and ``kwargs``)."""
+    problem = json_bounds(body, max_depth=MAX_MESSAGE_DEPTH, strings=False)
+    if problem is None:
+        return body
+    args = body.get("args")
+    kwargs = body.get("kwargs")
+    new_args, new_kwargs = refuse(
+        task_name,
+        list(args) if isinstance(args, list | tuple) else [],
+        kwargs if isinstance(kwargs, dict) else {},
+        f"the message {problem}",
+    )
+    kept = {k: v for k, v in body.items() if isinstance(v, str | int | float | bool) or v is None}
+    log.error("message refused before the pool", task=task_name, task_id=kept.get("id"), problem=problem)
+    return {**kept, "args": new_args, "kwargs": new_kwargs}
+
+
 def guarded_strategy(task: Task, app: Any, consumer: Any, **options: Any) -> Any:
     """Celery's default strategy with ``bound_message`` in front (``Task.Strategy``)."""
     from celery.worker.strategy import default
@@ -293,6 +311,8 @@ def guarded_strategy(task: Task, app: Any, consumer: Any, **options: Any) -> Any
     def guarded(message: Any, body: Any, ack: Any, reject: Any, callbacks: Any, **more: Any) -> Any:
         if body is None and isinstance(message.headers, dict) and "task" in message.headers:
             bound_message(task.name, message)
+        elif isinstance(body, dict):  # protocol 1: the consumer decoded the body already
+            body = bound_v1_body(task.name, body)
         return handle(message, body, ack, reject, callbacks, **more)
 
     return guarded

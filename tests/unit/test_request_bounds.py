@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from tasks.base import Carried, bound_message, carried, single_argument
+from tasks.base import Carried, bound_message, bound_v1_body, carried, single_argument
 from worker.errors import InvalidRequest
 from worker.models import (
     MAX_BATCH_REQUESTS,
@@ -145,3 +145,15 @@ def test_bound_message_keeps_the_good_requests_of_a_batch() -> None:
     _, kwargs, _ = json.loads(message.body)
     assert kwargs["requests"][0] == good
     assert kwargs["requests"][1][REFUSED_FIELD].startswith("the message nests deeper")
+
+
+def test_a_protocol_1_body_is_bounded_too() -> None:
+    deep = json.loads("[" * 900 + "]" * 900)
+    request = {"text": "x", "metadata": {"x": deep}}
+    body = {"id": "t1", "task": "seedworker.ingest", "args": [], "kwargs": {"request": request}}
+    bounded = bound_v1_body("seedworker.ingest", body)
+    assert bounded["id"] == "t1"
+    assert REFUSED_FIELD in bounded["kwargs"]["request"]
+    assert json_bounds(bounded, max_depth=8) is None
+    shallow = {"id": "t2", "task": "seedworker.ingest", "args": [], "kwargs": {"request": {"text": "x"}}}
+    assert bound_v1_body("seedworker.ingest", shallow) is shallow
