@@ -66,7 +66,8 @@ from worker.names import (
 from worker.retry import DEFAULT_RETRY, RetryPolicy
 
 log = get_logger("seedworker.tasks")
-DEAD_LETTER_MAX = 10_000  # entries kept in the dead-letter list (oldest dropped)
+DEAD_LETTER_MAX = 1000  # entries kept in the dead-letter list (oldest dropped)
+DEAD_LETTER_BODY_CHARS = 1024 * 1024  # of each message's body (a document may be 20 MB)
 
 
 # -- what a message carries, told from its raw arguments -------------------------------------------------
@@ -366,13 +367,15 @@ class GuardedRequest(Request):  # type: ignore[misc]
         if deaths < POISON_DEATHS:
             log.warning("a pool process died running this task; it is redelivered", task_id=self.id, deaths=deaths)
             return False
+        body = self.body.decode("utf-8", "replace") if isinstance(self.body, bytes) else str(self.body)
         entry = {
             "task_id": self.id,
             "task": self.name,
             "deaths": deaths,
             "error": f"{type(exc).__name__}: {exc}"[:500],
             "at": dt.datetime.now(dt.UTC).isoformat(),
-            "body": self.body.decode("utf-8", "replace") if isinstance(self.body, bytes) else str(self.body),
+            "body": body[:DEAD_LETTER_BODY_CHARS],
+            "body_truncated": len(body) > DEAD_LETTER_BODY_CHARS,
         }
         inputs = carried(self.name, self.id, self.args, self.kwargs)
         requests = self.kwargs.get("requests") if isinstance(self.kwargs, dict) else None
