@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,11 +11,11 @@ import redis
 import structlog
 from celery import Task
 
-from worker.errors import InputError, RetryableError
+from worker.errors import InputError
 from worker.events.publisher import notify_committed
 from worker.logs import get_logger
 from worker.metrics import record_outcomes
-from worker.models import FileSummary, IngestResult, Outcome
+from worker.models import FileSummary, IngestResult, Outcome, Reply, usable_reply_to
 from worker.retry import DEFAULT_RETRY
 from worker.runtime import Runtime
 
@@ -38,19 +37,17 @@ def task_context(task: Task, **fields: Any) -> Iterator[None]:
 
 
 def run_with_retry(task: Task, work: Callable[[], T], on_give_up: Callable[[Exception], T]) -> T:
-    """Retry infrastructure errors forever (with backoff), bugs a few times, then give up."""
+    """``RetryPolicy.decide`` around ``work`` for tasks whose giving up is not a document's
+    failure (training, retagging); document tasks get this from ``SeedworkerTask``."""
     try:
         return work()
     except InputError:
         raise
-    except RetryableError as exc:
-        delay = DEFAULT_RETRY.delay(task.request.retries)
-        log.warning("retrying after infrastructure error", error=str(exc), retry_in=round(delay, 2))
-        raise task.retry(exc=exc, countdown=delay, max_retries=None) from exc
     except Exception as exc:
-        if task.request.retries < DEFAULT_RETRY.max_unexpected:
-            log.exception("unexpected error, retrying")
-            raise task.retry(exc=exc, countdown=DEFAULT_RETRY.delay(task.request.retries), max_retries=None) from exc
+        decision = DEFAULT_RETRY.decide(exc, task.request.retries or 0)
+        if decision.action == "retry":
+            log.warning("retrying", error=f"{type(exc).__name__}: {exc}", retry_in=round(decision.delay, 2))
+            raise task.retry(exc=exc, countdown=decision.delay, max_retries=None) from exc
         log.exception("unexpected error, giving up")
         return on_give_up(exc)
 
@@ -85,9 +82,10 @@ def reply(
     ``WATCH_RESEND_SECONDS``; ``submit(..., wait=True)`` times out), and the repeat replays
     the stored outcome and answers (docs/delivery.md).
     """
-    payload = json.dumps(
-        {"filename": result.filename, "outcomes": [o.model_dump(mode="json") for o in result.outcomes]}
-    )
+    if usable_reply_to(reply_to) is None:  # the last guard: never a task queue, never a foreign key
+        log.error("reply refused: not a list under the reply prefix", reply_to=repr(reply_to)[:200])
+        return False
+    payload = Reply(filename=result.filename, outcomes=result.outcomes).model_dump_json()
     deadline = time.monotonic() + patience
     attempt = 0
     while True:

@@ -5,81 +5,119 @@ message, one task, one tagging call (NER over every document with one ``nlp.pipe
 one reply instead of one of each per file.  Nothing about delivery changes: each request
 keeps its own idempotency key, so a redelivered or retried batch finds the outcomes of the
 requests it already stored and repeats none of them (docs/delivery.md).
+
+One request cannot sink its neighbours: an invalid one is recorded alone, and when the
+batch as a whole gives up after its retries each request is tried alone, so only the one
+that fails is recorded ``internal_error``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from celery import Task, shared_task
 from pydantic import ValidationError
 
-from tasks._common import finish, internal_failure, reply, run_with_retry, task_context
+from tasks._common import finish, internal_failure, reply
+from tasks.base import Carried, SeedworkerTask, single_argument
+from tasks.ingest import invalid_message
 from worker import process
-from worker.models import FileSummary, IngestRequest, IngestResult, Outcome
+from worker.errors import InvalidRequest, RetryableError
+from worker.logs import get_logger
+from worker.models import MAX_BATCH_REQUESTS, FileSummary, IngestRequest, IngestResult, Outcome
+from worker.names import BATCH_TASK, INGEST_TASK
 from worker.runtime import Runtime, get_runtime
 
-INGEST_TASK = "seedworker.ingest"
+log = get_logger("seedworker.tasks.batch")
 
 
-def _invalid(rt: Runtime, task: Task, index: int, payload: Any, exc: ValidationError) -> Outcome:
-    fields = payload if isinstance(payload, dict) else {}
-    filename = str(fields.get("filename") or "request")[:255]
-    key = fields.get("idempotency_key")
-    return rt.store.persist_failure(
-        key=key if isinstance(key, str) and key else f"task:{task.request.id}#{index}",
-        summary=FileSummary.of(filename, b""),
-        source=str(fields.get("source", "api"))[:200],
-        reason="invalid_request",
-        message="the ingest request is invalid: "
-        + "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()),
-    )
+def _requests(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    requests = single_argument(args, kwargs, "requests")
+    if not isinstance(requests, list) or not requests:
+        raise InvalidRequest(f"'requests' must be a list of 1 to {MAX_BATCH_REQUESTS} requests")
+    if len(requests) > MAX_BATCH_REQUESTS:
+        raise InvalidRequest(f"the batch holds {len(requests)} requests; at most {MAX_BATCH_REQUESTS}")
+    return requests
 
 
-@shared_task(name="seedworker.ingest_batch", bind=True, acks_late=True)
-def ingest_batch(self: Task, requests: list[dict[str, Any]]) -> str:
-    with task_context(self, files=len(requests)):
-        rt = get_runtime()
-        settings = rt.settings
-        if settings.pipeline == "chain":
-            # One chain per request; a repeat of this hand-over is harmless (same keys).
-            for payload in requests:
-                self.app.send_task(INGEST_TASK, kwargs={"request": payload})
-            return f"{len(requests)} requests handed to {INGEST_TASK}"
-        valid: list[tuple[IngestRequest, str]] = []
-        outcomes: list[Outcome] = []
-        reply_to: dict[str, list[Outcome]] = {}
-        for index, payload in enumerate(requests):
-            try:
-                req = IngestRequest.model_validate(payload)
-            except ValidationError as exc:
-                outcome = _invalid(rt, self, index, payload, exc)
-                outcomes.append(outcome)
-                target = payload.get("reply_to") if isinstance(payload, dict) else None
-                if isinstance(target, str) and target:
-                    reply_to.setdefault(target, []).append(outcome)
-                continue
-            valid.append((req, req.idempotency_key or f"task:{self.request.id}#{index}"))
+def _validate(
+    rt: Runtime, task: Task, requests: list[Any]
+) -> tuple[list[tuple[IngestRequest, str]], list[tuple[Carried, Outcome]]]:
+    valid: list[tuple[IngestRequest, str]] = []
+    invalid: list[tuple[Carried, Outcome]] = []
+    for index, payload in enumerate(requests):
+        try:
+            req = IngestRequest.model_validate(payload)
+        except ValidationError as exc:
+            item = Carried.of(payload, f"task:{task.request.id}#{index}")
+            outcome = rt.store.persist_failure(
+                key=item.key,
+                summary=FileSummary.of(item.filename, b""),
+                source=item.source,
+                reason="invalid_request",
+                message=invalid_message(exc)[:2000],
+            )
+            invalid.append((item, outcome))
+            continue
+        valid.append((req, req.idempotency_key or f"task:{task.request.id}#{index}"))
+    return valid, invalid
 
-        def work() -> list[IngestResult]:
-            batches = [process.prepare(req, key, max_bytes=settings.max_file_bytes) for req, key in valid]
-            batches = process.tag_many(batches, rt.tagger)
-            return [process.store(batch, rt.store, max_bytes=settings.max_file_bytes) for batch in batches]
 
-        def give_up(exc: Exception) -> list[IngestResult]:
-            return [
-                internal_failure(
-                    rt, key=key, summary=FileSummary.of(req.filename, req.raw_bytes()), source=req.source, exc=exc
-                )
-                for req, key in valid
-            ]
+def _alone(rt: Runtime, req: IngestRequest, key: str) -> IngestResult:
+    """One request on its own, after the batch gave up: its own outcome, ``internal_error`` if it fails."""
+    max_bytes = rt.settings.max_file_bytes
+    try:
+        batch = process.tag(process.prepare(req, key, max_bytes=max_bytes), rt.tagger)
+        return process.store(batch, rt.store, max_bytes=max_bytes)
+    except RetryableError:
+        raise
+    except Exception as exc:
+        log.exception("request failed on its own", key=key)
+        summary = FileSummary.of(req.filename, req.raw_bytes())
+        return internal_failure(rt, key=key, summary=summary, source=req.source, exc=exc)
 
-        for (req, _), result in zip(valid, run_with_retry(self, work, give_up), strict=True):
-            outcomes.extend(result.outcomes)
-            if req.reply_to:
-                reply_to.setdefault(req.reply_to, []).extend(result.outcomes)
-        combined = IngestResult(filename=f"{len(requests)} files", outcomes=outcomes)
-        line = finish(rt, None, combined)
-        for target, mine in reply_to.items():
-            reply(rt.redis, target, IngestResult(filename=combined.filename, outcomes=mine))
-        return f"{len(requests)} files: {line}"
+
+def _run(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], *, alone: bool) -> str:
+    requests = _requests(args, kwargs)
+    structlog.contextvars.bind_contextvars(files=len(requests))
+    rt = get_runtime()
+    settings = rt.settings
+    if settings.pipeline == "chain":
+        # One chain per request; a repeat of this hand-over is harmless (same keys).
+        for payload in requests:
+            task.app.send_task(INGEST_TASK, kwargs={"request": payload}, kwargsrepr="")
+        return f"{len(requests)} requests handed to {INGEST_TASK}"
+    valid, invalid = _validate(rt, task, requests)
+    if alone:
+        results = [_alone(rt, req, key) for req, key in valid]
+    else:
+        batches = [process.prepare(req, key, max_bytes=settings.max_file_bytes) for req, key in valid]
+        batches = process.tag_many(batches, rt.tagger)
+        results = [process.store(batch, rt.store, max_bytes=settings.max_file_bytes) for batch in batches]
+    outcomes: list[Outcome] = []
+    replies: dict[str, list[Outcome]] = {}
+    for item, outcome in invalid:
+        outcomes.append(outcome)
+        if item.reply_to:
+            replies.setdefault(item.reply_to, []).append(outcome)
+    for (req, _), result in zip(valid, results, strict=True):
+        outcomes.extend(result.outcomes)
+        if req.reply_to:
+            replies.setdefault(req.reply_to, []).extend(result.outcomes)
+    combined = IngestResult(filename=f"{len(requests)} files", outcomes=outcomes)
+    line = finish(rt, None, combined)
+    for target, mine in replies.items():
+        reply(rt.redis, target, IngestResult(filename=combined.filename, outcomes=mine))
+    return f"{len(requests)} files: {line}"
+
+
+def _give_up(task: Task, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    if isinstance(exc, InvalidRequest):  # the message itself: one outcome for it
+        return SeedworkerTask.give_up(task, exc, args, kwargs)
+    return _run(task, args, kwargs, alone=True)
+
+
+@shared_task(name=BATCH_TASK, base=SeedworkerTask, bind=True, give_up=_give_up)
+def ingest_batch(self: Task, *args: Any, **kwargs: Any) -> str:
+    return _run(self, args, kwargs, alone=False)

@@ -2,87 +2,73 @@
 
 ``seedworker.record_failure`` lets a producer that could not even read its input (too
 large, unreadable, unsafe path) record the failure and its event without a database.
+Retries and giving up (``internal_error``) are the base's (tasks/base.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery import Task, chain, shared_task
+import structlog
+from celery import Task, shared_task
 from pydantic import ValidationError
 
-from tasks._common import finish, internal_failure, run_with_retry, task_context
+from tasks._common import finish
+from tasks.base import Carried, SeedworkerTask, record_failures, single_argument
 from worker import process
-from worker.models import FileSummary, IngestRequest, IngestResult
+from worker.errors import REASON_CODES, InvalidRequest
+from worker.models import FileSummary, IngestRequest, IngestResult, printable, usable_key
+from worker.names import FAILURE_TASK, INGEST_TASK
 from worker.runtime import get_runtime
 
 
-def _invalid_request(task: Task, payload: Any, exc: ValidationError) -> str:
-    rt = get_runtime()
-    filename = payload.get("filename") if isinstance(payload, dict) else None
-    filename = str(filename)[:255] if filename else "request"
-    summary = FileSummary.of(filename, b"")
-    outcome = rt.store.persist_failure(
-        key=f"task:{task.request.id}",
-        summary=summary,
-        source=str(payload.get("source", "api"))[:200] if isinstance(payload, dict) else "api",
-        reason="invalid_request",
-        message="the ingest request is invalid: "
-        + "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()),
+def invalid_message(exc: ValidationError) -> str:
+    return "the ingest request is invalid: " + "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()
     )
-    reply_to = payload.get("reply_to") if isinstance(payload, dict) else None
-    result = IngestResult(filename=filename, outcomes=[outcome])
-    return finish(rt, reply_to if isinstance(reply_to, str) else None, result)
 
 
-@shared_task(name="seedworker.ingest", bind=True, acks_late=True)
-def ingest(self: Task, request: dict[str, Any]) -> str:
+@shared_task(name=INGEST_TASK, base=SeedworkerTask, bind=True)
+def ingest(self: Task, *args: Any, **kwargs: Any) -> str:
+    payload = single_argument(args, kwargs, "request")
     try:
-        req = IngestRequest.model_validate(request)
+        req = IngestRequest.model_validate(payload)
     except ValidationError as exc:
-        with task_context(self):
-            return _invalid_request(self, request, exc)
+        item = Carried.of(payload, f"task:{self.request.id}")
+        structlog.contextvars.bind_contextvars(file=item.filename, key=item.key)
+        outcomes = record_failures([item], reason="invalid_request", message=invalid_message(exc)[:2000])
+        return outcomes[0].short()
     key = req.idempotency_key or f"task:{self.request.id}"
-    with task_context(self, file=req.filename, key=key):
-        rt = get_runtime()
-        settings = rt.settings
-        if settings.pipeline == "chain":
-            from tasks import stages
+    structlog.contextvars.bind_contextvars(file=req.filename, key=key)
+    rt = get_runtime()
+    settings = rt.settings
+    if settings.pipeline == "chain":
+        from tasks.stages import chain_for
 
-            flow = chain(
-                stages.normalise.si(req.model_dump(mode="json"), key),
-                stages.tag.s().set(queue=settings.effective_tag_queue),
-                stages.store.s(),
-            )
-            raise self.replace(flow)
-
-        def work() -> IngestResult:
-            batch = process.prepare(req, key, max_bytes=settings.max_file_bytes)
-            batch = process.tag(batch, rt.tagger)
-            return process.store(batch, rt.store, max_bytes=settings.max_file_bytes)
-
-        summary = FileSummary.of(req.filename, req.raw_bytes())
-        result = run_with_retry(
-            self, work, lambda exc: internal_failure(rt, key=key, summary=summary, source=req.source, exc=exc)
-        )
-        return finish(rt, req.reply_to, result)
+        raise self.replace(chain_for(req, key, settings))
+    batch = process.prepare(req, key, max_bytes=settings.max_file_bytes)
+    batch = process.tag(batch, rt.tagger)
+    return finish(rt, req.reply_to, process.store(batch, rt.store, max_bytes=settings.max_file_bytes))
 
 
-@shared_task(name="seedworker.record_failure", bind=True, acks_late=True)
+@shared_task(name=FAILURE_TASK, base=SeedworkerTask, bind=True)
 def record_failure(
     self: Task, key: str, summary: dict[str, Any], source: str, reason: str, message: str, reply_to: str | None = None
 ) -> str:
-    file_summary = FileSummary.model_validate(summary)
-    with task_context(self, file=file_summary.filename, key=key):
-        rt = get_runtime()
-
-        def work() -> IngestResult:
-            outcome = rt.store.persist_failure(
-                key=key, summary=file_summary, source=source, reason=reason, message=message
-            )
-            return IngestResult(filename=file_summary.filename, outcomes=[outcome])
-
-        result = run_with_retry(
-            self, work, lambda exc: internal_failure(rt, key=key, summary=file_summary, source=source, exc=exc)
-        )
-        return finish(rt, reply_to, result)
+    # A public task like any other: what it records is checked as a request's fields are.
+    try:
+        file_summary = FileSummary.model_validate(summary)
+    except ValidationError as exc:
+        raise InvalidRequest(f"record_failure: invalid summary: {exc.errors()[0]['msg']}") from None
+    if reason not in REASON_CODES or usable_key(key) is None or not isinstance(message, str):
+        raise InvalidRequest("record_failure needs a valid key, a known reason code and a message")
+    structlog.contextvars.bind_contextvars(file=file_summary.filename, key=key)
+    rt = get_runtime()
+    outcome = rt.store.persist_failure(
+        key=key,
+        summary=file_summary,
+        source=printable(source, 200, "api"),
+        reason=reason,
+        message=printable(message, 2000, reason),
+    )
+    return finish(rt, reply_to, IngestResult(filename=file_summary.filename, outcomes=[outcome]))

@@ -16,6 +16,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from tasks._common import run_with_retry, task_context
+from tasks.base import SeedworkerTask
 from worker.events.publisher import notify_committed
 from worker.logs import get_logger
 from worker.runtime import get_runtime
@@ -43,7 +44,7 @@ def _release(client: Any, key: str, token: str) -> None:
     )
 
 
-@shared_task(name=TRAIN_TASK, bind=True, acks_late=True)
+@shared_task(name=TRAIN_TASK, base=SeedworkerTask, bind=True)
 def train(self: Task) -> str:
     with task_context(self):
         rt = get_runtime()
@@ -70,7 +71,7 @@ def train(self: Task) -> str:
             _release(rt.redis, TRAIN_LOCK_KEY, token)
 
 
-@shared_task(name=RETAG_TASK, bind=True, acks_late=True)
+@shared_task(name=RETAG_TASK, base=SeedworkerTask, bind=True)
 def retag(
     self: Task,
     run_id: str,

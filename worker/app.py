@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery
 from celery.loaders.app import AppLoader
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from worker.broker import broker_use_ssl
 from worker.settings import Settings
@@ -29,9 +29,19 @@ class PackageLoader(AppLoader):  # type: ignore[misc]
         return (imp or self.import_module)(module, package=package)
 
 
+def _queue(name: str) -> Queue:
+    """Each queue with its own direct exchange and routing key (the shape a plain Celery producer
+    declares for ``celery``).  ``Queue(name)`` alone binds every queue to the default exchange
+    with the default key: the tag queue and ``celery`` then got a copy of every message sent to
+    QUEUE once a worker had declared them."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
 def create_app(settings: Settings, broker_url: str) -> Celery:
     app = Celery("seedworker", broker=broker_url, include=TASK_MODULES, set_as_current=True, loader=PackageLoader)
-    queues = {settings.queue, settings.effective_tag_queue, settings.webhook_queue}
+    # The default queue ``celery`` too (settings.consumed_queues): a plain producer that names no
+    # queue sends there, and its document must not wait where no worker looks (docs/delivery.md).
+    queues = {*settings.consumed_queues, settings.webhook_queue}
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -61,7 +71,7 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         worker_soft_shutdown_timeout=10.0,
         worker_enable_soft_shutdown_on_idle=False,
         task_default_queue=settings.queue,
-        task_queues=[Queue(name) for name in sorted(queues)],
+        task_queues=[_queue(name) for name in sorted(queues)],
         task_routes={
             "seedworker.tag": {"queue": settings.effective_tag_queue},
             "seedworker.tags.retag": {"queue": settings.effective_tag_queue},  # it runs NER too

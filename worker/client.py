@@ -10,7 +10,6 @@ Requests are validated before they are sent, so a bad request fails here with a 
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,9 @@ from pydantic import ValidationError
 from worker.app import create_app
 from worker.broker import connect, resolve_broker_url
 from worker.errors import InvalidRequest
-from worker.models import FileSummary, IngestRequest, IngestResult, Outcome
+from worker.models import FileSummary, IngestRequest, IngestResult, Reply
+from worker.names import INGEST_TASK, reply_key
 from worker.settings import Settings, load_settings
-
-INGEST_TASK = "seedworker.ingest"
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class Producer:
         )
         self.app = create_app(self.settings, url)
         self.redis = connect(url)
-        self.reply_to = f"seedworker:replies:client:{uuid.uuid4().hex}"
+        self.reply_to = reply_key(f"client:{uuid.uuid4().hex}")
 
     def build_request(
         self,
@@ -101,10 +99,9 @@ class Producer:
             item = self.redis.brpop([self.reply_to], timeout=max(1, int(min(left, 5))))
             if item is None:
                 continue
-            payload = json.loads(item[1])
-            outcomes = [Outcome.model_validate(o) for o in payload["outcomes"]]
-            key = outcomes[0].key.split("#L", 1)[0] if outcomes else ""
-            results[key] = IngestResult(filename=payload["filename"], outcomes=outcomes)
+            reply = Reply.model_validate_json(item[1])
+            for key, outcomes in reply.by_request().items():
+                results[key] = IngestResult(filename=reply.filename, outcomes=outcomes)
         return results
 
     def close(self) -> None:

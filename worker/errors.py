@@ -104,6 +104,12 @@ class Superseded(InputError):
     reason = "superseded"
 
 
+class WorkerLost(InputError):
+    """Processing this input killed a worker process twice; the message is in the dead-letter list."""
+
+    reason = "worker_lost"
+
+
 class RetryableError(SeedworkerError):
     """A dependency is unavailable; the same work may succeed later."""
 
@@ -133,6 +139,7 @@ REASON_CODES: dict[str, str] = {
         UnreadableFile,
         UnsafePath,
         Superseded,
+        WorkerLost,
     )
 }
 REASON_CODES["internal_error"] = "Processing failed after all retries (a bug or a lasting outage)."

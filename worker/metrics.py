@@ -242,18 +242,26 @@ class SystemCollector(Collector):
         yield up
 
     def _redis_metrics(self) -> Iterator[Metric]:
+        from worker.queues import queue_depths
+
         client = self._client()
-        queues = sorted({self.settings.queue, self.settings.effective_tag_queue, self.settings.webhook_queue})
+        depths = queue_depths(client, self.settings)  # declared queues too: see worker/queues.py
         pipe = client.pipeline()
-        for q in queues:
-            pipe.llen(q)
         pipe.hlen("unacked")
         pipe.exists(self.settings.event_stream)
-        *depths, unacked, has_stream = pipe.execute()
+        unacked, has_stream = pipe.execute()
         depth = GaugeMetricFamily("seedworker_queue_depth", "Messages waiting in a Celery queue.", labels=["queue"])
-        for q, n in zip(queues, depths, strict=True):
-            depth.add_metric([q], int(n))
+        orphaned = GaugeMetricFamily(
+            "seedworker_unconsumed_queue_depth",
+            "Messages waiting in a queue declared on the broker that no seedworker worker consumes.",
+            labels=["queue"],
+        )
+        for q in depths:
+            depth.add_metric([q.name], q.depth)
+            if not q.consumed:
+                orphaned.add_metric([q.name], q.depth)
         yield depth
+        yield orphaned
         yield GaugeMetricFamily(
             "seedworker_unacked_messages",
             "Messages delivered to a worker and not yet acknowledged.",

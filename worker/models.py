@@ -10,11 +10,122 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import re
+import unicodedata
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from worker.names import REPLY_PREFIX
+
 JSONValue = Any
+
+# -- what one request may carry (checked by the model, and in the worker's main process before a
+#    message is handed to a pool process: see ``message_bounds`` and tasks/base.py) ---------------
+#: Containers nested inside ``metadata`` (``{"a": [1]}`` is 2).  A few hundred levels made the
+#: worker's main process die pickling the message for the pool (RecursionError).
+MAX_METADATA_DEPTH = 16
+#: ``metadata`` as JSON text, in characters.
+MAX_METADATA_CHARS = 64 * 1024
+#: Requests in one ``seedworker.ingest_batch`` message.
+MAX_BATCH_REQUESTS = 500
+#: Containers nested in a whole message (args, kwargs, every request, its metadata).
+MAX_MESSAGE_DEPTH = MAX_METADATA_DEPTH + 8
+#: Idempotency keys: letters, digits and ``_ . : @ / + = -`` (no ``#``: ``#L<n>`` marks a record).
+KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,200}")
+#: Reply lists: under the project's prefix, a name of safe characters.
+REPLY_PATTERN = re.compile(re.escape(REPLY_PREFIX) + r"[A-Za-z0-9_.:@/+=-]{1,150}")
+#: Set by the worker's main process on a request it refused before the pool (too deep, too big,
+#: undecodable): the model turns it into a validation error, so the refusal is recorded as an
+#: ``invalid_request`` outcome like any other.
+REFUSED_FIELD = "__refused__"
+
+
+def _has_bad_chars(value: str, *, controls: bool) -> str | None:
+    """Why ``value`` cannot travel to the database and the event stream, or None."""
+    if "\x00" in value:
+        return "NUL"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a lone surrogate (not valid Unicode)"
+    if controls and any(unicodedata.category(ch) == "Cc" for ch in value):
+        return "control characters"
+    return None
+
+
+def _clean(value: str, field: str, *, controls: bool = True) -> str:
+    bad = _has_bad_chars(value, controls=controls)
+    if bad:
+        raise ValueError(f"{field} must not contain {bad}")
+    return value
+
+
+def json_bounds(value: Any, *, max_depth: int, max_chars: int | None = None, strings: bool = True) -> str | None:
+    """Why a decoded JSON value is out of bounds (too deep, too big, bad strings), or None.
+
+    Iterative, so a hostile nesting cannot exhaust the stack of the process checking it; the
+    size is estimated as the characters of keys and strings plus a few per value, and the
+    walk stops as soon as a bound is passed.  ``strings``: also refuse NUL and lone surrogates.
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    chars = 0
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth >= max_depth:
+                return f"nests deeper than {max_depth} levels"
+            children = item.items() if isinstance(item, dict) else ((None, v) for v in item)
+            for key, child in children:
+                if key is not None:
+                    if not isinstance(key, str):
+                        return "has a key that is not a string"
+                    chars += len(key) + 3
+                    bad = _has_bad_chars(key, controls=False) if strings else None
+                    if bad:
+                        return f"has a key with {bad}"
+                stack.append((child, depth + 1))
+        elif isinstance(item, str):
+            chars += len(item) + 2
+            bad = _has_bad_chars(item, controls=False) if strings else None
+            if bad:
+                return f"has a string with {bad}"
+        else:
+            chars += 8
+        if max_chars is not None and chars > max_chars:
+            return f"is larger than {max_chars} characters as JSON"
+    return None
+
+
+def printable(value: Any, limit: int, default: str) -> str:
+    """A value from an invalid request made safe to record: text, valid UTF-8, no NUL or control
+    characters, at most ``limit`` characters (``default`` if nothing is left)."""
+    if not isinstance(value, str):
+        return default
+    text = value.encode("utf-8", "replace").decode("utf-8")
+    text = "".join(ch if unicodedata.category(ch) != "Cc" else " " for ch in text).strip()
+    return text[:limit] or default
+
+
+def usable_key(value: Any) -> str | None:
+    """A producer's idempotency key when it is one the model accepts, else None."""
+    return value if isinstance(value, str) and KEY_PATTERN.fullmatch(value) else None
+
+
+def usable_reply_to(value: Any) -> str | None:
+    """A reply list the worker may push to (under the project's prefix), else None."""
+    return value if isinstance(value, str) and REPLY_PATTERN.fullmatch(value) else None
+
+
+def record_key(key: str, record: int | None) -> str:
+    """The outcome key of one JSON Lines record (``<key>#L<line>``), or the key itself."""
+    return key if record is None else f"{key}#L{record}"
+
+
+def split_record_key(key: str) -> tuple[str, int | None]:
+    """``claim:x#L12`` -> (``claim:x``, 12); ``claim:x`` -> (``claim:x``, None)."""
+    base, sep, line = key.partition("#L")
+    return base, (int(line) if sep and line.isdigit() else None)
 
 
 class _Strict(BaseModel):
@@ -38,17 +149,58 @@ class IngestRequest(_Strict):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)
     reply_to: str | None = Field(default=None, max_length=200)  # Redis list for the outcome
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_refused(cls, data: Any) -> Any:
+        if isinstance(data, dict) and REFUSED_FIELD in data:
+            raise ValueError(f"refused before processing: {printable(data[REFUSED_FIELD], 500, 'out of bounds')}")
+        return data
+
     @field_validator("filename")
     @classmethod
     def _no_path_or_controls(cls, value: str) -> str:
         if "/" in value or "\\" in value or "\x00" in value:
             raise ValueError("filename must be a bare name without path separators or NUL")
+        return _clean(value, "filename")
+
+    @field_validator("source")
+    @classmethod
+    def _printable_source(cls, value: str) -> str:
+        return _clean(value, "source")
+
+    @field_validator("text")
+    @classmethod
+    def _valid_text(cls, value: str | None) -> str | None:
+        if value is not None:  # NUL in text is the normaliser's "binary", not the model's business
+            _clean(value.replace("\x00", ""), "text", controls=False)
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, value: dict[str, JSONValue]) -> dict[str, JSONValue]:
+        problem = json_bounds(value, max_depth=MAX_METADATA_DEPTH, max_chars=MAX_METADATA_CHARS)
+        if problem:
+            raise ValueError(f"metadata {problem}")
+        return value
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _key_charset(cls, value: str | None) -> str | None:
+        if value is not None and not KEY_PATTERN.fullmatch(value):
+            raise ValueError("idempotency_key must be 1 to 200 of A-Z a-z 0-9 _ . : @ / + = -")
+        return value
+
+    @field_validator("reply_to")
+    @classmethod
+    def _own_reply_list(cls, value: str | None) -> str | None:
+        if value is not None and not REPLY_PATTERN.fullmatch(value):
+            raise ValueError(f"reply_to must name a list under {REPLY_PREFIX!r} (A-Z a-z 0-9 _ . : @ / + = -)")
         return value
 
     @field_validator("tags", "folder_tags")
     @classmethod
     def _clean_tags(cls, value: list[str]) -> list[str]:
-        cleaned = [tag.strip() for tag in value]
+        cleaned = [_clean(tag, "tags").strip() for tag in value]
         if any(not tag or len(tag) > 100 for tag in cleaned):
             raise ValueError("tags must be 1 to 100 characters")
         return cleaned
@@ -176,7 +328,7 @@ class PipelineBatch(_Strict):
     failures: list[RecordFailure] = Field(default_factory=list)
 
     def item_key(self, record: int | None) -> str:
-        return self.key if record is None else f"{self.key}#L{record}"
+        return record_key(self.key, record)
 
 
 OutcomeStatus = Literal["stored", "duplicate", "failed"]
@@ -225,3 +377,17 @@ class IngestResult(_Strict):
         for o in self.outcomes:
             counts[o.status] = counts.get(o.status, 0) + 1
         return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+
+
+class Reply(IngestResult):
+    """What a worker pushes to a producer's ``reply_to`` list after its commit (JSON): the
+    outcomes of one file, or of the files of one batch that named this list.  Read by the
+    watcher and by ``worker.client``; ``key`` of each outcome is the request's idempotency key,
+    with ``#L<line>`` for a JSON Lines record (``split_record_key``)."""
+
+    def by_request(self) -> dict[str, list[Outcome]]:
+        """Outcomes grouped by the idempotency key of the request they belong to."""
+        grouped: dict[str, list[Outcome]] = {}
+        for outcome in self.outcomes:
+            grouped.setdefault(split_record_key(outcome.key)[0], []).append(outcome)
+        return grouped

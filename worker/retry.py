@@ -4,6 +4,18 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Literal
+
+from worker.errors import InputError, RetryableError
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with an exception a task raised: retry after ``delay`` seconds, or give up
+    (record the input as failed: its reason if it is an ``InputError``, else ``internal_error``)."""
+
+    action: Literal["retry", "give_up"]
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,14 @@ class RetryPolicy:
     def delay(self, attempt: int) -> float:
         ceiling = min(self.cap, self.base * self.factor**attempt)
         return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+
+    def decide(self, exc: BaseException, retries: int) -> Decision:
+        """The one retry-or-give-up rule every seedworker task applies (tasks/base.py)."""
+        if isinstance(exc, InputError):
+            return Decision("give_up")  # the input itself is bad: another try cannot help
+        if isinstance(exc, RetryableError) or retries < self.max_unexpected:
+            return Decision("retry", self.delay(retries))
+        return Decision("give_up")
 
 
 DEFAULT_RETRY = RetryPolicy()

@@ -101,7 +101,7 @@ def run_worker(
     from worker.app import create_app
     from worker.runtime import get_runtime, init_runtime
 
-    qs = queues or sorted({settings.queue, settings.effective_tag_queue})
+    qs = queues or settings.consumed_queues
     # A worker that never runs the tag stage (chain mode, tag queue elsewhere; the webhook
     # worker) skips the NER model, and only a worker of the pipeline serves its metrics.
     tags_here = (settings.pipeline == "inline" and settings.queue in qs) or settings.effective_tag_queue in qs

@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     )
     queue: str = Field("seedworker", description="Queue for ingest and the light stages.")
     tag_queue: str = Field("", description="Queue for the tag stage (NER) in chain mode; empty: same as QUEUE.")
+    consume_default_queue: bool = Field(
+        True,
+        description=(
+            "Workers also consume Celery's default queue `celery`, where a producer that names no queue"
+            " sends (off when another Celery app uses that queue on the same Redis database)."
+        ),
+    )
     concurrency: int = Field(0, ge=0, description="Worker processes; 0 = CPU count.")
     prefetch_multiplier: int = Field(1, ge=1, description="Messages reserved per worker process.")
     visibility_timeout: int = Field(3600, gt=0, description="Seconds before Redis redelivers an unacknowledged task.")
@@ -201,6 +208,13 @@ class Settings(BaseSettings):
         0, ge=0, lt=65536, description="Port of the worker's Prometheus /metrics (0 = off; one port per worker)."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on.")
+    test_faults: str = Field(
+        "",
+        description=(
+            "Testing only: `task=action@marker,...`; the task raises (action raise) or its pool process"
+            " exits (exit) when its input names the marker. Never set in production."
+        ),
+    )
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
@@ -277,6 +291,16 @@ class Settings(BaseSettings):
     @property
     def effective_tag_queue(self) -> str:
         return self.tag_queue or self.queue
+
+    @property
+    def consumed_queues(self) -> list[str]:
+        """Every queue a worker consumes by default."""
+        from worker.names import CELERY_DEFAULT_QUEUE
+
+        queues = {self.queue, self.effective_tag_queue}
+        if self.consume_default_queue:
+            queues.add(CELERY_DEFAULT_QUEUE)
+        return sorted(queues)
 
     @property
     def worker_concurrency(self) -> int:

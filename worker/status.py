@@ -101,19 +101,19 @@ def _age(oldest: Any, now: dt.datetime) -> float:
 
 def broker_status(settings: Settings, url: str) -> dict[str, Any]:
     from worker.broker import connect
+    from worker.queues import queue_depths
 
     client = connect(url, socket_timeout=5, socket_connect_timeout=5)
     try:
-        queues = sorted({settings.queue, settings.effective_tag_queue})
+        depths = queue_depths(client, settings)  # declared queues too: see worker/queues.py
         pipe = client.pipeline()
-        for q in queues:
-            pipe.llen(q)
         pipe.hlen("unacked")
         pipe.exists(settings.event_stream)
-        *depths, unacked, has_stream = pipe.execute()
+        unacked, has_stream = pipe.execute()
         length = int(client.xlen(settings.event_stream)) if has_stream else 0
         return {
-            "queues": {q: int(n) for q, n in zip(queues, depths, strict=True)},
+            "queues": {q.name: q.depth for q in depths},
+            "unconsumed_queues": {q.name: q.depth for q in depths if not q.consumed and q.depth},
             "unacked": int(unacked),
             "stream": {"name": settings.event_stream, "length": length},
         }
@@ -195,8 +195,10 @@ def render_status(report: dict[str, Any]) -> None:
     console.print(overview)
 
     system = Table("what", "value", title="pipeline", show_header=False)
+    unconsumed = report.get("unconsumed_queues") or {}
     for queue, depth in (report.get("queues") or {}).items():
-        system.add_row(f"queue {queue}", str(depth))
+        shown = f"{depth} (no seedworker worker consumes it)" if queue in unconsumed else str(depth)
+        system.add_row(f"queue {queue}", shown)
     if "unacked" in report:
         system.add_row("unacknowledged messages", str(report["unacked"]))
     if "outbox" in report:
@@ -227,9 +229,14 @@ def check_health(settings: Settings, *, workers: bool = True, timeout: float = 3
         client = connect(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         try:
             client.ping()
+            from worker.queues import queue_depths, unconsumed_problem
+
+            waiting = unconsumed_problem(queue_depths(client, settings))
         finally:
             client.close()
         fine.append(f"broker {mask_url(url)}")
+        if waiting:
+            problems.append(waiting)
     except Exception as exc:
         problems.append(f"broker unreachable: {_short(exc)}")
         url = None

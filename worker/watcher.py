@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import errno
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -53,16 +54,14 @@ from worker.inbox import fs
 from worker.inbox.ignore import IgnoreRules
 from worker.inbox.pacing import ScanPacer, StormGuard, off_overflow, on_overflow
 from worker.logs import Throttle, get_logger
-from worker.models import FileSummary, IngestRequest
+from worker.models import FileSummary, IngestRequest, Reply, split_record_key
+from worker.names import BATCH_TASK, CLAIM_SECRET_FILE, FAILURE_TASK, INGEST_TASK, reply_key
 from worker.settings import Settings
 
 log = get_logger("seedworker.watcher")
 
-INGEST_TASK = "seedworker.ingest"
-BATCH_TASK = "seedworker.ingest_batch"
 #: A batch message carries at most this much file content (larger files go alone).
 BATCH_MAX_BYTES = 1024 * 1024
-FAILURE_TASK = "seedworker.record_failure"
 REPORT_SUFFIX = ".error.json"
 REPORT_MAX_BYTES = 16 * 1024 * 1024
 NAME_MAX = fs.NAME_MAX
@@ -135,10 +134,13 @@ class Claim:
     read_as: tuple[int, int] | None = None  # (size, mtime_ns) when the sent bytes were read
     supersedes: dict[str, Any] | None = None  # the partial outcome this claim's content replaces
     settling: Candidate | None = None  # superseded: waiting for the file to be quiet to re-send
+    token: str = ""  # HMAC of the claim id under the watcher's secret (see claim_token)
 
     @property
     def key(self) -> str:
-        return f"claim:{self.claim_id}"
+        """The idempotency key: ``claim:<claim id>.<token>``.  The claim id is visible in the
+        processing folder; the token is not, so no producer can send this key (docs/delivery.md)."""
+        return f"claim:{self.claim_id}.{self.token}" if self.token else f"claim:{self.claim_id}"
 
     @property
     def base(self) -> Path:
@@ -190,7 +192,8 @@ class InboxWatcher:
     def __post_init__(self) -> None:
         self.inbox = self.settings.inbox.resolve()
         self.own_dir = self.settings.processing_dir.resolve() / self.watcher_id
-        self.reply_key = f"seedworker:replies:{self.watcher_id}"
+        self.reply_key = reply_key(self.watcher_id)
+        self._secret = claim_secret(self.settings.data_dir)
         self._lock = threading.Lock()
         self._candidates: dict[Path, Candidate] = {}
         self._claims: dict[str, Claim] = {}
@@ -459,7 +462,7 @@ class InboxWatcher:
             ready.append((path, cand))
         # Claimed and sent a batch at a time: the first files of a burst go out while the
         # rest still wait in the inbox, and several small files travel in one message.
-        size = self.settings.watch_batch if self.settings.pipeline == "inline" else 1
+        size = self.settings.watch_batch  # in chain mode the batch task hands each request on (tasks/batch.py)
         for start in range(0, len(ready), size):
             claims = []
             for path, cand in ready[start : start + size]:
@@ -512,7 +515,9 @@ class InboxWatcher:
             return None
         finally:
             os.close(src)
-        claim = Claim(claim_id=claim_id, path=self.own_dir / claim_id / rel, rel=rel)
+        claim = Claim(
+            claim_id=claim_id, path=self.own_dir / claim_id / rel, rel=rel, token=claim_token(self._secret, claim_id)
+        )
         with self._lock:
             self._claims[claim.key] = claim
         return claim
@@ -735,7 +740,8 @@ class InboxWatcher:
             if path is None:
                 shutil.rmtree(claim_dir, ignore_errors=True)
                 continue
-            claim = Claim(claim_id=claim_dir.name, path=path, rel=path.relative_to(claim_dir))
+            token = claim_token(self._secret, claim_dir.name)
+            claim = Claim(claim_id=claim_dir.name, path=path, rel=path.relative_to(claim_dir), token=token)
             with self._lock:
                 self._claims[claim.key] = claim
             log.info("recovering claim", file=claim.shown, key=claim.key)
@@ -766,21 +772,21 @@ class InboxWatcher:
         self._throttle.clear("replies")
         for raw in replies or []:
             try:
-                reply = json.loads(raw)
-            except ValueError:
-                log.error("ignoring a reply that is not JSON", reply=repr(raw[:200]))
+                reply = Reply.model_validate_json(raw)
+            except ValidationError:
+                log.error("ignoring a reply that is not a seedworker reply", reply=repr(raw[:200]))
                 continue
             self._finish(reply)
 
-    def _finish(self, reply: dict[str, Any]) -> None:
-        outcomes = reply.get("outcomes", [])
-        keys = {o["key"].split("#L", 1)[0] for o in outcomes}
-        for key in keys:
+    def _finish(self, reply: Reply | dict[str, Any]) -> None:
+        if not isinstance(reply, Reply):
+            reply = Reply.model_validate(reply)
+        for key, outcomes in reply.by_request().items():
             with self._lock:
                 claim = self._claims.pop(key, None)
             if claim is None:
-                continue  # a repeat reply for a claim already finished
-            mine = [o for o in outcomes if o["key"].split("#L", 1)[0] == key]
+                continue  # a repeat reply for a claim already finished, or not a key of ours
+            mine = [o.model_dump(mode="json") for o in outcomes]
             failures = [o for o in mine if o["status"] == "failed"]
             if not failures and self._changed_since_sent(claim):
                 self._supersede(claim, mine)
@@ -837,7 +843,14 @@ class InboxWatcher:
         try:
             own = self._root("own")
             os.rename(claim.claim_id, new_id, src_dir_fd=own, dst_dir_fd=own)
-            with self._claimed_in(Claim(claim_id=new_id, path=self.own_dir / new_id / claim.rel, rel=claim.rel)) as f:
+            with self._claimed_in(
+                Claim(
+                    claim_id=new_id,
+                    path=self.own_dir / new_id / claim.rel,
+                    rel=claim.rel,
+                    token=claim_token(self._secret, new_id),
+                )
+            ) as f:
                 st = fs.lstat_at(f, claim.rel.name)
         except OSError as exc:
             log.error("could not re-claim a file that changed after it was sent", file=claim.shown, error=str(exc))
@@ -853,7 +866,13 @@ class InboxWatcher:
             "size": claim.summary.size if claim.summary else None,
             "sha256": claim.summary.sha256 if claim.summary else None,
         }
-        new = Claim(claim_id=new_id, path=self.own_dir / new_id / claim.rel, rel=claim.rel, supersedes=partial)
+        new = Claim(
+            claim_id=new_id,
+            path=self.own_dir / new_id / claim.rel,
+            rel=claim.rel,
+            supersedes=partial,
+            token=claim_token(self._secret, new_id),
+        )
         # Each new version waits longer for quiet (STABLE_SECONDS x 2, x 4 … up to a minute):
         # a writer that pauses longer than STABLE_SECONDS is caught up with in a few rounds.
         new.settling = Candidate.of(st, time.monotonic(), closed=False)
@@ -899,7 +918,7 @@ class InboxWatcher:
             claim,
             FAILURE_TASK,
             kwargs={
-                "key": f"{partial.get('key')}#superseded",
+                "key": f"{partial.get('key')}:superseded",
                 "summary": summary.model_dump(),
                 "source": "inbox",
                 "reason": exc.reason,
@@ -1033,9 +1052,34 @@ def _report_key(folder: int, name: str) -> str | None:
 
 
 def _record_line(key: str) -> int | None:
-    """The JSON Lines line number in an outcome key (``claim:<id>#L<line>``)."""
-    _, sep, line = key.partition("#L")
-    return int(line) if sep and line.isdigit() else None
+    """The JSON Lines line number in an outcome key (``claim:<id>.<token>#L<line>``)."""
+    return split_record_key(key)[1]
+
+
+def claim_secret(data_dir: Path) -> bytes:
+    """The watcher's key for claim tokens: ``DATA_DIR/claim-key.secret``, made once (0600).
+
+    It must outlive the watcher (a recovered claim is re-sent with the same key) and stay out of
+    the inbox and of Redis, where producers can look."""
+    path = Path(data_dir) / CLAIM_SECRET_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(os.urandom(32).hex().encode())
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as fh:
+        secret = fh.read().strip()
+    if len(secret) < 32:
+        raise ValueError(f"{path} holds no usable secret; remove it and restart the watcher")
+    return secret
+
+
+def claim_token(secret: bytes, claim_id: str) -> str:
+    return hmac.new(secret, claim_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _ranges(lines: list[int]) -> str:

@@ -18,6 +18,7 @@ from worker.models import IngestRequest
 from worker.settings import Settings
 from worker.store.schema import Document, Ingestion, OutboxRow
 
+REPLIES = "seedworker:replies:test"  # replies go only to lists under the project's prefix
 pytestmark = pytest.mark.e2e
 
 
@@ -69,7 +70,7 @@ def test_a_redelivered_batch_repeats_no_document_and_no_event(stack: Stack, data
     app = create_app(Settings(_env_file=None), stack.broker_url)  # type: ignore[call-arg]
     requests = [
         IngestRequest.from_bytes(
-            _article(100 + i), filename=f"api{i}.txt", idempotency_key=f"client:batch-{i}", reply_to="test:replies"
+            _article(100 + i), filename=f"api{i}.txt", idempotency_key=f"client:batch-{i}", reply_to=REPLIES
         ).model_dump(mode="json", exclude_none=True)
         for i in range(3)
     ]
@@ -77,10 +78,10 @@ def test_a_redelivered_batch_repeats_no_document_and_no_event(stack: Stack, data
     stack.wait_for_events(3, timeout=120, type=STORED)
     client = stack.redis()
     try:
-        first = json.loads(stack.wait_for(lambda: client.rpop("test:replies"), timeout=30, what="first reply"))
+        first = json.loads(stack.wait_for(lambda: client.rpop(REPLIES), timeout=30, what="first reply"))
         assert sorted(o["status"] for o in first["outcomes"]) == ["stored"] * 3
         app.send_task("seedworker.ingest_batch", kwargs={"requests": requests})  # as if redelivered
-        again = json.loads(stack.wait_for(lambda: client.rpop("test:replies"), timeout=60, what="second reply"))
+        again = json.loads(stack.wait_for(lambda: client.rpop(REPLIES), timeout=60, what="second reply"))
     finally:
         client.close()
     assert all(o["replayed"] for o in again["outcomes"])

@@ -117,7 +117,7 @@ def test_flower_shows_workers_and_short_task_lines(flower_stack: tuple[Stack, st
         lambda: _get(f"{base}/api/workers?refresh=1", auth=AUTH).get(node), 60, what="the worker in /api/workers"
     )
     assert workers["stats"]["pool"]["max-concurrency"] == 2
-    assert [q["name"] for q in workers["active_queues"]] == ["seedworker"]
+    assert [q["name"] for q in workers["active_queues"]] == ["celery", "seedworker"]  # and Celery's default queue
     assert "seedworker.ingest" in workers["registered"]
     assert _get(f"{base}/api/workers?status=1", auth=AUTH)[node] is True  # alive, from heartbeats
     with urllib.request.urlopen(f"{base}/healthcheck", timeout=10) as resp:  # no auth, for probes

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+import redis
 
 from tasks._common import reply
 from tests.chaos.faults_support import private_redis
@@ -26,12 +27,12 @@ def test_a_reply_waits_out_a_redis_restart_and_arrives() -> None:
         restarted = threading.Timer(1.0, server.start)
         restarted.start()
         try:
-            assert reply(client, "replies:w", RESULT, patience=20.0) is True
+            assert reply(client, "seedworker:replies:w", RESULT, patience=20.0) is True
         finally:
             restarted.join()
-        (payload,) = client.lrange("replies:w", 0, -1)
+        (payload,) = client.lrange("seedworker:replies:w", 0, -1)
         assert json.loads(payload)["outcomes"][0]["document_id"] == "doc_1"
-        assert client.ttl("replies:w") > 0
+        assert client.ttl("seedworker:replies:w") > 0
         client.close()
 
 
@@ -42,7 +43,16 @@ def test_a_reply_redis_never_takes_is_given_up_after_its_patience_without_raisin
         client = connect(server.url)
         server.stop()
         started = time.monotonic()
-        assert reply(client, "replies:w", RESULT, patience=1.5) is False
+        assert reply(client, "seedworker:replies:w", RESULT, patience=1.5) is False
         assert 1.5 <= time.monotonic() - started < 5.0
         assert "reply not delivered: Redis unreachable" in capsys.readouterr().out
         client.close()
+
+
+def test_a_reply_goes_only_to_a_list_under_the_reply_prefix(redis_client: redis.Redis) -> None:
+    """``reply_to="seedworker"`` once pushed a reply into the task queue and set a 7-day EXPIRE on it."""
+    redis_client.lpush("seedworker", "a queued task")
+    assert reply(redis_client, "seedworker", RESULT, patience=0.1) is False
+    assert redis_client.llen("seedworker") == 1
+    assert redis_client.ttl("seedworker") == -1
+    assert reply(redis_client, "seedworker:replies:w", RESULT, patience=0.1) is True
