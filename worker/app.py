@@ -7,12 +7,15 @@ so a dead worker holds only what it was running, JSON only, events on for Flower
 
 from __future__ import annotations
 
+import weakref
+
 from celery import Celery
 from kombu import Queue
 
 from worker.broker import broker_use_ssl
 from worker.settings import Settings
 
+_SETTINGS: weakref.WeakKeyDictionary[Celery, Settings] = weakref.WeakKeyDictionary()
 TASK_MODULES = ["tasks.ingest", "tasks.batch", "tasks.stages", "tasks.tagging", "tasks.webhooks"]
 
 
@@ -62,8 +65,15 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         # message.  Our tasks bound their own retries (worker/retry.py, tasks/_common.py).
         task_annotations={"*": {"max_retries": None}},
     )
-    app.conf.seedworker_settings = settings
+    # Not in app.conf: Celery's config is shown to anyone who asks a worker (Flower's worker
+    # page, ``inspect conf``), and it masks only keys whose names look secret.
+    _SETTINGS[app] = settings
     return app
+
+
+def settings_of(app: Celery) -> Settings:
+    """The Settings an app was built from (the solo-pool runtime reads them here)."""
+    return _SETTINGS[app]
 
 
 def __getattr__(name: str) -> Celery:

@@ -167,8 +167,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Minimum log level.")
     flower_address: str = Field("127.0.0.1", description="Address Flower listens on.")
     flower_port: int = Field(5555, gt=0, lt=65536, description="Port Flower listens on.")
-    flower_basic_auth: SecretStr | None = Field(None, description="user:password[,user2:pw2]; required off loopback.")
+    flower_basic_auth: SecretStr | None = Field(
+        None, description="user:password[,user2:pw2]; default: generated into DATA_DIR/flower-credentials."
+    )
     flower_url_prefix: str = Field("", description="URL prefix when Flower runs behind a proxy.")
+    flower_read_only: bool = Field(True, description="Flower without its task and control API (no sending, revoking).")
     metrics_port: int = Field(
         0, ge=0, lt=65536, description="Port of the worker's Prometheus /metrics (0 = off; one port per worker)."
     )

@@ -79,7 +79,7 @@ class Supervisor:
             Child("watcher", [*cli, "watch"], env),
         ]
         if self.with_flower:
-            from worker.services import flower_command
+            from worker.flower import flower_command
 
             argv, fenv = flower_command(self.settings, self.broker_url)
             self.children.append(Child("flower", argv, fenv))

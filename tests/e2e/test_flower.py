@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from tests.conftest import EXAMPLE
 from tests.stack import Stack
 from worker.errors import ConfigError
-from worker.services import flower_command
+from worker.flower import flower_command
 from worker.settings import Settings
 
 pytestmark = pytest.mark.e2e
@@ -174,7 +174,12 @@ def test_flower_secrets_stay_out_of_its_command_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.53", "localhost", "::1"])
-def test_flower_on_loopback_needs_no_auth(tmp_path: Path, address: str) -> None:
+def test_flower_on_loopback_gets_a_generated_login(tmp_path: Path, address: str) -> None:
+    """Any local user reaches loopback: without configured auth, a password is generated (0600)."""
     settings = Settings(_env_file=None, data_dir=tmp_path, flower_address=address)  # type: ignore[call-arg]
     argv, env = flower_command(settings, "redis://127.0.0.1:1/0")
-    assert f"--address={address}" in argv and "FLOWER_BASIC_AUTH" not in env
+    assert f"--address={address}" in argv and "FLOWER_UNAUTHENTICATED_API" not in env
+    user, _, password = env["FLOWER_BASIC_AUTH"].partition(":")
+    assert user == "seedworker" and len(password) >= 20
+    assert (tmp_path / "flower-credentials").stat().st_mode & 0o777 == 0o600
+    assert "--read_only=True" in argv
