@@ -44,7 +44,9 @@ def ingest_batch(self: Task, requests: list[dict[str, Any]]) -> str:
         if settings.pipeline == "chain":
             # One chain per request; a repeat of this hand-over is harmless (same keys).
             for payload in requests:
-                self.app.send_task(INGEST_TASK, kwargs={"request": payload})
+                name = payload.get("filename") if isinstance(payload, dict) else None
+                shown = f"{str(name)[:255]} (from batch {self.request.id})"  # Flower: the name, not the body
+                self.app.send_task(INGEST_TASK, kwargs={"request": payload}, argsrepr=shown, kwargsrepr="")
             return f"{len(requests)} requests handed to {INGEST_TASK}"
         valid: list[tuple[IngestRequest, str]] = []
         outcomes: list[Outcome] = []
@@ -79,7 +81,6 @@ def ingest_batch(self: Task, requests: list[dict[str, Any]]) -> str:
             if req.reply_to:
                 reply_to.setdefault(req.reply_to, []).extend(result.outcomes)
         combined = IngestResult(filename=f"{len(requests)} files", outcomes=outcomes)
-        line = finish(rt, None, combined)
         for target, mine in reply_to.items():
             reply(rt.redis, target, IngestResult(filename=combined.filename, outcomes=mine))
-        return f"{len(requests)} files: {line}"
+        return finish(rt, None, combined)  # last: names each file, raises if one failed

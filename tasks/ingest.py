@@ -49,10 +49,11 @@ def ingest(self: Task, request: dict[str, Any]) -> str:
         if settings.pipeline == "chain":
             from tasks import stages
 
+            shown = {"argsrepr": str(FileSummary.of(req.filename, req.raw_bytes())), "kwargsrepr": ""}  # not the body
             flow = chain(
-                stages.normalise.si(req.model_dump(mode="json"), key),
-                stages.tag.s().set(queue=settings.effective_tag_queue),
-                stages.store.s(),
+                stages.normalise.si(req.model_dump(mode="json"), key).set(**shown),
+                stages.tag.s().set(queue=settings.effective_tag_queue, **shown),
+                stages.store.s().set(**shown),
             )
             raise self.replace(flow)
 

@@ -13,6 +13,7 @@ from celery import Celery
 from kombu import Queue
 
 from worker.broker import broker_use_ssl
+from worker.errors import DocumentFailed
 from worker.settings import Settings
 
 _SETTINGS: weakref.WeakKeyDictionary[Celery, Settings] = weakref.WeakKeyDictionary()
@@ -63,7 +64,9 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         # Celery reads ``retry(max_retries=None)`` as "the task's default" (3), not "forever":
         # without this an outage longer than three backoffs failed the task and acked its
         # message.  Our tasks bound their own retries (worker/retry.py, tasks/_common.py).
-        task_annotations={"*": {"max_retries": None}},
+        # ``throws``: a failed document is an expected failure, logged without a traceback.
+        task_annotations={"*": {"max_retries": None, "throws": (DocumentFailed,)}},
+        resultrepr_maxsize=8192,  # Flower's result column names every file of a batch
     )
     # Not in app.conf: Celery's config is shown to anyone who asks a worker (Flower's worker
     # page, ``inspect conf``), and it masks only keys whose names look secret.

@@ -105,7 +105,7 @@ def test_flower_shows_workers_and_short_task_lines(flower_stack: tuple[Stack, st
     task = stack.wait_for(done_task, 30, what="the ingest task in Flower")
     assert task["args"].startswith("article.txt (") and "sha256:" in task["args"]
     assert len(task["args"]) < 80 and "President" not in json.dumps(task)
-    assert task["result"].strip("'\"").startswith("stored doc_")
+    assert task["result"].strip("'\"").startswith("article.txt: stored doc_")
 
     assert str(task["worker"]).startswith("w1@")  # Flower knows the worker from its task events
     node = str(task["worker"])
@@ -127,6 +127,92 @@ def test_flower_shows_workers_and_short_task_lines(flower_stack: tuple[Stack, st
     assert stack.procs["flower"].returncode == 0
     assert list((stack.root / "data").glob("flower.db*")), "Flower kept no state in the data directory"
     assert "s3cret-pw" not in stack.tail("flower", 400)
+
+
+BODY_MARK = "Zebraquartz"  # a word in every body below: Flower must never show it
+BINARY = b"\x89PNG\r\n\x1a\n\x00\x00" + BODY_MARK.encode() + b"\x00" * 40
+
+
+def _text(n: int) -> bytes:
+    return (
+        f"Harbour report {n}\n\n{BODY_MARK} ferries left the northern harbour on time number {n}. "
+        "The council said the new timetable would hold through the winter season.\n"
+    ).encode()
+
+
+def test_flower_names_every_file_and_counts_failed_documents(flower_stack: tuple[Stack, str]) -> None:
+    """Issue 18 §7: an operator finds any file by name in Flower (alone or inside a batch),
+    sees its outcome and reason, failed documents are failed tasks (the Failed counter
+    counts them), no body is ever shown, and nothing is redelivered or recorded twice."""
+    import httpx
+
+    from tests.stack import count_rows
+    from worker.store.schema import Ingestion
+
+    stack, base = flower_stack
+    _wait_until_up(base)
+    auth = tuple(AUTH.split(":", 1))
+
+    def tasks(**params: str) -> dict[str, Any]:
+        answer = httpx.get(f"{base}/api/tasks", params=params, auth=auth, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json())
+
+    def finished(search: str) -> dict[str, Any] | None:
+        found = [t for t in tasks(search=search).values() if t["state"] in ("SUCCESS", "FAILURE")]
+        return found[0] if len(found) == 1 else None
+
+    stack.drop("solo-good.txt", _text(1))
+    stack.wait_for(lambda: finished("solo-good.txt"), 60, what="solo-good.txt in Flower")
+    stack.drop("solo-bad.txt", BINARY)
+    stack.wait_for(lambda: finished("solo-bad.txt"), 60, what="solo-bad.txt in Flower")
+    batch = {"batch-a.txt": _text(2), "batch-b.txt": _text(3), "batch-bin.txt": BINARY + b"2", "batch-c.txt": _text(4)}
+    staging = stack.root / "staging"
+    staging.mkdir()
+    for name, data in batch.items():
+        (staging / name).write_bytes(data)
+    for name in batch:  # all at once: the watcher sends them as one seedworker.ingest_batch
+        (staging / name).rename(stack.inbox / name)
+    in_batch = stack.wait_for(lambda: finished("batch-c.txt"), 60, what="the batch in Flower")
+    stack.wait_for_events(6, timeout=60)
+
+    good = finished("solo-good.txt")
+    assert good is not None and good["state"] == "SUCCESS"
+    assert good["result"].strip("'\"").startswith("solo-good.txt: stored doc_")
+    bad = finished("solo-bad.txt")
+    assert bad is not None and bad["state"] == "FAILURE", bad
+    assert "solo-bad.txt: failed: binary" in bad["exception"] and bad["args"].startswith("solo-bad.txt (")
+
+    assert in_batch["name"] == "seedworker.ingest_batch" and in_batch["state"] == "FAILURE"
+    for name in batch:  # every file of the batch is found, and it is the same task
+        assert finished(name) == in_batch, name
+        assert name in in_batch["args"]
+    assert "batch-bin.txt: failed: binary" in in_batch["exception"]
+    assert "batch-a.txt: stored doc_" in in_batch["exception"]  # its neighbours' outcomes too
+
+    info = httpx.get(f"{base}/api/task/info/{in_batch['uuid']}", auth=auth, timeout=10).json()
+    assert info["state"] == "FAILURE" and "batch-bin.txt" in info["exception"]
+    assert tasks(state="FAILURE").keys() == {bad["uuid"], in_batch["uuid"]}
+    everything = json.dumps(tasks()) + json.dumps(info)
+    assert BODY_MARK.lower() not in everything.lower(), "Flower shows a document body"
+
+    dashboard = httpx.get(f"{base}/workers", params={"json": "1"}, auth=auth, timeout=10).json()["data"]
+    assert sum(w.get("task-failed", 0) for w in dashboard) == 2, dashboard  # the Failed column
+    assert sum(w.get("task-succeeded", 0) for w in dashboard) == 1, dashboard
+
+    # Failed tasks are acknowledged, not redelivered, and nothing was recorded twice.
+    time.sleep(3)
+    assert count_rows(stack.database_url, Ingestion) == 6
+    client = stack.redis()
+    try:
+        assert client.hlen("unacked") == 0 and client.llen("seedworker") == 0
+    finally:
+        client.close()
+    assert "raised unexpected" not in stack.tail("worker", 5000)
+    assert sorted(p.name for p in stack.failed.iterdir() if not p.name.endswith(".error.json")) == [
+        "batch-bin.txt",
+        "solo-bad.txt",
+    ]
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "", "10.1.2.3", "::", "flower.example.com", "127.0.0.1.nip.io"])
