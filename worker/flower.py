@@ -33,7 +33,7 @@ log = get_logger("seedworker.flower")
 CREDENTIALS_FILE = "flower-credentials"
 GENERATED_USER = "seedworker"
 #: Task list columns: the arguments (argsrepr) and the result next to the state.
-TASK_COLUMNS = "name,uuid,state,args,result,exception,received,runtime,worker"
+TASK_COLUMNS = "name,state,args,result,exception,received,runtime,worker,uuid"
 
 
 def is_loopback(address: str) -> bool:

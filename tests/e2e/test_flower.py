@@ -249,6 +249,8 @@ def test_flower_command_keeps_state_and_events(tmp_path: Path) -> None:
     assert "--persistent=True" in argv and f"--db={(tmp_path / 'data' / 'flower.db').resolve()}" in argv
     assert "--url_prefix=flower" in argv and "--enable_events=True" in argv
     assert "--app=worker.app:flower_app" in argv
+    columns = next(a for a in argv if a.startswith("--tasks_columns=")).split("=", 1)[1].split(",")
+    assert {"args", "result", "exception"} <= set(columns)  # what happened to each file, in the list
 
 
 def test_flower_secrets_stay_out_of_its_command_line(tmp_path: Path) -> None:
