@@ -34,6 +34,8 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=settings.prefetch_multiplier,
         worker_concurrency=settings.worker_concurrency,
+        # A pool process that grew past this (a huge document) is replaced after its task.
+        worker_max_memory_per_child=settings.worker_max_memory_per_child or None,
         worker_send_task_events=True,
         task_send_sent_event=True,
         task_track_started=True,

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         True,
         description="YAKE keyword tags (yake-rust); about a third of a document's CPU without NER (off: no keywords).",
     )
+    tag_max_chars: int = Field(
+        500_000, ge=1000, description="Characters of a document that tagging reads (NER, rules, keywords, topics)."
+    )
     ner_batch_size: int = Field(32, ge=1, description="Texts per spaCy nlp.pipe batch (JSONL files, retag batches).")
     folder_tags: bool = Field(True, description="Sub-folders of the inbox become tags (inbox/politics/x: politics).")
     folder_tag_depth: int = Field(0, ge=0, description="Folder levels that become tags, from the inbox down; 0 = all.")
@@ -176,6 +179,9 @@ class Settings(BaseSettings):
         0, ge=0, lt=65536, description="Port of the worker's Prometheus /metrics (0 = off; one port per worker)."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on.")
+    worker_max_memory_per_child: int = Field(
+        1_048_576, ge=0, description="KiB of resident memory after which a pool process is replaced; 0: never."
+    )
 
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
