@@ -17,7 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.faults_support import FAST, account_for, count_ingestions, drop_all, expected_counts, make_inputs
+from tests.chaos.faults_support import (
+    FAST,
+    account_for,
+    count_ingestions,
+    drop_all,
+    expected_counts,
+    make_inputs,
+    private_redis,
+)
 from tests.stack import Stack
 from worker.broker import EmbeddedRedis, resolve_broker_url
 from worker.errors import BrokerUnavailable
@@ -78,6 +86,38 @@ def test_redis_killed_under_run_is_restarted_and_nothing_is_lost(tmp_path: Path)
         stack.kill("run", signal.SIGTERM, timeout=60)
     assert not server.is_running(), "run stops the Redis it started (and restarted)"
     assert not (tmp_path / "data" / "redis" / "supervisor.pid").exists()
+
+
+def test_a_message_lost_with_redis_is_resent_soon_after_it_is_back(tmp_path: Path) -> None:
+    """A message the killed Redis had not yet written to its AOF is gone (``everysec``): the
+    watcher, which saw the outage, re-sends its unanswered claims once Redis answers again,
+    instead of after WATCH_RESEND_SECONDS (10 min)."""
+    with private_redis() as server:
+        stack = Stack(tmp_path, server.url, f"sqlite:///{tmp_path / 'db.sqlite'}", extra_env=FAST)
+        stack.inbox.mkdir(parents=True, exist_ok=True)
+        stack.start("publisher", "publish")
+        stack.start("watcher", "watch", "--watcher-id=test-watcher")
+        try:
+            stack.drop("lost.txt", b"Harbour report\n\nThe ferries left the northern harbour on time today.\n")
+            client = stack.redis()
+            stack.wait_for(lambda: client.llen("seedworker") == 1, 60, what="the message in the queue")
+            client.delete("seedworker")  # the last second before the crash, never written
+            client.close()
+            server.kill()
+            time.sleep(1.0)
+            server.start()
+            back = time.monotonic()
+            stack.start("worker", "worker", "--concurrency=1", f"--node-name=w1@{tmp_path.name}")
+            stack.wait_for_worker(timeout=120)
+            stack.wait_for_events(1, timeout=90)
+            took = time.monotonic() - back
+            print(f"stored {took:.1f}s after Redis came back")
+            assert took < 90
+            events = [str(r.get("event")) for r in _json_lines(stack.tail("watcher", 10_000))]
+            assert "broker reachable again" in events and "resending after the outage" in events
+            assert (stack.archive / "lost.txt").exists()
+        finally:
+            stack.stop()
 
 
 def test_health_names_the_supervisor_while_its_redis_is_down(tmp_path: Path) -> None:
