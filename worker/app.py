@@ -67,8 +67,14 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         # without this an outage longer than three backoffs failed the task and acked its
         # message.  Our tasks bound their own retries (worker/retry.py, tasks/_common.py).
         # ``throws``: a failed document is an expected failure, logged without a traceback.
-        task_annotations={"*": {"max_retries": None, "throws": (DocumentFailed,)}},
-        resultrepr_maxsize=8192,  # Flower's result column names every file of a batch
+        # ``resultrepr_maxsize``: what Flower gets of a result: every file of a batch by name,
+        # and nothing of the chain's inner stages, whose results carry the document itself.
+        task_annotations={
+            "*": {"max_retries": None, "throws": (DocumentFailed,)},
+            "seedworker.ingest_batch": {"resultrepr_maxsize": 8192},
+            "seedworker.normalise": {"resultrepr_maxsize": 1},
+            "seedworker.tag": {"resultrepr_maxsize": 1},
+        },
     )
     # Not in app.conf: Celery's config is shown to anyone who asks a worker (Flower's worker
     # page, ``inspect conf``), and it masks only keys whose names look secret.

@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,7 @@ def test_flower_names_every_file_and_counts_failed_documents(flower_stack: tuple
     counts them), no body is ever shown, and nothing is redelivered or recorded twice."""
     import httpx
 
-    from tests.stack import count_rows
+    from tests.stack import count_rows, files_under
     from worker.store.schema import Ingestion
 
     stack, base = flower_stack
@@ -167,14 +168,14 @@ def test_flower_names_every_file_and_counts_failed_documents(flower_stack: tuple
     stack.drop("solo-bad.txt", BINARY)
     stack.wait_for(lambda: finished("solo-bad.txt"), 60, what="solo-bad.txt in Flower")
     batch = {"batch-a.txt": _text(2), "batch-b.txt": _text(3), "batch-bin.txt": BINARY + b"2", "batch-c.txt": _text(4)}
-    staging = stack.root / "staging"
-    staging.mkdir()
+    staging = stack.root / "staging" / "burst"
+    staging.mkdir(parents=True)
     for name, data in batch.items():
         (staging / name).write_bytes(data)
-    for name in batch:  # all at once: the watcher sends them as one seedworker.ingest_batch
-        (staging / name).rename(stack.inbox / name)
-    in_batch = stack.wait_for(lambda: finished("batch-c.txt"), 60, what="the batch in Flower")
+    # One folder renamed in: the watcher finds its files together and sends them as one batch.
+    staging.rename(stack.inbox / "burst")
     stack.wait_for_events(6, timeout=60)
+    found = {name: stack.wait_for(partial(finished, name), 60, what=f"{name} in Flower") for name in batch}
 
     good = finished("solo-good.txt")
     assert good is not None and good["state"] == "SUCCESS"
@@ -183,22 +184,28 @@ def test_flower_names_every_file_and_counts_failed_documents(flower_stack: tuple
     assert bad is not None and bad["state"] == "FAILURE", bad
     assert "solo-bad.txt: failed: binary" in bad["exception"] and bad["args"].startswith("solo-bad.txt (")
 
+    in_batch = found["batch-bin.txt"]
     assert in_batch["name"] == "seedworker.ingest_batch" and in_batch["state"] == "FAILURE"
-    for name in batch:  # every file of the batch is found, and it is the same task
-        assert finished(name) == in_batch, name
-        assert name in in_batch["args"]
     assert "batch-bin.txt: failed: binary" in in_batch["exception"]
-    assert "batch-a.txt: stored doc_" in in_batch["exception"]  # its neighbours' outcomes too
+    together = [name for name, task in found.items() if task == in_batch]
+    assert len(together) >= 2, found  # a batch, found by each of its files
+    for name in together:
+        assert name in in_batch["args"]
+        if name != "batch-bin.txt":  # its neighbours' outcomes too
+            assert f"{name}: stored doc_" in in_batch["exception"], name
+    others = {task["uuid"]: task for name, task in found.items() if name not in together}
+    assert all(t["state"] == "SUCCESS" for t in others.values())
 
     info = httpx.get(f"{base}/api/task/info/{in_batch['uuid']}", auth=auth, timeout=10).json()
     assert info["state"] == "FAILURE" and "batch-bin.txt" in info["exception"]
     assert tasks(state="FAILURE").keys() == {bad["uuid"], in_batch["uuid"]}
     everything = json.dumps(tasks()) + json.dumps(info)
     assert BODY_MARK.lower() not in everything.lower(), "Flower shows a document body"
+    assert not [n for n, d in batch.items() if base64.b64encode(d)[:24].decode() in everything], "body in base64"
 
     dashboard = httpx.get(f"{base}/workers", params={"json": "1"}, auth=auth, timeout=10).json()["data"]
     assert sum(w.get("task-failed", 0) for w in dashboard) == 2, dashboard  # the Failed column
-    assert sum(w.get("task-succeeded", 0) for w in dashboard) == 1, dashboard
+    assert sum(w.get("task-succeeded", 0) for w in dashboard) == 1 + len(others), dashboard
 
     # Failed tasks are acknowledged, not redelivered, and nothing was recorded twice.
     time.sleep(3)
@@ -209,10 +216,43 @@ def test_flower_names_every_file_and_counts_failed_documents(flower_stack: tuple
     finally:
         client.close()
     assert "raised unexpected" not in stack.tail("worker", 5000)
-    assert sorted(p.name for p in stack.failed.iterdir() if not p.name.endswith(".error.json")) == [
-        "batch-bin.txt",
-        "solo-bad.txt",
-    ]
+    failed = sorted(p.name for p in files_under(stack.failed) if not p.name.endswith(".error.json"))
+    assert failed == ["batch-bin.txt", "solo-bad.txt"]
+
+
+def test_flower_shows_no_body_in_chain_mode(tmp_path: Path, broker_url: str) -> None:
+    """SEEDWORKER_PIPELINE=chain: the stages pass the document from task to task; Flower shows
+    each stage's file summary as its arguments and nothing of the document as its result."""
+    import httpx
+
+    port = _free_port()
+    env = {"SEEDWORKER_FLOWER_PORT": str(port), "SEEDWORKER_FLOWER_BASIC_AUTH": AUTH, "SEEDWORKER_PIPELINE": "chain"}
+    stack = Stack(tmp_path, broker_url, f"sqlite:///{tmp_path / 'db.sqlite'}", extra_env=env)
+    stack.start("flower", "flower")
+    stack.start_all()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        auth = tuple(AUTH.split(":", 1))
+        body = _text(7)
+        stack.drop("chained.txt", body)
+        stack.wait_for_events(1, timeout=90)
+
+        def stages() -> dict[str, Any] | None:
+            found = httpx.get(f"{base}/api/tasks", auth=auth, timeout=10).json()
+            names = {t["name"] for t in found.values() if t["state"] == "SUCCESS"}
+            return found if {"seedworker.normalise", "seedworker.tag", "seedworker.store"} <= names else None
+
+        found = stack.wait_for(stages, 60, what="the chain's stages in Flower")
+        shown = json.dumps(found)
+        assert BODY_MARK.lower() not in shown.lower(), "Flower shows the document body"
+        assert base64.b64encode(body)[:24].decode() not in shown, "Flower shows the body, in base64"
+        for task in found.values():
+            if task["name"] in ("seedworker.normalise", "seedworker.tag", "seedworker.store"):
+                assert task["args"].startswith("chained.txt ("), task
+    finally:
+        if stack.procs["flower"].poll() is None:
+            stack.kill("flower", signal.SIGTERM)
+        stack.stop()
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "", "10.1.2.3", "::", "flower.example.com", "127.0.0.1.nip.io"])
