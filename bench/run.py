@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip",
         action="append",
         default=[],
-        choices=["ceiling", "spacy", "e2e", "latency", "tagging"],
+        choices=["ceiling", "spacy", "e2e", "latency", "tagging", "large"],
         help="repeatable",
     )
     p.add_argument(
@@ -66,6 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=1,
         help="rounds per profile (ceiling, spaCy, burst); each ratio is taken within a round, the medians reported",
     )
+    p.add_argument("--large-mb", type=float, default=20.0, help="size of the one large file (default 20 MB)")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run in about two minutes")
     p.add_argument("--output", type=Path, default=report.RESULTS)
     p.add_argument("--workdir", type=Path, help="keep the stacks' directories here (default: a temporary one)")
@@ -81,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.ceiling_files, args.full_ceiling_files = min(args.ceiling_files, 200), min(args.full_ceiling_files, 60)
         args.latency_seconds = min(args.latency_seconds, 10.0)
         args.budget = min(args.budget, 60.0)
+        args.large_mb = min(args.large_mb, 2.0)
     return args
 
 
@@ -209,6 +211,17 @@ def main(argv: list[str] | None = None) -> int:
         count = 16 if args.quick else 64
         console.print(f"tag stage alone over {count} documents (fast, NER one by one, NER in batches, auto)…")
         results["tagging"] = [asdict(r) for r in tagging.measure_tagging(tagging.default_texts(count))]
+    if "large" not in args.skip:
+        from bench import large
+
+        size = int(args.large_mb * 1_000_000)
+        console.print(f"one {size / 1e6:g} MB text file through prepare, tag (full) and store, in a fresh process…")
+        results["large"] = large.measure(size, "full")
+        r = results["large"]
+        console.print(
+            f"large file: {r['total_seconds']} s ({r['seconds']}), peak RSS {r['peak_rss_mb']} MB, "
+            f"{r['rss_after_mb']} MB held afterwards (from {r['rss_before_mb']} MB), {r['outcome']}"
+        )
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["wall_seconds"] = round(time.monotonic() - started, 1)
     results["notes"].append(

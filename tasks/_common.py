@@ -11,7 +11,7 @@ import redis
 import structlog
 from celery import Task
 
-from worker.errors import InputError
+from worker.errors import DocumentFailed, InputError
 from worker.events.publisher import notify_committed
 from worker.logs import get_logger
 from worker.metrics import record_outcomes
@@ -53,7 +53,8 @@ def run_with_retry(task: Task, work: Callable[[], T], on_give_up: Callable[[Exce
 
 
 def finish(rt: Runtime, reply_to: str | None, result: IngestResult) -> str:
-    """After the commit: wake the publisher, answer the producer, log, return Flower's line."""
+    """After the commit: wake the publisher, answer the producer, log, then tell Flower
+    (call it last: it raises ``DocumentFailed`` when a document failed, see flower_outcome)."""
     notify_committed(rt.redis, rt.settings.event_stream)
     record_outcomes(result.outcomes)
     for outcome in result.outcomes:
@@ -67,7 +68,37 @@ def finish(rt: Runtime, reply_to: str | None, result: IngestResult) -> str:
         )
     if reply_to:
         reply(rt.redis, reply_to, result)
-    return result.short()
+    return flower_outcome(result)
+
+
+def flower_outcome(result: IngestResult) -> str:
+    """The task's result as Flower shows and searches it: every file by name with its outcome
+    (and, when it failed, its reason); never the document body.  A task with a failed
+    document raises ``DocumentFailed`` with that line instead, so Flower counts it as failed;
+    everything is committed and answered before this is called."""
+    per_file: dict[str, list[Outcome]] = {}
+    for outcome in result.outcomes:
+        per_file.setdefault(outcome.filename, []).append(outcome)
+    parts = [_file_line(name, outcomes) for name, outcomes in per_file.items()]
+    line = "; ".join(parts)
+    if len(per_file) > 1 or result.filename != next(iter(per_file), result.filename):
+        line = f"{result.filename}: {line}"
+    if any(o.status == "failed" for o in result.outcomes):
+        raise DocumentFailed(line)
+    return line
+
+
+def _file_line(name: str, outcomes: list[Outcome]) -> str:
+    if len(outcomes) == 1:
+        o = outcomes[0]
+        detail = f" ({' '.join((o.message or '').split())[:160]})" if o.status == "failed" and o.message else ""
+        return f"{name}: {o.short()}{detail}"
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    first = next((o for o in outcomes if o.status == "failed"), None)
+    detail = f" (first failure: {first.reason})" if first is not None else ""
+    return f"{name}: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + detail
 
 
 def reply(

@@ -37,7 +37,7 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.worker.request import Request
 from kombu.exceptions import DecodeError
 
-from worker.errors import InputError, InvalidRequest, RetryableError, WorkerLost
+from worker.errors import DocumentFailed, InputError, InvalidRequest, RetryableError, WorkerLost
 from worker.logs import get_logger
 from worker.models import (
     MAX_BATCH_REQUESTS,
@@ -152,7 +152,7 @@ class SeedworkerTask(Task):  # type: ignore[misc]
         try:
             _inject_fault(self.name, args, kwargs)
             return self.run(*args, **kwargs)
-        except (Retry, Ignore, Reject):
+        except (Retry, Ignore, Reject, DocumentFailed):  # DocumentFailed: everything is recorded
             raise
         except Exception as exc:
             decision = self.policy.decide(exc, self.request.retries or 0)
@@ -187,7 +187,8 @@ class SeedworkerTask(Task):  # type: ignore[misc]
 
 
 def record_failures(inputs: list[Carried], *, reason: str, message: str) -> list[Outcome]:
-    """A failure row and ``document.failed`` event per input, then the replies they asked for."""
+    """A failure row and ``document.failed`` event per input, then the replies they asked for;
+    last ``DocumentFailed`` (through ``finish``), so that Flower shows the task as failed."""
     from tasks._common import finish, reply
     from worker.runtime import get_runtime
 
@@ -198,13 +199,13 @@ def record_failures(inputs: list[Carried], *, reason: str, message: str) -> list
         )
         for item in inputs
     ]
-    finish(rt, None, IngestResult(filename=inputs[0].filename, outcomes=outcomes))
     targets: dict[str, list[Outcome]] = {}
     for item, outcome in zip(inputs, outcomes, strict=True):
         if item.reply_to:
             targets.setdefault(item.reply_to, []).append(outcome)
     for target, mine in targets.items():
         reply(rt.redis, target, IngestResult(filename=inputs[0].filename, outcomes=mine))
+    finish(rt, None, IngestResult(filename=inputs[0].filename, outcomes=outcomes))  # last: raises DocumentFailed
     return outcomes
 
 

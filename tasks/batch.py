@@ -86,7 +86,9 @@ def _run(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], *, alone: bo
     if settings.pipeline == "chain":
         # One chain per request; a repeat of this hand-over is harmless (same keys).
         for payload in requests:
-            task.app.send_task(INGEST_TASK, kwargs={"request": payload}, kwargsrepr="")
+            name = payload.get("filename") if isinstance(payload, dict) else None
+            shown = f"{str(name)[:255]} (from batch {task.request.id})"  # Flower: the name, not the body
+            task.app.send_task(INGEST_TASK, kwargs={"request": payload}, argsrepr=shown, kwargsrepr="")
         return f"{len(requests)} requests handed to {INGEST_TASK}"
     valid, invalid = _validate(rt, task, requests)
     if alone:
@@ -106,10 +108,9 @@ def _run(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], *, alone: bo
         if req.reply_to:
             replies.setdefault(req.reply_to, []).extend(result.outcomes)
     combined = IngestResult(filename=f"{len(requests)} files", outcomes=outcomes)
-    line = finish(rt, None, combined)
     for target, mine in replies.items():
         reply(rt.redis, target, IngestResult(filename=combined.filename, outcomes=mine))
-    return f"{len(requests)} files: {line}"
+    return finish(rt, None, combined)  # last: names each file, raises DocumentFailed if one failed
 
 
 def _give_up(task: Task, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from celery.canvas import Signature
 from tasks._common import finish
 from tasks.base import SeedworkerTask
 from worker import process
-from worker.models import IngestRequest, PipelineBatch
+from worker.models import FileSummary, IngestRequest, PipelineBatch
 from worker.names import NORMALISE_TASK, STORE_TASK, TAG_TASK
 from worker.runtime import get_runtime
 from worker.settings import Settings
@@ -26,10 +26,11 @@ from worker.settings import Settings
 
 def chain_for(req: IngestRequest, key: str, settings: Settings) -> Signature:
     """The stage tasks for one request in chain mode (what ``seedworker.ingest`` becomes)."""
+    shown = {"argsrepr": str(FileSummary.of(req.filename, req.raw_bytes())), "kwargsrepr": ""}  # Flower: not the body
     return chain(
-        normalise.si(req.model_dump(mode="json"), key),
-        tag.s().set(queue=settings.effective_tag_queue),
-        store.s(),
+        normalise.si(req.model_dump(mode="json"), key).set(**shown),
+        tag.s().set(queue=settings.effective_tag_queue, **shown),
+        store.s().set(**shown),
     )
 
 

@@ -7,6 +7,7 @@ so a dead worker holds only what it was running, JSON only, events on for Flower
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from celery import Celery
@@ -14,8 +15,10 @@ from celery.loaders.app import AppLoader
 from kombu import Exchange, Queue
 
 from worker.broker import broker_use_ssl
+from worker.errors import DocumentFailed
 from worker.settings import Settings
 
+_SETTINGS: weakref.WeakKeyDictionary[Celery, Settings] = weakref.WeakKeyDictionary()
 TASK_MODULES = ["tasks.ingest", "tasks.batch", "tasks.stages", "tasks.tagging", "tasks.webhooks"]
 
 
@@ -53,6 +56,8 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=settings.prefetch_multiplier,
         worker_concurrency=settings.worker_concurrency,
+        # A pool process that grew past this (a huge document) is replaced after its task.
+        worker_max_memory_per_child=settings.worker_max_memory_per_child or None,
         worker_send_task_events=True,
         task_send_sent_event=True,
         task_track_started=True,
@@ -84,10 +89,25 @@ def create_app(settings: Settings, broker_url: str) -> Celery:
         # Celery reads ``retry(max_retries=None)`` as "the task's default" (3), not "forever":
         # without this an outage longer than three backoffs failed the task and acked its
         # message.  Our tasks bound their own retries (worker/retry.py, tasks/_common.py).
-        task_annotations={"*": {"max_retries": None}},
+        # ``throws``: a failed document is an expected failure, logged without a traceback.
+        # ``resultrepr_maxsize``: what Flower gets of a result: every file of a batch by name,
+        # and nothing of the chain's inner stages, whose results carry the document itself.
+        task_annotations={
+            "*": {"max_retries": None, "throws": (DocumentFailed,)},
+            "seedworker.ingest_batch": {"resultrepr_maxsize": 8192},
+            "seedworker.normalise": {"resultrepr_maxsize": 1},
+            "seedworker.tag": {"resultrepr_maxsize": 1},
+        },
     )
-    app.conf.seedworker_settings = settings
+    # Not in app.conf: Celery's config is shown to anyone who asks a worker (Flower's worker
+    # page, ``inspect conf``), and it masks only keys whose names look secret.
+    _SETTINGS[app] = settings
     return app
+
+
+def settings_of(app: Celery) -> Settings:
+    """The Settings an app was built from (the solo-pool runtime reads them here)."""
+    return _SETTINGS[app]
 
 
 def __getattr__(name: str) -> Celery:

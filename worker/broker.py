@@ -127,7 +127,8 @@ class EmbeddedRedis:
             listen = ["--port", "0", "--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
             url = f"redis+socket://{self.socket_path}"
         else:
-            port = _free_port()
+            # A restart after a crash keeps the port: running processes hold the old URL.
+            port = self._previous_port() or _free_port()
             listen = ["--port", str(port), "--bind", "127.0.0.1"]
             url = f"redis://127.0.0.1:{port}/0"
         self.socket_path.unlink(missing_ok=True)
@@ -163,11 +164,42 @@ class EmbeddedRedis:
         log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
         raise BrokerUnavailable(f"embedded Redis did not start within {timeout}s:\n{log}")
 
+    def _previous_port(self) -> int | None:
+        with contextlib.suppress(BrokerUnavailable, ValueError):
+            url = self.url
+            if url.startswith("redis://127.0.0.1:"):
+                return int(url.removeprefix("redis://127.0.0.1:").split("/", 1)[0])
+        return None
+
     def pid(self) -> int | None:
         try:
             return int(self.pidfile.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
+
+    def process_alive(self) -> bool:
+        """The server's process exists (stopped with SIGSTOP counts as alive; a zombie not)."""
+        pid = self.pid()
+        return pid is not None and pid_alive(pid)
+
+    @property
+    def _supervisor_file(self) -> Path:
+        return self.directory / "supervisor.pid"
+
+    def mark_supervised(self) -> None:
+        """Say that this process (``seedworker run``) restarts the server if it dies."""
+        self._supervisor_file.write_text(f"{os.getpid()}\n")
+
+    def unmark_supervised(self) -> None:
+        self._supervisor_file.unlink(missing_ok=True)
+
+    def supervisor_pid(self) -> int | None:
+        """The live ``seedworker run`` that restarts this server, if there is one."""
+        try:
+            pid = int(self._supervisor_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server; SHUTDOWN makes it flush the AOF first."""
@@ -191,12 +223,25 @@ class EmbeddedRedis:
             _wait_for_exit(pid, 10)
 
 
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed daemon may wait to be reaped)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs: trust kill(0)
+    return stat_line.rpartition(")")[2].split()[:1] != ["Z"]
+
+
 def _wait_for_exit(pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not pid_alive(pid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
@@ -212,6 +257,11 @@ def resolve_broker_url(broker_url: str, redis_dir: Path, appendfsync: str, *, st
         return server.start()
     if server.is_running():
         return server.url
+    supervisor = server.supervisor_pid()
+    if supervisor is not None:
+        raise BrokerUnavailable(
+            f"the embedded Redis in {redis_dir} is down; `seedworker run` (pid {supervisor}) is restarting it"
+        )
     raise BrokerUnavailable(
         f"no broker: SEEDWORKER_BROKER_URL is empty and no embedded Redis runs in {redis_dir} "
         "(start it with `seedworker run` or `seedworker broker start`)"

@@ -114,7 +114,7 @@ def publish() -> None:
 @main.command()
 def flower() -> None:
     """Start Flower against the configured (or embedded) broker."""
-    from worker.services import run_flower
+    from worker.flower import run_flower
 
     sys.exit(run_flower(_settings()))
 

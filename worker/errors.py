@@ -110,6 +110,12 @@ class WorkerLost(InputError):
     reason = "worker_lost"
 
 
+class DocumentFailed(SeedworkerError):
+    """A task's input ended as a failed document; raised last, after its outcome, event and
+    reply are committed, so that Flower counts and shows the task as failed.  Never retried
+    and never redelivered (the message is acknowledged on failure)."""
+
+
 class RetryableError(SeedworkerError):
     """A dependency is unavailable; the same work may succeed later."""
 

@@ -93,6 +93,8 @@ def get_runtime() -> Runtime:
     if _runtime is None:
         from celery import current_app
 
-        settings: Settings = current_app.conf.seedworker_settings
-        return init_runtime(settings, current_app.conf.broker_url, load_models=False)
+        from worker.app import settings_of
+
+        app = current_app._get_current_object()
+        return init_runtime(settings_of(app), app.conf.broker_url, load_models=False)
     return _runtime

@@ -7,12 +7,8 @@ finish or hand back what is in flight, then exit; previous signal handlers are r
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -190,64 +186,5 @@ def run_watcher(settings: Settings, *, watcher_id: str | None = None) -> None:
         watcher.run()
 
 
-def _is_loopback(address: str) -> bool:
-    import ipaddress
-
-    if address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:  # a host name or "" (all interfaces): not provably local
-        return False
-
-
-FLOWER_BOOTSTRAP = "import worker.app; from celery.__main__ import main; main()"
-
-
-def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict[str, str]]:
-    """The Flower command line and environment; secrets go in the environment, not argv."""
-    loopback = _is_loopback(settings.flower_address)
-    auth = settings.flower_basic_auth.get_secret_value() if settings.flower_basic_auth else ""
-    if not loopback and not auth:
-        from worker.errors import ConfigError
-
-        raise ConfigError(f"refusing to serve Flower on {settings.flower_address} without SEEDWORKER_FLOWER_BASIC_AUTH")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        sys.executable,
-        "-P",  # the working directory is not on sys.path, and our packages are imported before
-        "-c",  # Celery's --app lookup puts it there (a user's worker.py would shadow worker/)
-        FLOWER_BOOTSTRAP,
-        "--app=worker.app:flower_app",
-        "flower",
-        f"--address={settings.flower_address}",
-        f"--port={settings.flower_port}",
-        "--persistent=True",
-        f"--db={(settings.data_dir / 'flower.db').resolve()}",
-        "--state_save_interval=60000",
-        "--enable_events=True",  # keep the workers' task events on, even after a worker restart
-        "--inspect_timeout=5000",  # ms; /api/workers?refresh=1 waits this long for busy workers
-    ]
-    if settings.flower_url_prefix.strip("/"):
-        argv.append(f"--url_prefix={settings.flower_url_prefix.strip('/')}")
-    env = {**os.environ, "CELERY_BROKER_URL": broker_url}
-    if auth:
-        env["FLOWER_BASIC_AUTH"] = auth
-    else:
-        env["FLOWER_UNAUTHENTICATED_API"] = "true"  # loopback only, see above
-    return argv, env
-
-
-def run_flower(settings: Settings) -> int:
-    configure_logging(settings, process="flower")
-    datamode.apply(settings)
-    argv, env = flower_command(settings, broker_url_for(settings))
-    proc = subprocess.Popen(argv, env=env)
-    stopped = threading.Event()
-
-    def stop() -> None:
-        stopped.set()
-        proc.terminate()
-
-    with stop_on_signals(stop):
-        return proc.wait()
+# Flower's command moved to worker/flower.py; these names stay importable from here.
+from worker.flower import flower_command, run_flower  # noqa: E402, F401

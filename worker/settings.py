@@ -132,6 +132,9 @@ class Settings(BaseSettings):
         True,
         description="YAKE keyword tags (yake-rust); about a third of a document's CPU without NER (off: no keywords).",
     )
+    tag_max_chars: int = Field(
+        500_000, ge=1000, description="Characters of a document that tagging reads (NER, rules, keywords, topics)."
+    )
     ner_batch_size: int = Field(32, ge=1, description="Texts per spaCy nlp.pipe batch (JSONL files, retag batches).")
     folder_tags: bool = Field(True, description="Sub-folders of the inbox become tags (inbox/politics/x: politics).")
     folder_tag_depth: int = Field(0, ge=0, description="Folder levels that become tags, from the inbox down; 0 = all.")
@@ -202,12 +205,18 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Minimum log level.")
     flower_address: str = Field("127.0.0.1", description="Address Flower listens on.")
     flower_port: int = Field(5555, gt=0, lt=65536, description="Port Flower listens on.")
-    flower_basic_auth: SecretStr | None = Field(None, description="user:password[,user2:pw2]; required off loopback.")
+    flower_basic_auth: SecretStr | None = Field(
+        None, description="user:password[,user2:pw2]; default: generated into DATA_DIR/flower-credentials."
+    )
     flower_url_prefix: str = Field("", description="URL prefix when Flower runs behind a proxy.")
+    flower_read_only: bool = Field(True, description="Flower without its task and control API (no sending, revoking).")
     metrics_port: int = Field(
         0, ge=0, lt=65536, description="Port of the worker's Prometheus /metrics (0 = off; one port per worker)."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on.")
+    worker_max_memory_per_child: int = Field(
+        1_048_576, ge=0, description="KiB of resident memory after which a pool process is replaced; 0: never."
+    )
     test_faults: str = Field(
         "",
         description=(

@@ -74,6 +74,7 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     broker_url: str = ""
     owns_redis: EmbeddedRedis | None = None
+    _redis_retry_at: float = 0.0
 
     def start(self) -> None:
         datamode.apply(self.settings)  # before anything creates a file; the children inherit it
@@ -84,6 +85,8 @@ class Supervisor:
             if not server.is_running():
                 self.owns_redis = server
             self.broker_url = server.start()
+            if self.owns_redis is not None:
+                self.owns_redis.mark_supervised()
         self._upgrade_schema()
         for directory in (self.settings.inbox, self.settings.archive_dir, self.settings.failed_dir):
             Path(str(directory)).mkdir(parents=True, exist_ok=True)
@@ -97,7 +100,7 @@ class Supervisor:
         if self.settings.webhooks:  # deliveries on their own queue and threads: see worker/events/webhooks.py
             self.children.append(Child("webhooks", webhook_worker_argv(self.settings, cli), env))
         if self.with_flower:
-            from worker.services import flower_command
+            from worker.flower import flower_command
 
             argv, fenv = flower_command(self.settings, self.broker_url)
             self.children.append(Child("flower", argv, fenv))
@@ -120,6 +123,7 @@ class Supervisor:
     def watch_children(self) -> None:
         """Restart a child that died on its own, with a growing pause if it keeps dying."""
         while not self.stop_event.wait(0.5):
+            self._keep_redis_up()
             for child in self.children:
                 if child.proc is not None and child.proc.poll() is not None and not self.stop_event.is_set():
                     code = child.proc.returncode
@@ -130,6 +134,25 @@ class Supervisor:
                     if self.stop_event.wait(pause):
                         return
                     child.start()
+
+    def _keep_redis_up(self) -> None:
+        """Restart the embedded Redis this supervisor started if its process died (kill -9,
+        OOM): the AOF brings back the queue, unacknowledged messages, replies and the stream,
+        on the same socket (or port), and every child reconnects by itself.  A server that is
+        only stopped (SIGSTOP) still has its process and is left alone."""
+        server = self.owns_redis
+        if server is None or server.process_alive() or time.monotonic() < self._redis_retry_at:
+            return
+        log.error("embedded Redis died, restarting", pid=server.pid(), directory=str(server.directory))
+        try:
+            url = server.start()
+        except Exception as exc:  # a full disk, a corrupt AOF: say so, try again later
+            self._redis_retry_at = time.monotonic() + 5.0
+            log.error("embedded Redis did not restart, will retry", error=str(exc)[-500:])
+            return
+        if url != self.broker_url:  # cannot happen: same socket, or the same port again
+            log.error("embedded Redis came back on another address", url=url)
+        log.info("embedded Redis restarted", pid=server.pid())
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -149,5 +172,6 @@ class Supervisor:
                 child.signal(signal.SIGKILL)
                 child.proc.wait()
         if self.owns_redis is not None:
+            self.owns_redis.unmark_supervised()
             self.owns_redis.stop()
         log.info("all stopped")

@@ -56,6 +56,7 @@ from worker.inbox.pacing import ScanPacer, StormGuard, off_overflow, on_overflow
 from worker.logs import Throttle, get_logger
 from worker.models import FileSummary, IngestRequest, Reply, split_record_key
 from worker.names import BATCH_TASK, CLAIM_SECRET_FILE, FAILURE_TASK, INGEST_TASK, reply_key
+from worker.outage import Outage
 from worker.settings import Settings
 
 log = get_logger("seedworker.watcher")
@@ -65,6 +66,11 @@ BATCH_MAX_BYTES = 1024 * 1024
 REPORT_SUFFIX = ".error.json"
 REPORT_MAX_BYTES = 16 * 1024 * 1024
 NAME_MAX = fs.NAME_MAX
+#: After the broker was unreachable, every claim still waiting for its reply is sent again
+#: this soon (same key, so a repeat is a no-op): a message or a reply written just before
+#: Redis died may be gone (AOF ``everysec``), and nothing else would send it for
+#: ``WATCH_RESEND_SECONDS`` (10 min).
+RESEND_AFTER_OUTAGE_SECONDS = 15.0
 
 
 #: watchdog holds an unmatched IN_MOVED_FROM this long, waiting for its IN_MOVED_TO, in a
@@ -206,6 +212,7 @@ class InboxWatcher:
         self._throttle = Throttle(every=60.0)
         self.pacer = ScanPacer(min_interval=min(self.settings.poll_interval, 1.0))
         self.storm = StormGuard()
+        self.broker = Outage("broker", log)
 
     # -- events from watchdog (observer thread) -------------------------------------------
     def note(self, path: Path, *, closed: bool) -> None:
@@ -409,8 +416,9 @@ class InboxWatcher:
         log.info("watcher stopped", in_flight=len(self._claims))
 
     def tick(self) -> None:
+        if not self._collect_replies():
+            return  # the broker is down: claim and send nothing until it answers again
         self._take_ready_files()
-        self._collect_replies()
         self._send_settled()
         self._resend_stale()
 
@@ -566,7 +574,7 @@ class InboxWatcher:
                 BATCH_TASK,
                 kwargs={"requests": [r.model_dump(mode="json", exclude_none=True) for _, r in batch]},
                 task_id=f"batch-{claims[0].claim_id}-{int(time.time() * 1000)}",
-                argsrepr=f"{len(batch)} files: {claims[0].summary} … {claims[-1].summary}",
+                argsrepr=batch_argsrepr(claims),
                 kwargsrepr="",
                 retry=True,
                 retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5},
@@ -575,12 +583,10 @@ class InboxWatcher:
             for claim in claims:
                 claim.sent_at = now
             log.info("sent", files=len(batch), first=claims[0].shown, last=claims[-1].shown, task=BATCH_TASK)
-            self._throttle.clear("broker")
         except Exception as exc:  # broker down: the claims stay on disk and are re-sent later
             for claim in claims:
                 claim.sent_at = time.monotonic() - self.settings.watch_resend_seconds + 2.0
-            if (held := self._throttle("broker")) is not None:
-                log.warning("broker unavailable, will resend", files=len(batch), error=str(exc), repeated=held)
+            self.broker.failed(str(exc), files=len(batch), will="resend")
 
     def _send(self, claim: Claim) -> None:
         if claim.supersedes is not None:
@@ -725,11 +731,9 @@ class InboxWatcher:
             )
             claim.sent_at = time.monotonic()
             log.info("sent", file=claim.shown, key=claim.key, task=task)
-            self._throttle.clear("broker")
         except Exception as exc:  # broker down: the claim stays on disk and is re-sent later
             claim.sent_at = time.monotonic() - self.settings.watch_resend_seconds + 2.0
-            if (held := self._throttle("broker")) is not None:
-                log.warning("broker unavailable, will resend", file=claim.shown, error=str(exc), repeated=held)
+            self.broker.failed(str(exc), file=claim.shown, will="resend")
 
     def _recover_claims(self) -> None:
         """Claims left by an earlier run of this watcher: re-send them with the same key."""
@@ -761,15 +765,15 @@ class InboxWatcher:
             self._send(claim)
 
     # -- outcomes -------------------------------------------------------------------------------
-    def _collect_replies(self) -> None:
+    def _collect_replies(self) -> bool:
+        """Finish the claims whose replies came; False while the broker does not answer."""
         try:
             replies = self.redis.rpop(self.reply_key, 200)
         except (redis.RedisError, OSError) as exc:
-            # Every tick (50 ms) while Redis is down or full (MISCONF): once, then a count.
-            if (held := self._throttle("replies")) is not None:
-                log.warning("cannot read replies", error=str(exc), repeated=held)
-            return
-        self._throttle.clear("replies")
+            self.broker.failed(str(exc), reading="replies")
+            return False
+        if self.broker.ok():
+            self._resend_soon()
         for raw in replies or []:
             try:
                 reply = Reply.model_validate_json(raw)
@@ -777,6 +781,17 @@ class InboxWatcher:
                 log.error("ignoring a reply that is not a seedworker reply", reply=repr(raw[:200]))
                 continue
             self._finish(reply)
+        return True
+
+    def _resend_soon(self) -> None:
+        """After an outage: every claim without a reply is sent again in a few seconds."""
+        due = time.monotonic() - self.settings.watch_resend_seconds + RESEND_AFTER_OUTAGE_SECONDS
+        with self._lock:
+            for claim in self._claims.values():
+                claim.sent_at = min(claim.sent_at, due)
+            waiting = len(self._claims)
+        if waiting:
+            log.info("resending after the outage", files=waiting, in_seconds=RESEND_AFTER_OUTAGE_SECONDS)
 
     def _finish(self, reply: Reply | dict[str, Any]) -> None:
         if not isinstance(reply, Reply):
@@ -1049,6 +1064,13 @@ def _report_key(folder: int, name: str) -> str | None:
             return None
     key = report.get("key") if isinstance(report, dict) else None
     return key if isinstance(key, str) else None
+
+
+def batch_argsrepr(claims: list[Claim]) -> str:
+    """What Flower shows (and searches) for a batch: every file by name, never a body; with
+    sizes and hashes unless that grows past 8,000 characters."""
+    full = ", ".join(str(c.summary) for c in claims)
+    return f"{len(claims)} files: " + (full if len(full) <= 8000 else ", ".join(c.shown for c in claims))
 
 
 def _record_line(key: str) -> int | None:

@@ -35,6 +35,7 @@ from functools import cached_property
 
 from rensa import RMinHash
 
+from worker.pipeline.bounds import prefix
 from worker.pipeline.textclean import canonical_text
 
 MINHASH_SEED = 0x5EED  # fixed forever: changing it invalidates every stored signature
@@ -107,14 +108,21 @@ def lsh_bands(threshold: float, num_perm: int, min_recall: float = 0.995) -> tup
     return best
 
 
+#: Characters of a text that are shingled: a 20 MB text made millions of shingles (seconds of
+#: hashing, hundreds of MB).  A near-duplicate is judged on the first million characters
+#: (about 160,000 words); news articles are far below, so their fingerprints are unchanged.
+MAX_SHINGLED_CHARS = 1_000_000
+
+
 def words(text: str) -> list[str]:
     """Words of the canonical text: the same folding the exact hash uses."""
     return _WORD.findall(canonical_text(text))
 
 
 def shingles(text: str, size: int = 5) -> set[str]:
-    """Every run of ``size`` consecutive words; a shorter text is one shingle of all its words."""
-    toks = words(text)
+    """Every run of ``size`` consecutive words; a shorter text is one shingle of all its words.
+    Only the first ``MAX_SHINGLED_CHARS`` of the text count."""
+    toks = words(prefix(text, MAX_SHINGLED_CHARS))
     if not toks:
         return set()
     if len(toks) <= size:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from worker.errors import ConfigError
 from worker.models import PROVIDER_SOURCE, NormalisedDocument, Tag, TagKind
+from worker.pipeline.bounds import prefix
 from worker.pipeline.entities import EntityExtractor, Gazetteer, model_name_of, shared_ner
 from worker.pipeline.taxonomy import Taxonomy, load_taxonomy
 
@@ -117,6 +118,7 @@ class Tagger:
         auto: TopicModel | None = None,
         auto_threshold: float = 0.5,
         auto_max: int = 3,
+        max_chars: int | None = None,
     ) -> None:
         self.taxonomy = taxonomy
         self.nlp = nlp
@@ -128,6 +130,7 @@ class Tagger:
         self.auto = auto  # replaced by the runtime when a newer model is stored
         self.auto_threshold = auto_threshold
         self.auto_max = auto_max
+        self.max_chars = max_chars
         if nlp is not None:
             self.model_name = model_name or model_name_of(nlp)
             self.entities = EntityExtractor(nlp, model_name=self.model_name, gazetteer=gazetteer, batch_size=batch_size)
@@ -157,6 +160,7 @@ class Tagger:
             folders=FolderPolicy.from_settings(settings),
             auto_threshold=settings.auto_tag_threshold,
             auto_max=settings.auto_tag_max,
+            max_chars=settings.tag_max_chars,
         )
 
     @staticmethod
@@ -224,7 +228,9 @@ class Tagger:
 
     def derive_many(self, docs: Sequence[NormalisedDocument], explicit: Sequence[Sequence[Tag]]) -> list[list[Tag]]:
         """The derived tags (entities, rule and auto topics, keywords) of each document, given
-        its explicit tags; one ``nlp.pipe`` over the batch."""
+        its explicit tags; one ``nlp.pipe`` over the batch.  Each reads at most ``max_chars``
+        of a document (worker/pipeline/bounds.py): offsets stay those of the whole text."""
+        docs = [_bounded(doc, self.max_chars) for doc in docs]
         entity_tags: dict[int, list[Tag]] = {}
         if self.entities is not None:
             wanted = [i for i, doc in enumerate(docs) if self._wants_ner(doc)]
@@ -286,6 +292,11 @@ def provider_subjects(doc: NormalisedDocument) -> list[Tag]:
             code, Tag(kind="subject", name=" ".join(name.split()), source=PROVIDER_SOURCE, scheme=uri, code=code)
         )
     return list(out.values())
+
+
+def _bounded(doc: NormalisedDocument, limit: int | None) -> NormalisedDocument:
+    text = prefix(doc.text, limit)
+    return doc if text is doc.text else doc.model_copy(update={"text": text})
 
 
 def auto_text(doc: NormalisedDocument) -> str:
