@@ -51,7 +51,9 @@ def _all() -> dict[str, list[dict[str, object]]]:
 def test_existing_formats_normalise_exactly_as_before(name: str) -> None:
     recorded = json.loads(GOLDEN.read_text(encoding="utf-8"))[name]
     now = _outputs(EXAMPLE) if name == "example" else _outputs(SAMPLES / name)
-    assert json.dumps(now, sort_keys=True, ensure_ascii=False) == json.dumps(recorded, sort_keys=True, ensure_ascii=False)
+    assert json.dumps(now, sort_keys=True, ensure_ascii=False) == json.dumps(
+        recorded, sort_keys=True, ensure_ascii=False
+    )
 
 
 if __name__ == "__main__":

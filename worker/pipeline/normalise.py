@@ -1,132 +1,142 @@
 """The normalise stage: raw bytes in, one typed ``NormalisedDocument`` (or many) out.
 
-Pure and deterministic: no I/O, no clock, no globals that change the answer.  Bad input
-raises (or, for ``normalise_records``, returns) an ``InputError`` subclass with a stable
-reason code; anything else escaping from here is a bug.
+Pure and deterministic: no I/O, no clock, no globals that change the answer (a format's
+time budget is the one exception: it only ever turns a pathological file into a failure).
+Bad input raises (or, for ``normalise_records``, returns) an ``InputError`` subclass with a
+stable reason code; anything else escaping from here is a bug.
+
+Which format a file is in and how each format is parsed live in ``worker.pipeline.formats``;
+this module turns what a parser found into documents.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from pathlib import PurePath
 
-from worker.errors import EmptyDocument, InputError, InvalidJSON, TooLarge
+from worker.errors import EmptyDocument, InputError, InvalidJSON, SeveralDocuments
 from worker.models import NormalisedDocument
 from worker.pipeline.datelines import Lead, split_lead
 from worker.pipeline.dates import parse_date
 from worker.pipeline.decode import Decoded, decode
-from worker.pipeline.formats import (
+from worker.pipeline.formats import FALLBACK, Format, choose_bytes, choose_text
+from worker.pipeline.formats.base import (
     HEADER,
-    HTML,
-    JSON,
     JSONL,
-    MARKDOWN,
+    MAX_RECORDS,
     TEXT,
+    Declined,
+    Embedded,
     Parsed,
-    detect_format,
+    ParseResult,
+    Source,
     first_line_title,
-    parse_markdown,
-    parse_text,
 )
-from worker.pipeline.htmldoc import parse_html
-from worker.pipeline.jsondoc import count_records, json_lines, parse_json
 from worker.pipeline.language import detect_language, language_code
 from worker.pipeline.textclean import canonical_hash, clean_text, count_words
 
-__all__ = ["canonical_hash", "normalise", "normalise_records"]
+__all__ = ["MAX_RECORDS", "canonical_hash", "normalise", "normalise_records"]
 
 Record = tuple[int | None, NormalisedDocument | InputError]
 
-#: Records one JSON Lines file may hold.  Each record is a document (or a failure) with its
-#: own transaction and event, all in one task: a file of millions of tiny lines would hold a
-#: worker for hours and its errors alone take gigabytes.  Bigger exports are split.
-MAX_RECORDS = 10_000
 #: Longest fields kept (the store's columns are sized for them; longer ones are cut, with a warning).
 MAX_TITLE_CHARS = 1000
 MAX_AUTHOR_CHARS = 300
 MAX_DATE_RAW_CHARS = 200
+_BYTES = Decoded("", "binary")
 
 
 def normalise(raw: bytes, *, filename: str = "") -> NormalisedDocument:
     """One document.  Raises an InputError subclass, never anything else, for bad input.
 
-    A JSON Lines file is accepted only when it holds exactly one record; use
-    ``normalise_records`` for the general case.
+    A file that holds several documents (JSON Lines, a feed, a news message, an email with
+    attachments) is accepted only when it holds exactly one; use ``normalise_records`` for
+    the general case.
     """
-    return _single(decode(raw), filename)
+    fmt, result, decoded = _read(raw, filename)
+    if isinstance(result, Parsed):
+        return _document(result, decoded)
+    records = _records(fmt, result, decoded)
+    if len(records) != 1:
+        error = InvalidJSON if fmt.name == JSONL else SeveralDocuments
+        what = "JSON Lines file" if fmt.name == JSONL else f"{fmt.name} file"
+        raise error(f"the {what} holds {len(records)} records, not one document", records=len(records))
+    document = records[0][1]
+    if isinstance(document, InputError):
+        raise document
+    return document
 
 
 def normalise_records(raw: bytes, *, filename: str = "") -> list[tuple[int | None, NormalisedDocument | InputError]]:
     """Every document in a file.  Never raises InputError.
 
-    For .jsonl/.ndjson files: one entry per non-blank line with its 1-based line number; a
-    bad line gets its own InputError (naming the line) and does not affect the others.
-    For any other file: exactly one entry, ``(None, document-or-error)``.
+    For files of several records (.jsonl/.ndjson lines, feed items, NewsML-G2 items, an
+    email and its attachments): one entry per record with its number (the 1-based line of a
+    JSON Lines file, the 1-based position otherwise); a bad record gets its own InputError
+    (naming the record) and does not affect the others.  For any other file: exactly one
+    entry, ``(None, document-or-error)``.
     """
     try:
-        decoded = decode(raw)
-        if detect_format(filename, decoded.text) == JSONL:
-            return _json_lines(decoded)
-        return [(None, _single(decoded, filename))]
+        fmt, result, decoded = _read(raw, filename)
+        if isinstance(result, Parsed):
+            return [(None, _document(result, decoded))]
+        return _records(fmt, result, decoded)
     except InputError as error:
         return [(None, error)]
 
 
-def _single(decoded: Decoded, filename: str) -> NormalisedDocument:
-    fmt = detect_format(filename, decoded.text)
-    if fmt == JSONL:
-        records = _json_lines(decoded)
-        if len(records) != 1:
-            raise InvalidJSON(
-                f"the JSON Lines file holds {len(records)} records, not one document",
-                records=len(records),
-            )
-        result = records[0][1]
-        if isinstance(result, InputError):
-            raise result
-        return result
-    return _document(_parse(fmt, decoded.text, filename), decoded)
+def _read(raw: bytes, filename: str) -> tuple[Format, ParseResult, Decoded]:
+    """Pick the format (bytes formats before decoding, text formats after) and parse."""
+    fmt = choose_bytes(raw, filename)
+    if fmt is not None:
+        return fmt, fmt.parse(Source(raw, filename)), _BYTES
+    decoded = decode(raw)
+    fmt = choose_text(raw, filename, decoded.text)
+    source = Source(raw, filename, decoded.text)
+    try:
+        return fmt, fmt.parse(source), decoded
+    except Declined:
+        return FALLBACK, FALLBACK.parse(source), decoded
 
 
-def _json_lines(decoded: Decoded) -> list[Record]:
-    if count_records(decoded.text, MAX_RECORDS) > MAX_RECORDS:
-        return [
-            (
-                None,
-                TooLarge(
-                    f"the JSON Lines file holds more than {MAX_RECORDS} records, the most one file may hold;"
-                    " split it into smaller files",
-                    limit=MAX_RECORDS,
-                ),
-            )
-        ]
+def _records(fmt: Format, results: list[tuple[int, Parsed | InputError | Embedded]], decoded: Decoded) -> list[Record]:
     records: list[Record] = []
-    for number, line in json_lines(decoded.text):
+    for number, result in results:
         try:
-            records.append((number, _document(parse_json(line, fmt=JSONL, line=number), decoded)))
+            if isinstance(result, InputError):
+                raise result
+            if isinstance(result, Embedded):
+                records.append((number, _embedded(result)))
+            else:
+                records.append((number, _document(result, decoded)))
         except InputError as error:
-            records.append((number, _name_line(error, number)))
-    if not records:
-        records.append((None, EmptyDocument("the JSON Lines file holds only blank lines")))
+            records.append((number, _name_record(error, fmt.record_name, number)))
     return records
 
 
-def _name_line(error: InputError, number: int) -> InputError:
-    """Make sure a record's error says which line it is about."""
-    if re.search(rf"\bline {number}\b", error.message):
+def _embedded(embedded: Embedded) -> NormalisedDocument:
+    """A file inside a file (an email attachment), as one document of its own format."""
+    fmt, result, decoded = _read(embedded.raw, embedded.filename)
+    if not isinstance(result, Parsed):
+        raise SeveralDocuments(
+            f"the attachment {embedded.filename!r} is a {fmt.name} file of several documents; only"
+            " single documents are read from attachments",
+            filename=embedded.filename,
+        )
+    result.metadata.update(embedded.metadata)
+    return _document(result, decoded)
+
+
+def _name_record(error: InputError, noun: str, number: int) -> InputError:
+    """Make sure a record's error says which record (``line 3``, ``item 7``) it is about."""
+    if re.search(rf"\b{noun} {number}\b", error.message):
         return error
-    return type(error)(f"line {number}: {error.message}", **{**error.details, "line": number})
+    return type(error)(f"{noun} {number}: {error.message}", **{**error.details, noun: number})
 
 
-def _parse(fmt: str, text: str, filename: str) -> Parsed:
-    if fmt == JSON:
-        return parse_json(text)
-    if fmt == HTML:
-        return parse_html(text)
-    if fmt == MARKDOWN:
-        sniffed = PurePath(filename).suffix.lower() not in (".md", ".markdown")
-        return parse_markdown(text, sniffed=sniffed)
-    return parse_text(text)
+def _identity_hash(identity: str) -> str:
+    """The exact-duplicate identity of an item that names itself (a feed item's guid)."""
+    return hashlib.sha256(b"seedworker-item-identity\x00" + identity.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _document(parsed: Parsed, decoded: Decoded) -> NormalisedDocument:
@@ -151,9 +161,9 @@ def _document(parsed: Parsed, decoded: Decoded) -> NormalisedDocument:
         author=_clip(parsed.author or lead.author, "author", MAX_AUTHOR_CHARS, warnings),
         language=_language(parsed.language, text, warnings),
         word_count=count_words(text),
-        canonical_hash=canonical_hash(text),
+        canonical_hash=_identity_hash(parsed.identity) if parsed.identity else canonical_hash(text),
         format=parsed.format,
-        encoding=decoded.encoding,
+        encoding=parsed.encoding or decoded.encoding,
         metadata=parsed.metadata,
         producer_tags=parsed.tags,
         warnings=warnings,
