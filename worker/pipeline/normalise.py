@@ -15,11 +15,11 @@ import hashlib
 import re
 
 from worker.errors import EmptyDocument, InputError, InvalidJSON, SeveralDocuments
-from worker.models import NormalisedDocument
+from worker.models import Dateline, NormalisedDocument
 from worker.pipeline.datelines import Lead, split_lead
 from worker.pipeline.dates import parse_date
 from worker.pipeline.decode import Decoded, decode
-from worker.pipeline.formats import FALLBACK, Format, choose_bytes, choose_text
+from worker.pipeline.formats import FALLBACK, Format, can_read, choose_bytes, choose_text
 from worker.pipeline.formats.base import (
     HEADER,
     JSONL,
@@ -43,6 +43,7 @@ Record = tuple[int | None, NormalisedDocument | InputError]
 MAX_TITLE_CHARS = 1000
 MAX_AUTHOR_CHARS = 300
 MAX_DATE_RAW_CHARS = 200
+MAX_DATELINE_RAW_CHARS = 300
 _BYTES = Decoded("", "binary")
 
 
@@ -85,11 +86,14 @@ def normalise_records(raw: bytes, *, filename: str = "") -> list[tuple[int | Non
         return [(None, error)]
 
 
-def _read(raw: bytes, filename: str) -> tuple[Format, ParseResult, Decoded]:
-    """Pick the format (bytes formats before decoding, text formats after) and parse."""
+def _read(raw: bytes, filename: str, *, nested: bool = False) -> tuple[Format, ParseResult, Decoded]:
+    """Pick the format (bytes formats before decoding, text formats after) and parse.
+
+    ``nested``: the file is itself embedded (an attachment): its own attachments are not read.
+    """
     fmt = choose_bytes(raw, filename)
     if fmt is not None:
-        return fmt, fmt.parse(Source(raw, filename)), _BYTES
+        return fmt, fmt.parse(Source(raw, filename, can_read=can_read if not nested else _no_more)), _BYTES
     decoded = decode(raw)
     fmt = choose_text(raw, filename, decoded.text)
     source = Source(raw, filename, decoded.text)
@@ -116,7 +120,7 @@ def _records(fmt: Format, results: list[tuple[int, Parsed | InputError | Embedde
 
 def _embedded(embedded: Embedded) -> NormalisedDocument:
     """A file inside a file (an email attachment), as one document of its own format."""
-    fmt, result, decoded = _read(embedded.raw, embedded.filename)
+    fmt, result, decoded = _read(embedded.raw, embedded.filename, nested=True)
     if not isinstance(result, Parsed):
         raise SeveralDocuments(
             f"the attachment {embedded.filename!r} is a {fmt.name} file of several documents; only"
@@ -125,6 +129,10 @@ def _embedded(embedded: Embedded) -> NormalisedDocument:
         )
     result.metadata.update(embedded.metadata)
     return _document(result, decoded)
+
+
+def _no_more(raw: bytes, filename: str) -> bool:
+    return False
 
 
 def _name_record(error: InputError, noun: str, number: int) -> InputError:
@@ -142,7 +150,7 @@ def _identity_hash(identity: str) -> str:
 def _document(parsed: Parsed, decoded: Decoded) -> NormalisedDocument:
     """Clean the body, take off byline and dateline, and fill every field of the document."""
     warnings = [*decoded.warnings, *parsed.warnings]
-    lead = _lead(clean_text(parsed.body), parsed.format)
+    lead = _lead(clean_text(parsed.body), parsed.format, parsed.title)
     text = lead.text
     if not text:
         raise EmptyDocument("the document has no text once headers, dateline and control characters are removed")
@@ -157,7 +165,7 @@ def _document(parsed: Parsed, decoded: Decoded) -> NormalisedDocument:
         title=_clip(title, "title", MAX_TITLE_CHARS, warnings),
         date=date,
         date_raw=_clip(" ".join((parsed.date_raw or "").split()) or None, "date", MAX_DATE_RAW_CHARS, warnings),
-        dateline=lead.dateline,
+        dateline=_dateline(lead.dateline, parsed),
         author=_clip(parsed.author or lead.author, "author", MAX_AUTHOR_CHARS, warnings),
         language=_language(parsed.language, text, warnings),
         word_count=count_words(text),
@@ -182,16 +190,59 @@ def _clip(value: str | None, name: str, limit: int, warnings: list[str]) -> str 
     return cut.rstrip(" ,;") + "…"
 
 
-def _lead(body: str, fmt: str) -> Lead:
-    """Byline and dateline at the start, or right after a headline line in plain text."""
+def _lead(body: str, fmt: str, title: str | None) -> Lead:
+    """Byline and dateline at the start, or right after a headline line: in plain text a
+    short first line and a blank line; in any format a first line that is the title (an
+    HTML page's ``<h1>``, a Word heading), so ``MILAN (AP) —`` under it is a dateline too."""
     lead = split_lead(body)
-    if lead.author or lead.dateline or fmt not in (TEXT, HEADER) or not first_line_title(body):
+    if lead.author or lead.dateline:
         return lead
-    headline, _, rest = body.partition("\n\n")
-    inner = split_lead(rest)
-    if inner.author is None and inner.dateline is None:
-        return lead
-    return Lead(f"{headline}\n\n{inner.text}".strip(), inner.author, inner.dateline)
+    if fmt in (TEXT, HEADER) and first_line_title(body):
+        headline, _, rest = body.partition("\n\n")
+        inner = split_lead(rest)
+        if inner.author is not None or inner.dateline is not None:
+            return Lead(f"{headline}\n\n{inner.text}".strip(), inner.author, inner.dateline)
+    if title:
+        headline, _, rest = body.partition("\n")
+        if " ".join(headline.split()).casefold() == " ".join(title.split()).casefold():
+            gap = "\n\n" if rest.startswith("\n") else "\n"
+            inner = split_lead(rest.lstrip("\n"))
+            if inner.author is not None or inner.dateline is not None:
+                return Lead(f"{headline}{gap}{inner.text}".strip(), inner.author, inner.dateline)
+    return lead
+
+
+def _dateline(found: Dateline | None, parsed: Parsed) -> Dateline | None:
+    """The dateline of the text, else the provider's (NewsML-G2 ``dateline``/``located``,
+    ninjs ``located``); its country from the gazetteer entity tagging uses."""
+    dateline = found
+    if dateline is None and parsed.dateline_raw:
+        raw = parsed.dateline_raw[:MAX_DATELINE_RAW_CHARS]
+        probe = split_lead(f"{raw} — x").dateline
+        place = probe.place if probe else parsed.located
+        agency = probe.agency if probe else None
+        dateline = Dateline(place=place, country=probe.country if probe else None, agency=agency, raw=raw)
+    elif dateline is None and parsed.located:
+        located = parsed.located[:MAX_DATELINE_RAW_CHARS]
+        dateline = Dateline(place=located, raw=located)
+    if dateline is None or dateline.place is None:
+        return dateline
+    return dateline.model_copy(update={"country": place_country(dateline.place, dateline.country)})
+
+
+def place_country(place: str, written: str | None) -> str | None:
+    """The ISO 3166 code of a dateline's country: of the country written in it ("KYIV,
+    Ukraine" -> UA), else of its place (WASHINGTON -> US), looked up in the same gazetteer
+    (``worker.pipeline.entities``) that gives place entities their country; what was
+    written when the gazetteer knows neither."""
+    from worker.pipeline.entities import default_gazetteer
+
+    gazetteer = default_gazetteer()
+    for name in (written, place):
+        found = gazetteer.lookup(name) if name else None
+        if found is not None and found.country:
+            return found.country
+    return written
 
 
 def _language(declared: str | None, text: str, warnings: list[str]) -> str:

@@ -16,13 +16,20 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from worker.pipeline.formats import htmldoc, jsondoc, markdown, text
+from worker.pipeline.formats import email, feed, htmldoc, jsondoc, markdown, newsml, ninjs, office, pdf, text
 from worker.pipeline.formats.base import CERTAIN, LIKELY, Format, Head
 
-__all__ = ["FORMATS", "Format", "by_name", "choose_bytes", "choose_text", "detect_format"]
+__all__ = ["FORMATS", "Format", "by_name", "can_read", "choose_bytes", "choose_text", "detect_format"]
 
 #: Every format, in the order sniffing asks them.  The fallback (plain text) is last.
 FORMATS: tuple[Format, ...] = (
+    pdf.FORMAT,
+    office.DOCX_FORMAT,
+    office.ODT_FORMAT,
+    newsml.FORMAT,
+    feed.FORMAT,
+    email.FORMAT,
+    ninjs.FORMAT,
     jsondoc.JSON_FORMAT,
     jsondoc.JSONL_FORMAT,
     htmldoc.FORMAT,
@@ -69,6 +76,15 @@ def choose_text(raw: bytes, filename: str, text: str) -> Format:
         if score >= LIKELY:
             return fmt
     return FALLBACK
+
+
+def can_read(raw: bytes, filename: str) -> bool:
+    """Whether a file inside a file (an email attachment) is one seedworker reads: a format
+    recognised from its bytes or its extension, or a ``.txt``; images and the like are not."""
+    if choose_bytes(raw, filename) is not None:
+        return True
+    suffix = PurePath(filename).suffix.lower()
+    return suffix in _BY_EXTENSION or suffix in (".txt", ".text")
 
 
 def detect_format(filename: str, text: str) -> str:

@@ -87,6 +87,8 @@ class Parsed:
     warnings: list[str] = field(default_factory=list)
     identity: str | None = None
     encoding: str | None = None
+    located: str | None = None  # where the provider says the story was filed ("Washington")
+    dateline_raw: str | None = None  # the provider's own dateline ("WASHINGTON, Nov 24 (AP)")
 
 
 @dataclass(frozen=True)
@@ -109,14 +111,21 @@ class Head:
     text: str = ""
 
 
+def _reads_nothing(raw: bytes, filename: str) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class Source:
     """One input as a parser sees it: the bytes, the file name and, for text formats, the
-    decoded text (empty for formats that read bytes)."""
+    decoded text (empty for formats that read bytes).  ``can_read(raw, name)`` tells a
+    parser whether the registry reads an embedded file (an email attachment) without the
+    parser importing the registry."""
 
     raw: bytes
     filename: str
     text: str = ""
+    can_read: Callable[[bytes, str], bool] = _reads_nothing
 
 
 #: A parser's answer: one document (``Parsed``), or a list of numbered records --
@@ -306,3 +315,20 @@ def xml_root(head: bytes) -> str | None:
     start = prolog.end() if prolog else 0
     root = _XML_ROOT.match(head, start)
     return root[1].decode("ascii") if root else None
+
+
+_XML_ENCODING = re.compile(
+    rb"""\A(?:\xef\xbb\xbf)?\s*<\?xml[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._-]{1,40})["']"""
+)
+_BYLINE_PREFIX = re.compile(r"^by\s+", re.IGNORECASE)
+
+
+def xml_encoding(raw: bytes) -> str:
+    """The encoding an XML document declares (UTF-8 when it declares none), lower case."""
+    declared = _XML_ENCODING.match(raw)
+    return declared[1].decode("ascii").lower() if declared else "utf-8"
+
+
+def byline_name(value: str | None) -> str | None:
+    """``By Sam Reyes`` -> ``Sam Reyes``: a provider's byline without its "By"."""
+    return _BYLINE_PREFIX.sub("", value).strip() or None if value else None
