@@ -14,6 +14,7 @@ from worker.pipeline.textclean import one_line
 #: prefix) the IPTC catalogue gives them.
 _IPTC_SCHEMES = {"mediatopic": "medtop", "subjectcode": "subj", "genre": "genre", "scene": "scene"}
 _CV_URI = re.compile(r"https?://cv\.iptc\.org/newscodes/([A-Za-z0-9_-]+)/([^/?#\s]+)/?$")
+_CV_SCHEME = re.compile(r"https?://cv\.iptc\.org/newscodes/([A-Za-z0-9_-]+)/?$")
 _QCODE = re.compile(r"([A-Za-z][\w.-]{0,40}):(\S{1,100})")
 MAX_CODES = 200
 
@@ -25,8 +26,10 @@ def subject_code(
     (``medtop:11000000``) or an IPTC cv URI gives scheme and code; None when nothing names it."""
     scheme, code_value = _clean(scheme), _clean(code)
     uri, name = _clean(uri), _clean(name)
-    if code_value and scheme is None and (qcode := _QCODE.fullmatch(code_value)):
-        scheme, code_value = qcode[1], qcode[2]
+    if code_value and "/" not in code_value and (qcode := _QCODE.fullmatch(code_value)):
+        scheme, code_value = qcode[1], qcode[2]  # the qcode's own scheme alias wins
+    elif scheme and (cv_scheme := _CV_SCHEME.match(scheme)):
+        scheme = _IPTC_SCHEMES.get(cv_scheme[1].lower(), cv_scheme[1].lower())
     if code_value is None and uri:
         if (cv := _CV_URI.match(uri)) is not None:
             scheme = scheme or _IPTC_SCHEMES.get(cv[1].lower(), cv[1].lower())
