@@ -308,25 +308,25 @@ def samples() -> dict[str, bytes]:
         "scanned.pdf": pdf([[]], graphics_only=True),
         "report.docx": docx(
             [
-                ("Title", "Night ferry service approved"),
+                ("Title", "City approves new tram line"),
                 (
                     None,
-                    "PORTSMOUTH (AP) — The harbour authority on Tuesday approved a night ferry service between"
-                    " the two islands, after a debate that lasted well past midnight.",
+                    "LEEDS (AP) — The city council on Wednesday approved a new tram line linking the station with"
+                    " the university, after years of delays.",
                 ),
-                ("Heading1", "What changes"),
-                (None, "The first crossings are planned for the spring, the authority said."),
+                ("Heading1", "What happens next"),
+                (None, "Building work starts in the summer and the first trams should run within three years."),
             ],
             creator="Jane Doe",
             created="2026-11-24T09:30:00Z",
         ),
         "report.odt": odt(
             [
-                (1, "Museum opens maritime wing"),
-                (None, "The city museum opened a new wing dedicated to maritime history on Monday."),
-                (None, "Ship models and maps from three centuries are on show."),
+                (1, "Orchestra returns to the market hall"),
+                (None, "The city orchestra played its first concert in the restored market hall on Saturday night."),
+                (None, "Tickets for the winter season sold out within an hour, the box office said."),
             ],
-            title="Museum opens maritime wing",
+            title="Orchestra returns to the market hall",
             creator="Sam Reyes",
             created="2026-11-23T10:00:00",
         ),
