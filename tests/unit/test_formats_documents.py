@@ -133,6 +133,11 @@ def test_encrypted_pdf_fails_encrypted() -> None:
     assert isinstance(_one(raw, "locked.pdf"), EncryptedDocument)
 
 
+def test_an_article_that_quotes_the_pdf_magic_stays_text() -> None:
+    doc = _one(b"Archivists said files that begin with %PDF-1.7 can still be read decades later.", "note.txt")
+    assert isinstance(doc, NormalisedDocument) and doc.format == "text"
+
+
 def test_damaged_pdf_fails_corrupt_document_and_is_sniffed_whatever_its_name() -> None:
     assert isinstance(_one(b"%PDF-1.7\n1 0 obj << /Type /Catalog >> broken", "x.txt"), CorruptDocument)
     good = (SAMPLES / "report.pdf").read_bytes()

@@ -19,8 +19,11 @@ _PDF_DATE = re.compile(r"D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(Z|[+-
 
 
 def sniff(head: Head) -> float:
-    """``%PDF-`` in the first kilobyte (the specification allows bytes before it)."""
-    return CERTAIN if b"%PDF-" in head.raw[:1024] else NO
+    """``%PDF-`` at the start; one further down the first kilobyte (readers tolerate junk
+    before it) counts only in a binary head, so an article that quotes "%PDF-" stays text."""
+    if head.raw.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"%PDF-"):
+        return CERTAIN
+    return CERTAIN if b"%PDF-" in head.raw[:1024] and b"\0" in head.raw[: head.raw.find(b"%PDF-")] else NO
 
 
 def parse(source: Source) -> Parsed:
