@@ -3,6 +3,7 @@ their specifications (``tests/support/documents.py``), good and hostile."""
 
 from __future__ import annotations
 
+import time
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -109,6 +110,15 @@ def test_email_attachments_in_supported_formats_become_documents_with_their_pare
 def test_email_with_no_body_fails_no_text_extracted() -> None:
     error = _one(_mail(), "empty.eml")
     assert isinstance(error, NoExtractableText)
+
+
+def test_email_nested_thousands_of_multiparts_deep_is_refused_quickly() -> None:
+    raw = b"From: a@b\nSubject: x\nMessage-ID: <1@b>\nContent-Type: multipart/mixed; boundary=a\n\n" + b"".join(
+        b"--a\nContent-Type: multipart/mixed; boundary=a%d\n\n" % i for i in range(2000)
+    )
+    started = time.monotonic()
+    assert isinstance(_one(raw, "nested.eml"), TooLarge)
+    assert time.monotonic() - started < 1.0
 
 
 # --- PDF ------------------------------------------------------------------------------------
