@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from typing import Any
 
 from worker.errors import CorruptDocument, EncryptedDocument, NoExtractableText, TooLarge
@@ -28,6 +29,9 @@ TIME_BUDGET_SECONDS = 60.0
 _ZIP = b"PK\x03\x04"
 _CFB = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE compound file: how Office stores an encrypted .docx
 _ODT_MIME = b"application/vnd.oasis.opendocument.text"
+#: What zipfile and zlib raise on a damaged archive (NotImplementedError: an unknown
+#: compression method or version; RuntimeError: a part that needs a password).
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError)
 _HEADING = re.compile(r"(?:title|heading\s*1)", re.IGNORECASE)
 
 
@@ -46,7 +50,7 @@ def _open(raw: bytes, what: str) -> zipfile.ZipFile:
         raise EncryptedDocument(f"the {what} file is encrypted (password-protected); seedworker has no password")
     try:
         archive = zipfile.ZipFile(io.BytesIO(raw))
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+    except _ZIP_ERRORS as exc:
         raise CorruptDocument(f"the {what} file is not a readable ZIP archive: {exc}") from None
     if len(archive.infolist()) > MAX_ENTRIES:
         raise TooLarge(f"the {what} archive holds over {MAX_ENTRIES} entries", limit=MAX_ENTRIES)
@@ -73,7 +77,7 @@ def _read(archive: zipfile.ZipFile, name: str, what: str, *, required: bool = Tr
     try:
         with archive.open(info) as handle:
             data = handle.read(MAX_PART_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+    except _ZIP_ERRORS as exc:
         raise CorruptDocument(f"the {what} part {name} cannot be read: {exc}") from None
     if len(data) > MAX_PART_BYTES:
         raise TooLarge(f"the {what} part {name} inflates past {MAX_PART_BYTES} bytes", limit=MAX_PART_BYTES)

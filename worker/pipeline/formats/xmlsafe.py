@@ -28,6 +28,8 @@ def parse_xml(raw: bytes, what: str) -> Any:
     except ET.ParseError as exc:
         line, column = getattr(exc, "position", (0, 0))
         raise InvalidXML(f"the {what} is not well-formed XML: {exc}", line=line, column=column) from None
+    except (LookupError, ValueError) as exc:  # an encoding Python does not know, or cannot use
+        raise InvalidXML(f"the {what} cannot be read: {exc}") from None
 
 
 def child(element: Any, name: str) -> Any | None:
