@@ -220,6 +220,8 @@ def test_a_feed_of_ten_thousand_items_gives_ten_thousand_records() -> None:
 
 def test_feed_sniffed_in_a_txt_and_by_extension() -> None:
     raw = (SAMPLES / "feed.atom").read_bytes()
+    assert detect_format("feed.txt", raw.decode()) == "feed"
+    assert detect_format("item.xml", (SAMPLES / "newsml-item.xml").read_text(encoding="utf-8")) == "newsml"
     assert [type(d).__name__ for _, d in _records("feed.txt", raw)] == ["NormalisedDocument"] * 2
 
 

@@ -88,8 +88,10 @@ def can_read(raw: bytes, filename: str) -> bool:
 
 
 def detect_format(filename: str, text: str) -> str:
-    """The name of the format a decoded text with this file name is read as."""
-    return choose_text(text[:_HEAD_BYTES].encode("utf-8", "surrogatepass"), filename, text).name
+    """The name of the format a text with this file name is read as (as UTF-8 bytes)."""
+    raw = text[:_HEAD_BYTES].encode("utf-8", "surrogatepass")
+    by_bytes = choose_bytes(raw, filename)
+    return by_bytes.name if by_bytes is not None else choose_text(raw, filename, text).name
 
 
 def table() -> str:
