@@ -190,6 +190,22 @@ def test_the_same_feed_item_in_a_later_feed_has_the_same_identity_even_edited() 
     assert isinstance(other, NormalisedDocument) and other.canonical_hash != first.canonical_hash  # by link
 
 
+def test_a_bare_guid_names_an_item_only_within_its_feed() -> None:
+    def feed(link: str) -> bytes:
+        return (
+            f'<rss version="2.0"><channel><title>T</title><link>{link}</link><item><title>A</title><guid>1</guid>'
+            "<description>Two publishers both number their first item one.</description></item></channel></rss>"
+        ).encode()
+
+    first, other, again = (
+        _records("a.rss", feed(link))[0][1]
+        for link in ("https://a.example/", "https://b.example/", "https://a.example/")
+    )
+    assert isinstance(first, NormalisedDocument) and isinstance(other, NormalisedDocument)
+    assert isinstance(again, NormalisedDocument)
+    assert first.canonical_hash != other.canonical_hash and first.canonical_hash == again.canonical_hash
+
+
 def test_atom_entries_read_html_and_xhtml_content_authors_and_ids() -> None:
     records = _records("feed.atom")
     first, second = (result for _, result in records)

@@ -30,6 +30,7 @@ from worker.pipeline.formats.markup import element_text, html_text
 from worker.pipeline.formats.xmlsafe import attribute, child, children, parse_xml, text_of
 
 FEED = "feed"
+_URI = re.compile(r"(?:[A-Za-z][A-Za-z0-9+.-]*://|urn:|tag:)\S", re.IGNORECASE)
 _CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"
 _DC_NS = "http://purl.org/dc/elements/1.1/"
 TIME_BUDGET_SECONDS = 120.0
@@ -88,7 +89,7 @@ def _rss_item(item: Any, meta: dict[str, Any]) -> Parsed:
     parsed.date_raw = text_of(child(item, "pubDate")) or text_of(_ns_child(item, _DC_NS, "date"))
     parsed.author = text_of(_ns_child(item, _DC_NS, "creator")) or _rss_author(text_of(child(item, "author")))
     parsed.tags = _tags([text_of(c) for c in children(item, "category")])
-    parsed.identity = _identity(guid, link)
+    parsed.identity = _identity(guid, link, meta.get("feed_link") or meta.get("feed_title"))
     meta.update({k: v for k, v in (("url", link), ("guid", guid)) if v})
     parsed.metadata = meta
     return parsed
@@ -118,7 +119,7 @@ def _atom_entry(entry: Any, meta: dict[str, Any]) -> Parsed:
     authors = [text_of(child(a, "name")) for a in children(entry, "author")]
     parsed.author = ", ".join(a for a in authors if a) or None
     parsed.tags = _tags([attribute(c, "label") or attribute(c, "term") for c in children(entry, "category")])
-    parsed.identity = _identity(entry_id, link)
+    parsed.identity = _identity(entry_id, link, meta.get("feed_link") or meta.get("feed_title"))
     meta.update({k: v for k, v in (("url", link), ("guid", entry_id)) if v})
     parsed.metadata = meta
     return parsed
@@ -147,8 +148,14 @@ def _atom_link(element: Any) -> str | None:
     return attribute(links[0], "href") if links else None
 
 
-def _identity(guid: str | None, link: str | None) -> str | None:
-    return f"feed-item:{guid}" if guid else (f"feed-item:{link}" if link else None)
+def _identity(guid: str | None, link: str | None, scope: str | None) -> str | None:
+    """A guid that is a URI (``https://...``, ``urn:...``, ``tag:...``) names the item
+    worldwide; a bare one (``1234``) only within its feed, so it is scoped by the feed's own
+    link or title: two publishers' item "1" are not one story."""
+    if guid:
+        worldwide = _URI.match(guid) is not None
+        return f"feed-item:{guid}" if worldwide else f"feed-item:{scope or ''}|{guid}"
+    return f"feed-item:{link}" if link else None
 
 
 def _tags(values: list[str | None]) -> list[str]:
