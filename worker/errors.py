@@ -93,7 +93,7 @@ class UnsafeXML(InputError):
 
 
 class CorruptDocument(InputError):
-    """A PDF, DOCX or ODT file that cannot be opened (damaged, or not what its name says)."""
+    """A PDF, DOCX, ODT or email that cannot be read (damaged, or not what its name says)."""
 
     reason = "corrupt_document"
 

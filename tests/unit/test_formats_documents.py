@@ -121,6 +121,36 @@ def test_email_nested_thousands_of_multiparts_deep_is_refused_quickly() -> None:
     assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"From: " + b"a@b, " * 100_000 + b"\n",  # a 500 KB address list: 30 s in the stdlib parser uncut
+        b"From: a@b\nSubject: " + b"=?utf-8?q?a?= " * 100_000 + b"\n",
+        b"From: " + b"(" * 50_000 + b"a@b\n",  # nested comments: a RecursionError uncut
+        b"From: a@b\nContent-Type: text/plain; " + b"a=b; " * 100_000 + b"\n",
+        b"From: a@b\n" + b"".join(b"X-H%d: v\n" % i for i in range(100_000)),
+    ],
+    ids=["address-list", "encoded-words", "nested-comments", "parameters", "many-fields"],
+)
+def test_pathological_email_headers_are_cut_and_read_quickly(headers: bytes) -> None:
+    raw = headers + b"Subject: x\nMessage-ID: <1@b>\nDate: Mon, 23 Nov 2026 08:00:00 +0000\n\nThe body of the mail.\n"
+    started = time.monotonic()
+    doc = _one(raw, "slow.eml")
+    assert time.monotonic() - started < 3.0
+    assert isinstance(doc, NormalisedDocument) and doc.text == "The body of the mail."
+    assert any(w.startswith("email: 1") or w.startswith("email: 99") for w in doc.warnings), doc.warnings
+
+
+def test_an_email_of_too_many_parts_is_too_large() -> None:
+    parts = b"--zz\nContent-Type: text/plain\n\nx\n" * 300
+    raw = (
+        b"From: a@b\nSubject: x\nMessage-ID: <1@b>\nContent-Type: multipart/mixed; boundary=zz\n\n"
+        + parts
+        + b"--zz--\n"
+    )
+    assert isinstance(_one(raw, "parts.eml"), TooLarge)
+
+
 # --- PDF ------------------------------------------------------------------------------------
 
 

@@ -99,7 +99,7 @@ FORMAT = Format(
     parse=parse,
     extensions=(".pdf",),
     reads_bytes=True,
-    recognised="`%PDF-` in the first kilobyte, whatever the extension; `.pdf`",
+    recognised="`%PDF-` at the start (or after binary junk), whatever the extension; `.pdf`",
     fields="the text layer, page by page, in content order → text; document info Title → title, Author → author,"
     " CreationDate → date; pages, Subject, Keywords, Producer → metadata",
     failures=("no_text_extracted", "encrypted", "corrupt_document", "too_large", "too_slow"),
