@@ -100,6 +100,20 @@ def test_ninjs_is_sniffed_whatever_the_name_but_plain_json_stays_json() -> None:
     assert detect_format("items.jsonl", raw.replace("\n", "")) == "jsonl"
 
 
+def test_ninjs_dateline_field_fills_the_dateline_when_the_body_has_none() -> None:
+    item = {
+        "uri": "urn:x:1",
+        "versioncreated": "2026-11-24T10:00:00Z",
+        "headline": "Port strike ends",
+        "dateline": {"text": "ROTTERDAM, Nov 24 (Reuters)"},
+        "body_text": "Dock workers ended their strike on Tuesday after a new pay deal was agreed.",
+    }
+    doc = normalise(json.dumps(item).encode(), filename="x.json")
+    assert doc.dateline is not None
+    assert (doc.dateline.place, doc.dateline.country, doc.dateline.agency) == ("Rotterdam", "NL", "Reuters")
+    assert doc.dateline.raw == "ROTTERDAM, Nov 24 (Reuters)"
+
+
 def test_ninjs_without_a_body_fails_missing_text() -> None:
     raw = json.dumps({"uri": "urn:x", "versioncreated": "2026-11-24T10:00:00Z", "headline": "No body"}).encode()
     with pytest.raises(MissingText, match="no body_text, body_html or bodies"):

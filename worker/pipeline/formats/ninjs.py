@@ -54,6 +54,8 @@ def parse(source: Source) -> Parsed:
     parsed.date_raw = _str(fields, "firstcreated") or _str(fields, "versioncreated") or _str(fields, "contentcreated")
     parsed.language = _str(fields, "language")
     parsed.located = _str(fields, "located")
+    dateline = fields.get("dateline")  # not in the schema, but agency feeds send it (a string or {"text"})
+    parsed.dateline_raw = as_line(dateline.get("text") if isinstance(dateline, dict) else dateline)
     parsed.tags = [t for t in (as_line(k) for k in _list(fields.get("keywords"))) if t][:100]
     parsed.metadata = _metadata(fields, body_kind, parsed.warnings)
     return parsed
