@@ -98,6 +98,8 @@ def test_ninjs_is_sniffed_whatever_the_name_but_plain_json_stays_json() -> None:
     assert detect_format("item.json", raw) == "ninjs"
     assert detect_format("story.json", (SAMPLES / "story.json").read_text(encoding="utf-8")) == "json"
     assert detect_format("items.jsonl", raw.replace("\n", "")) == "jsonl"
+    plain = json.dumps({"uri": "https://example.com/1", "urgency": 2, "versioncreated": "2026", "text": "A story."})
+    assert detect_format("plain.json", plain) == "json"  # a producer's own JSON with a uri stays JSON
 
 
 def test_ninjs_dateline_field_fills_the_dateline_when_the_body_has_none() -> None:
@@ -115,7 +117,9 @@ def test_ninjs_dateline_field_fills_the_dateline_when_the_body_has_none() -> Non
 
 
 def test_ninjs_without_a_body_fails_missing_text() -> None:
-    raw = json.dumps({"uri": "urn:x", "versioncreated": "2026-11-24T10:00:00Z", "headline": "No body"}).encode()
+    raw = json.dumps(
+        {"$schema": "http://www.iptc.org/std/ninjs/ninjs-schema_1.3.json", "uri": "urn:x", "headline": "No body"}
+    ).encode()
     with pytest.raises(MissingText, match="no body_text, body_html or bodies"):
         normalise(raw, filename="x.json")
 

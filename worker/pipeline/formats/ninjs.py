@@ -21,14 +21,13 @@ NINJS = "ninjs"
 _START = re.compile(r"\A[\s\ufeff]*\{")
 _SCHEMA = re.compile(r'"(?:\$schema|schema)"\s*:\s*"[^"]{0,300}ninjs', re.IGNORECASE)
 _URI = re.compile(r'"uri"\s*:\s*"', re.IGNORECASE)
-_NINJS_KEYS = re.compile(
-    r'"(?:versioncreated|firstcreated|body_html|body_text|pubstatus|headlines|bodies|urgency)"\s*:', re.IGNORECASE
-)
+# A body under ninjs's own names: a producer's plain JSON with a "uri" and a "text" stays JSON.
+_NINJS_KEYS = re.compile(r'"(?:body_html|body_text|bodies)"\s*:', re.IGNORECASE)
 _MAX_ASSOCIATIONS = 100
 
 
 def sniff(head: Head) -> float:
-    """A JSON object naming the ninjs schema, or with a ``uri`` and ninjs's own fields."""
+    """A JSON object naming the ninjs schema, or with a ``uri`` and a ninjs body field."""
     text = head.text
     if head.filename.lower().endswith((".jsonl", ".ndjson")) or not _START.match(text):
         return NO
@@ -180,8 +179,8 @@ FORMAT = Format(
     sniff=sniff,
     parse=parse,
     extensions=(),
-    recognised="a JSON object naming the ninjs schema, or with `uri` and ninjs fields (`versioncreated`,"
-    " `body_html`, `headlines`, ...), whatever the extension",
+    recognised="a JSON object naming the ninjs schema, or with `uri` and a ninjs body (`body_text`,"
+    " `body_html`, `bodies`), whatever the extension",
     fields="headline/headlines → title; by/byline/bylines → author; firstcreated, else versioncreated → date;"
     " body_text, body_html or bodies → text; language; located → dateline; subject(s), genre(s), urgency,"
     " pubstatus, embargoed, copyright, usageterms, associations → metadata",
