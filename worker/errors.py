@@ -51,7 +51,7 @@ class BinaryContent(InputError):
 
 
 class TooLarge(InputError):
-    """The file is larger than SEEDWORKER_MAX_FILE_BYTES, or a JSON Lines file holds over 10,000 records."""
+    """The file is larger than SEEDWORKER_MAX_FILE_BYTES, holds over 10,000 records, or inflates past a limit."""
 
     reason = "too_large"
 
@@ -75,9 +75,45 @@ class MissingText(InputError):
 
 
 class NoExtractableText(InputError):
-    """HTML (or another markup) with no extractable article text."""
+    """HTML, another markup, an email or a PDF with no extractable text (a scanned PDF has no text layer)."""
 
     reason = "no_text_extracted"
+
+
+class InvalidXML(InputError):
+    """A NewsML-G2, RSS/Atom or Office XML part is not well-formed XML."""
+
+    reason = "invalid_xml"
+
+
+class UnsafeXML(InputError):
+    """XML with entity declarations or external references (billion laughs, XXE); never expanded."""
+
+    reason = "unsafe_xml"
+
+
+class CorruptDocument(InputError):
+    """A PDF, DOCX, ODT or email that cannot be read (damaged, or not what its name says)."""
+
+    reason = "corrupt_document"
+
+
+class EncryptedDocument(InputError):
+    """A password-protected PDF or Office file; seedworker has no password to open it."""
+
+    reason = "encrypted"
+
+
+class TooSlow(InputError):
+    """Reading the file went over its format's time budget (damaged or crafted to be slow)."""
+
+    reason = "too_slow"
+
+
+class SeveralDocuments(InputError):
+    """``normalise()`` was given a feed, news message or email that holds several documents."""
+
+    reason = "several_documents"
 
 
 class InvalidRequest(InputError):
@@ -141,6 +177,12 @@ REASON_CODES: dict[str, str] = {
         InvalidJSON,
         MissingText,
         NoExtractableText,
+        InvalidXML,
+        UnsafeXML,
+        CorruptDocument,
+        EncryptedDocument,
+        TooSlow,
+        SeveralDocuments,
         InvalidRequest,
         UnreadableFile,
         UnsafePath,

@@ -32,6 +32,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.support import documents
 from worker.watcher import display_name
 
 MIB = 1024 * 1024
@@ -239,6 +240,50 @@ def build(staging: Path, outside: Path, *, max_file_bytes: int) -> Corpus:
     )
     _file(c, Hostile("billion-laughs", "billion-laughs.html", "failed:no_text_extracted"), _billion_laughs())
     _file(c, Hostile("yaml-bomb", "yaml-bomb.md", "stored", why="aliases cut short with a warning"), _yaml_bomb())
+
+    # -- news and office formats ------------------------------------------------------------
+    _file(
+        c,
+        Hostile("docx-zip-bomb", "zip-bomb.docx", "failed:too_large", why="200 MiB document part, never inflated"),
+        documents.docx_zip_bomb(),
+    )
+    docx = documents.docx([(None, "A Word file cut short in transfer.")])
+    _file(c, Hostile("docx-truncated", "truncated.docx", "failed:corrupt_document"), docx[: len(docx) // 2])
+    _file(
+        c,
+        Hostile("pdf-encrypted", "locked.pdf", "failed:encrypted"),
+        documents.pdf([["A statement nobody may read without its password."]], user_password="secret"),
+    )
+    _file(c, Hostile("pdf-scanned", "scan.pdf", "failed:no_text_extracted"), documents.pdf([[]], graphics_only=True))
+    _file(
+        c,
+        Hostile("feed-malformed", "broken-feed.rss", "failed:invalid_xml"),
+        b'<?xml version="1.0"?><rss version="2.0"><channel><item><title>Cut off</title></channel></rss>',
+    )
+    laughs = "".join(f'<!ENTITY l{i} "{("&l" + str(i - 1) + ";") * 10}">' for i in range(1, 10))
+    _file(
+        c,
+        Hostile("newsml-laughs", "laughs.xml", "failed:unsafe_xml", why="billion laughs in NewsML-G2"),
+        (
+            f'<?xml version="1.0"?><!DOCTYPE newsItem [<!ENTITY l0 "lol">{laughs}]>'
+            '<newsItem xmlns="http://iptc.org/std/nar/2006-10-01/"><contentSet><inlineData>&l9;</inlineData>'
+            "</contentSet></newsItem>"
+        ).encode(),
+    )
+    _file(
+        c,
+        Hostile("feed-xxe", "xxe.rss", "failed:unsafe_xml", why="an external entity naming the secret file"),
+        (
+            f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY secret SYSTEM "file://{secret}">]>'
+            "<rss><channel><item><title>t</title><description>&secret;</description></item></channel></rss>"
+        ).encode(),
+    )
+    flood = "".join(f"<item><title>{i}</title><description>Item {i}.</description></item>" for i in range(10_001))
+    _file(
+        c,
+        Hostile("feed-flood", "flood.rss", "failed:too_large", why="10,001 items: refused whole"),
+        f'<?xml version="1.0"?><rss version="2.0"><channel>{flood}</channel></rss>'.encode(),
+    )
 
     # -- not regular files --------------------------------------------------------------------
     os.symlink(secret, staging / "link-to-secret.txt")

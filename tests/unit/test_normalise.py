@@ -41,7 +41,7 @@ def test_example_file_gives_date_dateline_language_and_body(example_bytes: bytes
     assert doc.dateline is not None
     assert doc.dateline.place == "Washington"
     assert doc.dateline.agency == "AP"
-    assert doc.dateline.country is None
+    assert doc.dateline.country == "US"  # from the gazetteer, as for the place entity (issue 17 §7)
     assert doc.dateline.raw == "WASHINGTON (AP) —"
     assert doc.language == "en"
     assert doc.format == "text"

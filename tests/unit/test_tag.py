@@ -69,12 +69,17 @@ def test_subject_codes_the_input_carried_are_kept_and_never_given_again_by_a_rul
         {"name": "Politics", "code": "medtop:11000000"},
         {"name": "Politics again", "code": "medtop:11000000"},  # the same code once
         {"name": "Diplomacy", "code": "agency:dip", "scheme": "https://agency.example/cv/"},
-        {"name": "", "code": "medtop:15000000"},  # no name: skipped
+        {"name": "", "code": "medtop:15000000"},  # no name: the code names it
+        {"scheme": "medtop", "code": "04000000", "name": "economy"},  # the format parsers' shape
+        {"name": "no code"},  # skipped
     ]
     tags = fast.tag(example_doc(metadata={"subjects": carried}))
     subjects = {(t.name, t.source, t.scheme, t.code) for t in tags if t.kind == "subject"}
     assert ("Politics", "provider", "http://cv.iptc.org/newscodes/mediatopic/", "medtop:11000000") in subjects
     assert ("Diplomacy", "provider", "https://agency.example/cv/", "agency:dip") in subjects
+    assert ("medtop:15000000", "provider", "http://cv.iptc.org/newscodes/mediatopic/", "medtop:15000000") in subjects
+    assert ("economy", "provider", "http://cv.iptc.org/newscodes/mediatopic/", "medtop:04000000") in subjects
+    assert "no code" not in {name for name, *_ in subjects}
     assert not [t for t in tags if t.source == "rule:politics"]  # the input's code wins
     assert [t.code for t in tags if t.source == "rule:war-and-conflict"] == ["medtop:16000000"]  # others still
     assert [t.code for t in tags if t.code == "medtop:11000000"] == ["medtop:11000000"]

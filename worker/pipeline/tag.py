@@ -274,7 +274,8 @@ SUBJECTS_KEY = "subjects"
 
 def provider_subjects(doc: NormalisedDocument) -> list[Tag]:
     """``subject`` tags (source ``provider``) for the codes the input carried, each code once;
-    entries without a name or a code are skipped.  ``scheme`` defaults to the QCode alias's
+    entries without a code are skipped, a code without a name is its own name.  The format
+    parsers give ``{scheme: "medtop", code: "11000000"}``: that is the QCode ``medtop:11000000``.  ``scheme`` defaults to the QCode alias's
     URI (``medtop:`` -> the IPTC Media Topics scheme)."""
     from worker.pipeline.taxonomy import scheme_uri
 
@@ -284,10 +285,15 @@ def provider_subjects(doc: NormalisedDocument) -> list[Tag]:
         if not isinstance(entry, dict):
             continue
         name, code, scheme = entry.get("name"), entry.get("code"), entry.get("scheme")
-        if not (isinstance(name, str) and name.strip() and isinstance(code, str) and code.strip()):
+        if not (isinstance(code, str) and code.strip()):
             continue
         code = code.strip()
-        uri = scheme.strip() if isinstance(scheme, str) and scheme.strip() else scheme_uri(code)
+        scheme = scheme.strip() if isinstance(scheme, str) else ""
+        if ":" not in code and scheme and "/" not in scheme:  # the parsers' {scheme: "medtop", code: "11000000"}
+            code, scheme = f"{scheme}:{code}", ""
+        if not (isinstance(name, str) and name.strip()):
+            name = code
+        uri = scheme or scheme_uri(code)
         out.setdefault(
             code, Tag(kind="subject", name=" ".join(name.split()), source=PROVIDER_SOURCE, scheme=uri, code=code)
         )

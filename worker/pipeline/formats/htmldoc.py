@@ -15,9 +15,10 @@ from configparser import ConfigParser
 from typing import Any
 
 from worker.errors import NoExtractableText
-from worker.pipeline.formats import HTML, Parsed
+from worker.pipeline.formats.base import HTML, LIKELY, NO, Format, Head, Parsed
 from worker.pipeline.textclean import clean_text, one_line
 
+_HTML_START = re.compile(r"<!doctype\s+html|<html[\s>]", re.IGNORECASE)
 _HAS_ROOT = re.compile(r"<html[\s>]|<body[\s>]", re.IGNORECASE)
 _DATE_PARAMS = {"extensive_search": False, "original_date": True}
 # HTML5 says what is never the main content; trafilatura's fallback on short pages keeps it.
@@ -84,3 +85,21 @@ def _tags(result: dict[str, Any]) -> list[str]:
         for item in [value] if isinstance(value, str) else value:
             tags.extend(t for t in (one_line(part) for part in str(item).split(",")) if t)
     return list(dict.fromkeys(t for t in tags if len(t) <= 100))[:100]
+
+
+def sniff(head: Head) -> float:
+    """``<!DOCTYPE html`` or ``<html`` at the start: HTML, if the extension says nothing else."""
+    return LIKELY if _HTML_START.match(head.text[:1024].lstrip(" \t\r\n\ufeff")) else NO
+
+
+FORMAT = Format(
+    name=HTML,
+    label="HTML (`html`)",
+    sniff=sniff,
+    parse=lambda source: parse_html(source.text),
+    extensions=(".html", ".htm", ".xhtml"),
+    recognised="`.html`, `.htm`, `.xhtml`; other names starting with `<!DOCTYPE html` or `<html`",
+    fields="main text via trafilatura; `<title>`/meta → title, author, date (markup only), tags;"
+    " url, site, description → metadata; a leading wire dateline → dateline",
+    failures=("no_text_extracted",),
+)

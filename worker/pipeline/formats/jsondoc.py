@@ -12,8 +12,8 @@ import json
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
-from worker.errors import InvalidJSON, MissingText
-from worker.pipeline.formats import JSON, Parsed, apply_fields
+from worker.errors import EmptyDocument, InputError, InvalidJSON, MissingText, TooLarge
+from worker.pipeline.formats.base import JSON, JSONL, MAX_RECORDS, Format, Parsed, Records, apply_fields, never
 
 TEXT_FIELDS = ("text", "body", "content")
 
@@ -37,6 +37,25 @@ def parse_json(text: str, *, fmt: str = JSON, line: int | None = None) -> Parsed
     parsed = Parsed(fmt, value[key])
     apply_fields(parsed, {k: v for k, v in value.items() if k != key})
     return parsed
+
+
+def parse_json_lines(text: str) -> Records:
+    """One record per non-blank line; a bad line is its own failure, naming the line."""
+    if count_records(text, MAX_RECORDS) > MAX_RECORDS:
+        raise TooLarge(
+            f"the JSON Lines file holds more than {MAX_RECORDS} records, the most one file may hold;"
+            " split it into smaller files",
+            limit=MAX_RECORDS,
+        )
+    records: Records = []
+    for number, line in json_lines(text):
+        try:
+            records.append((number, parse_json(line, fmt=JSONL, line=number)))
+        except InputError as error:
+            records.append((number, error))
+    if not records:
+        raise EmptyDocument("the JSON Lines file holds only blank lines")
+    return records
 
 
 def json_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -93,3 +112,27 @@ def _kind(value: Any) -> str:
 
 def _line(line: int | None) -> dict[str, int]:
     return {"line": line} if line is not None else {}
+
+
+JSON_FORMAT = Format(
+    name=JSON,
+    label="JSON (`json`)",
+    sniff=never,
+    parse=lambda source: parse_json(source.text),
+    extensions=(".json",),
+    recognised="`.json` (unless it is ninjs)",
+    fields="first non-empty `text`/`body`/`content` → text; title/headline, date/published, author/byline,"
+    " language, tags/keywords → their fields; url, source and every other key → metadata",
+    failures=("invalid_json", "missing_text"),
+)
+JSONL_FORMAT = Format(
+    name=JSONL,
+    label="JSON Lines (`jsonl`)",
+    sniff=never,
+    parse=lambda source: parse_json_lines(source.text),
+    extensions=(".jsonl", ".ndjson"),
+    record_name="line",
+    recognised="`.jsonl`, `.ndjson`",
+    fields="each non-blank line is a JSON document (as `json`), record = its line number",
+    failures=("invalid_json", "missing_text", "too_large", "empty"),
+)
