@@ -5,25 +5,11 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from typing import Any
 
 import click
 
+from worker.cli.context import CliContext
 from worker.errors import ConfigError
-from worker.settings import Settings, load_settings
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _client(s: Settings) -> Any:
-    from worker.broker import connect, resolve_broker_url
-
-    return connect(resolve_broker_url(s.broker_url, s.redis_dir, s.redis_appendfsync, start=False))
 
 
 @click.group()
@@ -40,15 +26,22 @@ def events() -> None:
 @click.option("--follow/--no-follow", default=True, help="Keep waiting for new events.")
 @click.option("--count", type=int, help="Stop after this many events.")
 @click.option("--stream", help="Another stream (a replay target, a dead-letter stream); default EVENT_STREAM.")
+@click.pass_obj
 def events_tail(
-    group: str | None, consumer: str | None, start: str, follow: bool, count: int | None, stream: str | None
+    obj: CliContext,
+    group: str | None,
+    consumer: str | None,
+    start: str,
+    follow: bool,
+    count: int | None,
+    stream: str | None,
 ) -> None:
     """Print events as JSON lines (pipe into jq)."""
     from worker.events.consumer import read_events
     from worker.services import stop_on_signals
 
-    s = _settings()
-    client = _client(s)
+    s = obj.settings
+    client = obj.redis()
     stop = threading.Event()
     seen = 0
     with stop_on_signals(stop.set):
@@ -66,38 +59,32 @@ def events_tail(
 @click.option("--since", required=True, help="A duration ago (90s, 15m, 2h, 7d, 1w) or an ISO date/datetime (UTC).")
 @click.option("--type", "types", multiple=True, help="Only this type (document.stored or full); repeatable.")
 @click.option("--to-stream", help="Append to this stream instead of EVENT_STREAM (a new consumer's own stream).")
-def events_replay(since: str, types: tuple[str, ...], to_stream: str | None) -> None:
+@click.pass_obj
+def events_replay(obj: CliContext, since: str, types: tuple[str, ...], to_stream: str | None) -> None:
     """Re-publish history from the outbox, with the same event ids, in commit order."""
     from worker.events.replay import parse_since, replay
-    from worker.services import ensure_schema
-    from worker.store.engine import make_engine
-    from worker.store.repository import DocumentStore
 
     try:
         when = parse_since(since)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--since") from exc
-    s = _settings()
-    ensure_schema(s)
-    store = DocumentStore(make_engine(s.effective_database_url), event_source=s.event_source)
+    s = obj.settings
+    store = obj.store()
     target = to_stream or s.event_stream
-    try:
-        n = replay(store, _client(s), target, since=when, types=types, batch=s.publish_batch, maxlen=s.stream_maxlen)
-    finally:
-        store.engine.dispose()
+    n = replay(store, obj.redis(), target, since=when, types=types, batch=s.publish_batch, maxlen=s.stream_maxlen)
     click.echo(json.dumps({"replayed": n, "stream": target, "since": when.isoformat()}))
 
 
 @events.command("dead")
 @click.option("--stream", help="Dead-letter stream (default EVENT_STREAM:dead).")
 @click.option("--count", default=100, show_default=True)
-def events_dead(stream: str | None, count: int) -> None:
+@click.pass_obj
+def events_dead(obj: CliContext, stream: str | None, count: int) -> None:
     """Print parked events with their error, oldest first, as JSON lines."""
     from worker.events.consumer import dead_letter_stream_for
 
-    s = _settings()
-    client = _client(s)
-    name = stream or dead_letter_stream_for(s.event_stream)
+    client = obj.redis()
+    name = stream or dead_letter_stream_for(obj.settings.event_stream)
     for entry_id, fields in client.xrange(name, count=count):
         row = {k.decode(): v.decode(errors="replace") for k, v in fields.items()}
         row["event"] = json.loads(row["event"]) if row.get("event", "").startswith("{") else row.get("event")
@@ -134,3 +121,6 @@ def schema_events(name: str | None, write: bool) -> None:
         click.echo(contract.render(schemas[key]), nl=False)
         return
     click.echo(json.dumps(schemas, indent=2, ensure_ascii=False))
+
+
+COMMANDS = (events, schema)

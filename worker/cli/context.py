@@ -1,0 +1,78 @@
+"""What every ``seedworker`` command shares, built once by the root group.
+
+The settings are read on first use (``seedworker --help`` and ``schema events`` need none),
+and so are the clients made from them: the document store and the Redis client.  Commands
+receive the one :class:`CliContext` with ``@click.pass_obj`` and never build these
+themselves; the root group closes whatever was opened when the command ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from worker.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import redis
+
+    from worker.store.repository import DocumentStore
+
+
+@dataclass
+class CliContext:
+    _settings: Settings | None = None
+    _stores: list[DocumentStore] = field(default_factory=list)
+    _redis: redis.Redis | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings; a problem in them is a ConfigError (one line from the error handler)."""
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+    def store(self, *, near: bool = False) -> DocumentStore:
+        """The document store, its schema migrated to the newest revision.  ``near`` adds the
+        near-duplicate index (MinHash) even when near detection is off, for ``dedup``."""
+        from worker.services import ensure_schema
+        from worker.store.repository import DocumentStore
+
+        settings = self.settings
+        ensure_schema(settings)
+        index = None
+        if near:
+            from worker.pipeline.dedup import DedupParams
+            from worker.store.near_index import NearDuplicateIndex
+
+            index = NearDuplicateIndex(
+                DedupParams(
+                    threshold=settings.dedup_threshold,
+                    shingle_size=settings.dedup_shingle_size,
+                    num_perm=settings.dedup_num_perm,
+                )
+            )
+        store = DocumentStore.from_settings(settings, near=index)
+        self._stores.append(store)
+        return store
+
+    def broker_url(self) -> str:
+        """The configured broker, or the running embedded one (never started by a reader)."""
+        from worker.services import broker_url_for
+
+        return broker_url_for(self.settings, start=False)
+
+    def redis(self) -> redis.Redis:
+        if self._redis is None:
+            from worker.broker import connect
+
+            self._redis = connect(self.broker_url())
+        return self._redis
+
+    def close(self) -> None:
+        for store in self._stores:
+            store.engine.dispose()
+        self._stores.clear()
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
