@@ -11,13 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from worker.errors import ConfigError
 from worker.events.endpoints import WebhookEndpoint
 
 ENV_PREFIX = "SEEDWORKER_"
+BROKER_SCHEMES = ("redis", "rediss", "unix", "redis+socket")
+_SECRET_FIELDS = {"flower_basic_auth", "webhooks"}  # their values never appear in an error
 
 
 class Settings(BaseSettings):
@@ -174,6 +176,17 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on.")
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, url: str) -> str:
+        """Reject a URL kombu would refuse later, with a traceback, in whatever sends a task."""
+        scheme = url.partition("://")[0].lower() if "://" in url else url
+        if url and scheme not in BROKER_SCHEMES:
+            raise ValueError(
+                f"must start with {', '.join(s + '://' for s in BROKER_SCHEMES)} (empty: the embedded Redis)"
+            )
+        return url
+
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
         if self.archive_dir is None:
@@ -286,4 +299,33 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings:\n{exc}") from exc
+        raise ConfigError("\n".join(validation_problems(exc))) from exc
+    except SettingsError as exc:  # a JSON-valued variable that is not JSON
+        raise ConfigError(_parse_problem(exc)) from exc
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    """One line per problem, named by the variable that sets it."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
+        inner = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        shown = ""
+        if loc and loc[0] not in _SECRET_FIELDS and isinstance(value, str) and len(value) <= 80:
+            shown = f", not {mask_url(value)!r}"
+        lines.append(f"{name}{inner}: {message}{shown}")
+    return lines
+
+
+def _parse_problem(exc: SettingsError) -> str:
+    import re
+
+    found = re.search(r'field "(\w+)" from source "(\w+)"', str(exc))
+    if found is None:
+        return f"invalid settings: {exc}"
+    where = " (in .env)" if found.group(2).startswith("DotEnv") else ""
+    cause = f": {exc.__cause__}" if exc.__cause__ else ""
+    return f"{ENV_PREFIX}{found.group(1).upper()}{where} is not valid JSON{cause}"

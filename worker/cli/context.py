@@ -8,6 +8,8 @@ themselves; the root group closes whatever was opened when the command ends.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,9 +29,19 @@ class CliContext:
 
     @property
     def settings(self) -> Settings:
-        """The settings; a problem in them is a ConfigError (one line from the error handler)."""
+        """The settings, read once; a problem in them is a ConfigError (one line per problem
+        from the error handler).  Logs go to stderr from then on: stdout carries only a
+        command's output (``--json`` pipes into jq)."""
         if self._settings is None:
+            from worker.logs import configure_logging
+
             self._settings = load_settings()
+            configure_logging(self._settings, stream=sys.__stderr__ or sys.stderr)
+        return self._settings
+
+    @property
+    def loaded_settings(self) -> Settings | None:
+        """The settings if a command read them (for error messages), without reading them."""
         return self._settings
 
     def store(self, *, near: bool = False) -> DocumentStore:
@@ -68,6 +80,14 @@ class CliContext:
 
             self._redis = connect(self.broker_url())
         return self._redis
+
+    def reconnect_redis(self) -> None:
+        """Forget the Redis client: the next :meth:`redis` finds the broker again (an embedded
+        Redis restarted on another port writes its new URL to the data directory)."""
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                self._redis.close()
+            self._redis = None
 
     def close(self) -> None:
         for store in self._stores:

@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
 from worker.cli.context import CliContext
+
+
+@contextmanager
+def _revision_errors() -> Iterator[None]:
+    """An unknown or unreachable revision is a usage error (exit 2), not a traceback."""
+    from alembic.util.exc import CommandError
+
+    try:
+        yield
+    except CommandError as exc:
+        raise click.BadParameter(
+            f"{exc} (see `seedworker db current`; `head` and `base` always work)", param_hint="REVISION"
+        ) from exc
 
 
 @click.group()
@@ -24,7 +39,8 @@ def db_upgrade(obj: CliContext, revision: str) -> None:
     from worker.store.migrations import current, upgrade
 
     url = obj.settings.effective_database_url
-    upgrade(url, revision)
+    with _revision_errors():
+        upgrade(url, revision)
     click.echo(f"{mask_url(url)}: at {', '.join(current(url)) or '<empty>'}")
 
 
@@ -36,7 +52,8 @@ def db_downgrade(obj: CliContext, revision: str) -> None:
     from worker.store.migrations import current, downgrade
 
     url = obj.settings.effective_database_url
-    downgrade(url, revision)
+    with _revision_errors():
+        downgrade(url, revision)
     click.echo(", ".join(current(url)) or "<empty>")
 
 

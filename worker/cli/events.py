@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 import click
 
@@ -17,11 +22,28 @@ def events() -> None:
     """The event stream: tail it, replay history, inspect dead letters."""
 
 
+_STREAM_ID = re.compile(r"\$|0|\d+(-\d+)?")
+
+
+def _stream_id(_: click.Context, __: click.Parameter, value: str) -> str:
+    if not _STREAM_ID.fullmatch(value):
+        raise click.BadParameter(
+            f"{value!r} is not a stream position: use 0 (from the start), $ (only new events) "
+            "or a stream id such as 1767225600000-0"
+        )
+    return value
+
+
 @events.command("tail")
 @click.option("--group", help="Consumer group: durable position, acknowledged after printing.")
 @click.option("--consumer", help="Consumer name inside the group (default HOST-PID).")
 @click.option(
-    "--from", "start", default="$", show_default=True, help="0 replays from the start; $ only new; or a stream id."
+    "--from",
+    "start",
+    default="$",
+    show_default=True,
+    callback=_stream_id,
+    help="0 replays from the start; $ only new; or a stream id.",
 )
 @click.option("--follow/--no-follow", default=True, help="Keep waiting for new events.")
 @click.option("--count", type=int, help="Stop after this many events.")
@@ -36,23 +58,76 @@ def events_tail(
     count: int | None,
     stream: str | None,
 ) -> None:
-    """Print events as JSON lines (pipe into jq)."""
-    from worker.events.consumer import read_events
-    from worker.services import stop_on_signals
+    """Print events as JSON lines, one per line, on stdout (logs go to stderr): pipe into jq.
 
-    s = obj.settings
-    client = obj.redis()
+    Ctrl-C stops quietly (exit 130).  If the broker goes away while following, tail waits
+    for it and resumes after the last event it printed.
+    """
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from worker.errors import BrokerUnavailable
+    from worker.events.consumer import read_events
+    from worker.logs import get_logger
+
+    log = get_logger("seedworker.events")
+    name = stream or obj.settings.event_stream
+    obj.redis().ping()  # a broker that is down at the start is an error, not something to wait for
     stop = threading.Event()
+    stopped_by: list[int] = []
+    last: str | None = None  # the last id printed: where a reconnect resumes
     seen = 0
-    with stop_on_signals(stop.set):
-        for _, event in read_events(
-            client, stream or s.event_stream, start=start, group=group, consumer=consumer, stop=stop, follow=follow
-        ):
-            sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-            seen += 1
-            if count is not None and seen >= count:
-                break
+    pause = 0.5
+    with _stop_on_signals(stop, stopped_by):
+        while not stop.is_set():
+            try:
+                for entry_id, event in read_events(
+                    obj.redis(),
+                    name,
+                    start=last if last is not None and not group else start,
+                    group=group,
+                    consumer=consumer,
+                    stop=stop,
+                    follow=follow,
+                ):
+                    if group and last is not None and _id_key(entry_id) <= _id_key(last):
+                        continue  # printed before the connection broke, not yet acknowledged
+                    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+                    sys.stdout.flush()
+                    last, seen, pause = entry_id, seen + 1, 0.5
+                    if count is not None and seen >= count:
+                        return
+                break  # --no-follow reached the end, or a signal
+            except (RedisConnectionError, RedisTimeoutError, BrokerUnavailable) as exc:
+                if not follow:
+                    raise
+                log.warning("broker unreachable, reconnecting", error=str(exc), retry_in=pause, last_id=last)
+                obj.reconnect_redis()
+                stop.wait(pause)
+                pause = min(pause * 2, 10.0)
+    if stopped_by:
+        sys.exit(128 + stopped_by[0])
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event, stopped_by: list[int]) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``stop`` and are remembered, for the exit code (130 after Ctrl-C)."""
+
+    def handler(signum: int, _: FrameType | None) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @events.command("replay")
