@@ -93,8 +93,10 @@ def run_worker(
     concurrency: int | None = None,
     queues: list[str] | None = None,
     pool: str = "prefork",
+    banner: bool = True,
 ) -> None:
-    """A Celery worker; heavy clients are built in each child after the fork."""
+    """A Celery worker; heavy clients are built in each child after the fork.  ``banner=False``
+    (under ``seedworker run``, which prints its own) is Celery's ``--quiet``."""
     from celery.signals import worker_process_init, worker_process_shutdown
 
     from worker.app import create_app
@@ -128,6 +130,7 @@ def run_worker(
     if pool in ("solo", "threads"):
         init_runtime(settings, broker_url, load_models=tags_here)
     argv = [
+        *([] if banner else ["--quiet"]),
         "worker",
         f"--hostname={node_name or 'seedworker@' + socket.gethostname()}",
         f"--concurrency={concurrency or settings.worker_concurrency}",
@@ -227,7 +230,10 @@ def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict
 def run_flower(settings: Settings) -> int:
     configure_logging(settings)
     argv, env = flower_command(settings, broker_url_for(settings))
-    proc = subprocess.Popen(argv, env=env)
+    # A session of its own: Ctrl-C reaches only us, and Flower gets one SIGTERM.  With the
+    # terminal's SIGINT as well, the SIGTERM landed in Flower's atexit callback and Python
+    # printed "Exception ignored in atexit callback ... SystemExit: 0".
+    proc = subprocess.Popen(argv, env=env, start_new_session=True)
     stopped = threading.Event()
 
     def stop() -> None:

@@ -12,7 +12,13 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from worker.errors import ConfigError
 from worker.events.endpoints import WebhookEndpoint
@@ -32,8 +38,17 @@ class Settings(BaseSettings):
     )
 
     # -- where things live -----------------------------------------------------------------
-    data_dir: Path = Field(Path("data"), description="Root for the embedded Redis, SQLite, archive, failed.")
-    inbox: Path = Field(Path("inbox"), description="Watched folder; created if missing.")
+    data_dir: Path = Field(
+        Path("data"),
+        description=(
+            "Root for the embedded Redis, SQLite, archive, failed. Unset: data/ beside the nearest seedworker.toml"
+            " at or above the working directory, else the per-user data folder (docs/cli.md)."
+        ),
+    )
+    inbox: Path = Field(
+        Path("inbox"),
+        description="Watched folder; created if missing. Unset: inbox/ beside seedworker.toml, or the per-user one.",
+    )
     archive_dir: Path | None = Field(None, description="Where processed files go (default DATA_DIR/archive).")
     failed_dir: Path | None = Field(
         None, description="Where failed files and their .error.json go (default DATA_DIR/failed)."
@@ -176,6 +191,19 @@ class Settings(BaseSettings):
     )
     metrics_host: str = Field("127.0.0.1", description="Address the worker's /metrics listens on.")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Below the environment and .env: the instance found from the working directory
+        (a seedworker.toml above it, or the per-user default; worker/instance.py)."""
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, _InstanceSource(settings_cls)
+
     @field_validator("broker_url")
     @classmethod
     def _broker_scheme(cls, url: str) -> str:
@@ -264,6 +292,20 @@ class Settings(BaseSettings):
             out[name] = value
         out["database_url"] = out["database_url"] or mask_url(self.effective_database_url)
         return out
+
+
+class _InstanceSource(PydanticBaseSettingsSource):
+    """Defaults of the instance found by walking up from the working directory."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ gives every value at once
+
+    def __call__(self) -> dict[str, Any]:
+        from worker.instance import discover
+
+        fields = self.settings_cls.model_fields
+        paths = {name for name, f in fields.items() if "Path" in str(f.annotation)}
+        return discover().defaults(paths, set(fields))
 
 
 def mask_url(url: str) -> str:

@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SEEDWORKER = Path(sys.executable).parent / "seedworker"
+# CLI_UNDER_TEST runs these tests against another build (to see them fail on an old commit).
+SEEDWORKER = Path(os.environ.get("CLI_UNDER_TEST") or Path(sys.executable).parent / "seedworker")
 
 
 def user_env(tmp_path: Path, **settings: str) -> dict[str, str]:

@@ -32,6 +32,7 @@ def test_submit_with_the_broker_down(tmp_path: Path) -> None:
 
 
 def test_submit_with_the_embedded_broker_not_running(tmp_path: Path) -> None:
+    (tmp_path / "data" / "redis").mkdir(parents=True)  # an instance whose Redis has stopped
     env = user_env(tmp_path, data_dir=str(tmp_path / "data"))
     line = one_line_error(seedworker("submit", str(EXAMPLE), cwd=tmp_path, env=env), 1)
     assert "no embedded Redis runs" in line and "seedworker run" in line

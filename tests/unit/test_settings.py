@@ -36,7 +36,7 @@ def test_dotenv_values_are_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 def test_invalid_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEEDWORKER_DUPLICATE_POLICY", "keep")
-    with pytest.raises(ConfigError, match="SEEDWORKER_DUPLICATE_POLICY: Input should be .link. or .drop., not .keep."):
+    with pytest.raises(ConfigError, match=r"SEEDWORKER_DUPLICATE_POLICY: Input should be .link. or .drop., not .keep."):
         load_settings()
 
 

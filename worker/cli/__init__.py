@@ -10,22 +10,8 @@ from typing import Any
 
 import click
 
-from worker.cli.context import CliContext
+from worker.cli.context import CliContext, Failure, Mistake
 from worker.errors import ConfigError, SeedworkerError
-
-
-class Failure(click.ClickException):
-    """Something failed at run time (exit 1): one line per problem on stderr (``error: …``)."""
-
-    def show(self, file: Any = None) -> None:
-        for line in self.format_message().splitlines() or [""]:
-            click.echo(f"error: {line}", err=True)
-
-
-class Mistake(Failure):
-    """Something the user must change: configuration (exit 2, as click's usage errors)."""
-
-    exit_code = 2
 
 
 class Misuse(click.UsageError):
@@ -61,13 +47,13 @@ class _Root(click.Group):
 
 def explain(exc: BaseException, obj: CliContext | None) -> Failure | None:
     """The one-line message and exit code for an error a user can act on; None for a bug."""
-    from worker.errors import BrokerUnavailable, StoreUnavailable
+    from worker.errors import AlreadyRunning, BrokerUnavailable, InstanceNotFound, StartRefused, StoreUnavailable
     from worker.settings import mask_url
 
     settings = obj.loaded_settings if obj is not None else None
     if isinstance(exc, ConfigError):
         return Mistake(str(exc))
-    if isinstance(exc, BrokerUnavailable):
+    if isinstance(exc, BrokerUnavailable | InstanceNotFound | AlreadyRunning | StartRefused):
         return Failure(_first_line(exc))
     if isinstance(exc, StoreUnavailable):
         return Failure(f"{_first_line(exc)}: check SEEDWORKER_DATABASE_URL")
@@ -100,12 +86,14 @@ def _first_line(exc: object) -> str:
 
 
 @click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="seedworker", message="%(prog)s %(version)s")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """seedworker: watched folder -> Celery on Redis -> normalise, tag, deduplicate, store -> events.
 
-    Every setting is an environment variable SEEDWORKER_<NAME> (or a line in .env);
-    `seedworker config` lists them with their effective values.
+    Every setting is an environment variable SEEDWORKER_<NAME> (or a line in .env, or a
+    key in the nearest seedworker.toml); `seedworker config` lists them with their effective
+    values.  Read commands take --json (docs/cli.md describes each shape).
     """
     obj = ctx.ensure_object(CliContext)
     ctx.call_on_close(obj.close)

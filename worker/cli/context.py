@@ -11,14 +11,31 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import click
+
+from worker.errors import EXIT_CONFIG
 from worker.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     import redis
 
     from worker.store.repository import DocumentStore
+
+
+class Failure(click.ClickException):
+    """Something failed at run time (exit 1): one line per problem on stderr (``error: …``)."""
+
+    def show(self, file: Any = None) -> None:
+        for line in self.format_message().splitlines() or [""]:
+            click.echo(f"error: {line}", err=True)
+
+
+class Mistake(Failure):
+    """Something the user must change: configuration (exit 2, as click's usage errors)."""
+
+    exit_code = EXIT_CONFIG
 
 
 @dataclass
@@ -44,13 +61,26 @@ class CliContext:
         """The settings if a command read them (for error messages), without reading them."""
         return self._settings
 
+    def require_database(self) -> None:
+        """Raise InstanceNotFound (where it looked) unless the instance's database exists: a
+        command other than ``run`` and ``db upgrade`` never creates one."""
+        settings = self.settings
+        if not settings.database_url:
+            path = settings.data_dir / "seedworker.db"
+            if not path.is_file():
+                from worker.instance import not_found
+
+                raise not_found(settings.data_dir.resolve(), f"no database {path.resolve()}")
+
     def store(self, *, near: bool = False) -> DocumentStore:
-        """The document store, its schema migrated to the newest revision.  ``near`` adds the
-        near-duplicate index (MinHash) even when near detection is off, for ``dedup``."""
+        """The document store of an existing instance, its schema migrated to the newest
+        revision.  ``near`` adds the near-duplicate index (MinHash) even when near detection
+        is off, for ``dedup``."""
         from worker.services import ensure_schema
         from worker.store.repository import DocumentStore
 
         settings = self.settings
+        self.require_database()
         ensure_schema(settings)
         index = None
         if near:
@@ -72,7 +102,12 @@ class CliContext:
         """The configured broker, or the running embedded one (never started by a reader)."""
         from worker.services import broker_url_for
 
-        return broker_url_for(self.settings, start=False)
+        settings = self.settings
+        if settings.embedded_broker and not settings.redis_dir.is_dir():
+            from worker.instance import not_found
+
+            raise not_found(settings.data_dir.resolve(), "no embedded Redis has run there")
+        return broker_url_for(settings, start=False)
 
     def redis(self) -> redis.Redis:
         if self._redis is None:

@@ -67,7 +67,7 @@ def db_current(obj: CliContext) -> None:
 
 
 @db.command("check")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object (docs/cli.md).")
 @click.pass_obj
 def db_check(obj: CliContext, as_json: bool) -> None:
     """Exit 0 when the database is at head and matches the models, 1 otherwise."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from worker.cli.context import CliContext
+from worker.cli.context import CliContext, Failure
+
+if TYPE_CHECKING:
+    from worker.store.repository import DocumentStore
 
 
 @click.group()
@@ -38,9 +41,11 @@ def docs_list(obj: CliContext, limit: int, as_json: bool) -> None:
             )
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("id", "file", "date", "dateline", "lang", "words", "stored")
+    table = Table("file", "date", "dateline", "lang", "words", "stored")
+    # Whole ids, never cut: the other columns give way (`docs show` takes any unique prefix).
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=max((len(d.id) for d in rows), default=2)))
     for d in rows:
         table.add_row(
             d.id,
@@ -54,14 +59,37 @@ def docs_list(obj: CliContext, limit: int, as_json: bool) -> None:
     Console().print(table)
 
 
+def resolve_id(store: DocumentStore, given: str) -> str:
+    """The id of the one document whose id starts with ``given`` (``doc_`` may be left out),
+    as git takes a commit's prefix: an unknown or ambiguous prefix is an error."""
+    from sqlalchemy import select
+
+    from worker.store.schema import Document
+
+    prefix = given if given.startswith("doc_") else f"doc_{given}"
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    with store.session() as s:
+        if s.get(Document, given) is not None:
+            return given
+        found = list(s.scalars(select(Document.id).where(Document.id.like(f"{escaped}%", escape="\\")).limit(3)))
+    if not found:
+        raise Failure(f"no document {given} (`seedworker docs list` shows the ids)")
+    if len(found) > 1:
+        shown = ", ".join(found[:2]) + (", …" if len(found) > 2 else "")
+        raise click.BadParameter(f"{given!r} matches several documents ({shown}): give more characters")
+    return found[0]
+
+
 @docs.command("show")
 @click.argument("doc_id")
+@click.option("--json", "as_json", is_flag=True, help="JSON (the only form; accepted for scripts).")
 @click.pass_obj
-def docs_show(obj: CliContext, doc_id: str) -> None:
-    """One document with its tags, as JSON."""
-    d = obj.store().get_document(doc_id)
+def docs_show(obj: CliContext, doc_id: str, as_json: bool) -> None:
+    """One document with its tags, as JSON.  DOC_ID may be any unique prefix of the id."""
+    store = obj.store()
+    d = store.get_document(resolve_id(store, doc_id))
     if d is None:
-        raise click.ClickException(f"no document {doc_id}")
+        raise Failure(f"no document {doc_id}")
     out = {
         "id": d.id,
         "filename": d.filename,
@@ -95,8 +123,8 @@ def docs_show(obj: CliContext, doc_id: str) -> None:
     click.echo(json.dumps(out, ensure_ascii=False, indent=2))
 
 
-@docs.command("search")
-@click.argument("query")
+@docs.command("search", context_settings={"ignore_unknown_options": True})
+@click.argument("query", nargs=-1, required=True)
 @click.option("--tag", "tags", multiple=True, help="Only documents with this tag name (repeatable: all of them).")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Document date on or after (YYYY-MM-DD).")
 @click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Document date on or before (YYYY-MM-DD).")
@@ -104,14 +132,23 @@ def docs_show(obj: CliContext, doc_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.pass_obj
 def docs_search(
-    obj: CliContext, query: str, tags: tuple[str, ...], since: Any, until: Any, limit: int, as_json: bool
+    obj: CliContext, query: tuple[str, ...], tags: tuple[str, ...], since: Any, until: Any, limit: int, as_json: bool
 ) -> None:
-    """Full-text search, best first: words, "a phrase", OR, -exclude."""
+    """Full-text search, best first: words, "a phrase", OR, -exclude.
+
+    The words of QUERY need no quotes (`docs search climate -war`); after `--` every word is
+    part of the query, even one that looks like an option (`docs search -- --limit`).
+    """
     from worker.store.search import print_hits, search_documents
 
     store = obj.store()
     hits = search_documents(
-        store.engine, query, tags=tags, since=since and since.date(), until=until and until.date(), limit=limit
+        store.engine,
+        " ".join(query),
+        tags=tags,
+        since=since and since.date(),
+        until=until and until.date(),
+        limit=limit,
     )
     print_hits(hits, as_json=as_json)
 

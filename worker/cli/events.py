@@ -153,8 +153,9 @@ def events_replay(obj: CliContext, since: str, types: tuple[str, ...], to_stream
 @events.command("dead")
 @click.option("--stream", help="Dead-letter stream (default EVENT_STREAM:dead).")
 @click.option("--count", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="JSON lines (the only form; accepted for scripts).")
 @click.pass_obj
-def events_dead(obj: CliContext, stream: str | None, count: int) -> None:
+def events_dead(obj: CliContext, stream: str | None, count: int, as_json: bool) -> None:
     """Print parked events with their error, oldest first, as JSON lines."""
     from worker.events.consumer import dead_letter_stream_for
 

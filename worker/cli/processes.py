@@ -25,11 +25,17 @@ def run(obj: CliContext, flower: bool, grace: float) -> None:
     settings = obj.settings
     configure_logging(settings)
     sup = Supervisor(settings, with_flower=flower, grace=grace)
-    with stop_on_signals(sup.stop_event.set):
-        sup.start()
-        _banner(settings, sup.broker_url, flower)
-        sup.watch_children()
-    sup.stop()
+    try:
+        with stop_on_signals(sup.stop_event.set):
+            sup.start()
+            _banner(settings, sup.broker_url, flower)
+            sup.watch_children()
+    finally:
+        sup.stop()  # also after a failed start: whatever run started, it stops
+    if sup.failure:
+        from worker.errors import ConfigError
+
+        raise ConfigError(sup.failure)
 
 
 def _banner(settings: Settings, broker_url: str, flower: bool) -> None:
@@ -56,8 +62,11 @@ def _banner(settings: Settings, broker_url: str, flower: bool) -> None:
 @click.option("--concurrency", type=int, help="Processes (default SEEDWORKER_CONCURRENCY or CPU count).")
 @click.option("--queues", help="Comma-separated queues (default SEEDWORKER_QUEUE and SEEDWORKER_TAG_QUEUE).")
 @click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True)
+@click.option("--banner/--no-banner", default=True, show_default=True, help="Celery's start-up banner.")
 @click.pass_obj
-def worker(obj: CliContext, node_name: str | None, concurrency: int | None, queues: str | None, pool: str) -> None:
+def worker(
+    obj: CliContext, node_name: str | None, concurrency: int | None, queues: str | None, pool: str, banner: bool
+) -> None:
     """Run a Celery worker."""
     from worker.services import run_worker
 
@@ -67,6 +76,7 @@ def worker(obj: CliContext, node_name: str | None, concurrency: int | None, queu
         concurrency=concurrency,
         queues=queues.split(",") if queues else None,
         pool=pool,
+        banner=banner,
     )
 
 
@@ -92,10 +102,25 @@ def publish(obj: CliContext) -> None:
 @click.command()
 @click.pass_obj
 def flower(obj: CliContext) -> None:
-    """Start Flower against the configured (or embedded) broker."""
+    """Start Flower against the configured (or embedded) broker.
+
+    An embedded Redis that this command had to start is stopped again when Flower stops.
+    """
+    from worker.broker import EmbeddedRedis
     from worker.services import run_flower
 
-    sys.exit(run_flower(obj.settings))
+    settings = obj.settings
+    if settings.broker_url:
+        sys.exit(run_flower(settings))
+    server = EmbeddedRedis(settings.redis_dir, settings.redis_appendfsync)
+    owned = not server.is_running()
+    url = server.start()
+    try:
+        code = run_flower(settings.model_copy(update={"broker_url": url}))
+    finally:
+        if owned:
+            server.stop()
+    sys.exit(code)
 
 
 @click.group()

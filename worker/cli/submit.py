@@ -26,7 +26,7 @@ def submit(
 
     from worker.client import Producer
 
-    producer = Producer(obj.settings)
+    producer = Producer(obj.settings, broker_url=obj.broker_url())
     receipts = []
     with Progress(transient=True, disable=len(files) < 2) as progress:
         job = progress.add_task("submitting", total=len(files))

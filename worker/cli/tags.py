@@ -76,9 +76,10 @@ def train(obj: CliContext, as_json: bool) -> None:
 
 
 @tags.command("models")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines (the only form; accepted for scripts).")
 @click.pass_obj
-def models(obj: CliContext) -> None:
-    """Stored auto models, newest first."""
+def models(obj: CliContext, as_json: bool) -> None:
+    """Stored auto models, newest first, one JSON object per line."""
     _settings(obj)
     for m in _tag_store(obj).models():
         click.echo(
@@ -142,15 +143,16 @@ def why(tag: Tag, *, rules: dict[str, Any], models: dict[int, Any], doc_meta: di
 
 @tags.command("explain")
 @click.argument("doc_id")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The tags and the evidence as one JSON object.")
 @click.pass_obj
 def explain(obj: CliContext, doc_id: str, as_json: bool) -> None:
     """Every tag of a document and why it was given."""
+    from worker.cli.docs import resolve_id
     from worker.pipeline.taxonomy import load_taxonomy
 
     settings = _settings(obj)
     store = _tag_store(obj)
-    found = store.explain(doc_id)
+    found = store.explain(resolve_id(store.documents, doc_id))
     if found is None:
         raise click.ClickException(f"no document {doc_id}")
     doc, doc_tags = found
@@ -209,7 +211,6 @@ def retag(
     Celery tasks on the workers; a document.retagged event for each document whose tags changed."""
     from worker.app import create_app
     from worker.broker import connect
-    from worker.services import broker_url_for
     from worker.store.tagging import RETAG_TASK
 
     settings = _settings(obj)
@@ -218,7 +219,7 @@ def retag(
     run_id = uuid.uuid4().hex[:16]
     progress_key = f"seedworker:retag:{run_id}"
     batches = [ids[i : i + size] for i in range(0, len(ids), size)]
-    broker_url = broker_url_for(settings, start=False)
+    broker_url = obj.broker_url()
     app = create_app(settings, broker_url)
     for n, chunk in enumerate(batches):
         app.send_task(
