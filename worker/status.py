@@ -188,16 +188,20 @@ def check_health(settings: Settings, *, workers: bool = True, timeout: float = 3
     except Exception as exc:
         problems.append(f"broker unreachable: {_short(exc)}")
         url = None
-    try:
-        engine = _engine(settings, connect_timeout=timeout)
+    db_file = settings.data_dir / "seedworker.db"
+    if not settings.database_url and not db_file.is_file():  # a probe never creates what it looks for
+        problems.append(f"database missing: no {db_file.resolve()}")
+    else:
         try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        finally:
-            engine.dispose()
-        fine.append(f"database {mask_url(settings.effective_database_url)}")
-    except Exception as exc:
-        problems.append(f"database unreachable: {_short(exc)}")
+            engine = _engine(settings, connect_timeout=timeout)
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            finally:
+                engine.dispose()
+            fine.append(f"database {mask_url(settings.effective_database_url)}")
+        except Exception as exc:
+            problems.append(f"database unreachable: {_short(exc)}")
     if workers:
         if url is None:
             problems.append("workers unknown: the broker is unreachable")

@@ -22,7 +22,6 @@ READ_ONLY = [
     ("docs", "show", "doc_x"),
     ("docs", "search", "climate"),
     ("status",),
-    ("health", "--no-workers"),
     ("events", "tail", "--no-follow"),
     ("events", "dead"),
     ("tags", "models"),
@@ -46,6 +45,14 @@ def test_a_read_only_command_outside_any_instance_creates_nothing(tmp_path: Path
     per_user = tmp_path / "home" / ".local" / "share" / "seedworker"
     assert f"no seedworker instance at {per_user}" in line
     assert "SEEDWORKER_DATA_DIR unset" in line and f"no seedworker.toml in {cwd} or above" in line
+
+
+def test_health_reports_a_missing_database_without_creating_it(tmp_path: Path, broker_url: str) -> None:
+    env = user_env(tmp_path, data_dir=str(tmp_path / "data"), broker_url=broker_url)
+    done = seedworker("health", "--no-workers", cwd=tmp_path, env=env)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [f"database missing: no {tmp_path / 'data' / 'seedworker.db'}"]
+    assert not (tmp_path / "data").exists()
 
 
 def test_an_explicit_data_dir_without_a_database_is_named(tmp_path: Path) -> None:
