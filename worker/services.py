@@ -227,6 +227,9 @@ def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict
     return argv, env
 
 
+FLOWER_GRACE_SECONDS = 30.0
+
+
 def run_flower(settings: Settings) -> int:
     configure_logging(settings)
     argv, env = flower_command(settings, broker_url_for(settings))
@@ -241,4 +244,12 @@ def run_flower(settings: Settings) -> int:
         proc.terminate()
 
     with stop_on_signals(stop):
-        return proc.wait()
+        while not stopped.wait(1.0):
+            if proc.poll() is not None:
+                return proc.returncode
+        try:  # Flower's shutdown waits for its inspect calls (5 s each); on a busy host, not forever
+            return proc.wait(timeout=FLOWER_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            log.warning("flower did not stop in time, killing it", grace=FLOWER_GRACE_SECONDS)
+            proc.kill()
+            return proc.wait()

@@ -174,3 +174,10 @@ def test_a_second_run_on_the_same_data_directory_refuses(tmp_path: Path) -> None
         except subprocess.TimeoutExpired:
             first.kill()
             first.wait()
+
+
+def test_a_sqlite_url_to_a_missing_file_is_not_created_by_a_reader(tmp_path: Path) -> None:
+    env = user_env(tmp_path, data_dir=str(tmp_path / "data"), database_url=f"sqlite:///{tmp_path / 'gone.db'}")
+    line = one_line_error(seedworker("docs", "list", cwd=tmp_path, env=env), 1)
+    assert f"no database {tmp_path / 'gone.db'}" in line
+    assert not (tmp_path / "gone.db").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -36,6 +37,14 @@ class Mistake(Failure):
     """Something the user must change: configuration (exit 2, as click's usage errors)."""
 
     exit_code = EXIT_CONFIG
+
+
+def sqlite_file(settings: Settings) -> Path | None:
+    """The SQLite file the settings name (the default or a ``sqlite:///`` URL), else None."""
+    url = settings.effective_database_url
+    if not url.startswith("sqlite:///") or url.endswith(":memory:"):
+        return None
+    return Path(url.removeprefix("sqlite:///").split("?", 1)[0])
 
 
 @dataclass
@@ -65,12 +74,11 @@ class CliContext:
         """Raise InstanceNotFound (where it looked) unless the instance's database exists: a
         command other than ``run`` and ``db upgrade`` never creates one."""
         settings = self.settings
-        if not settings.database_url:
-            path = settings.data_dir / "seedworker.db"
-            if not path.is_file():
-                from worker.instance import not_found
+        path = sqlite_file(settings)
+        if path is not None and not path.is_file():
+            from worker.instance import not_found
 
-                raise not_found(settings.data_dir.resolve(), f"no database {path.resolve()}")
+            raise not_found(settings.data_dir.resolve(), f"no database {path.resolve()}")
 
     def store(self, *, near: bool = False) -> DocumentStore:
         """The document store of an existing instance, its schema migrated to the newest

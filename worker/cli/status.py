@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from worker.cli.context import CliContext, Failure
+from worker.cli.context import CliContext, Failure, sqlite_file
 from worker.settings import Settings
 
 
@@ -152,6 +152,9 @@ def database_problem(settings: Settings, timeout: float = 5.0) -> str | None:
 
     if not settings.database_url:
         return None
+    path = sqlite_file(settings)
+    if path is not None and not path.is_file():
+        return None  # `run` creates it; `config` reports the missing instance itself
     from sqlalchemy import text
 
     from worker.status import _engine
