@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,9 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 for _name in [k for k in os.environ if k.upper().startswith("SEEDWORKER_")]:
     del os.environ[_name]
+# The per-user default instance (worker/instance.py) of every test and of the processes it
+# starts is the session's own, never the developer's ~/.local/share/seedworker.
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="seedworker-test-xdg-")
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,14 @@
 """Send documents to seedworker from your own programs.
 
+    from pathlib import Path
     from worker.client import submit
-    receipt = submit("article.txt", tags=["politics"])              # fire and forget
-    result = submit(b"raw bytes", filename="a.txt", wait=True)      # wait for the outcome
+    receipt = submit(Path("article.txt"), tags=["politics"])        # a file: fire and forget
+    result = submit(b"raw bytes", filename="a.txt", wait=True)      # bytes: wait for the outcome
+    submit("The text itself.", filename="note.txt")                 # a str is the text, not a path
+
+It talks to the instance the ``seedworker`` command would find from the program's working
+directory (``SEEDWORKER_DATA_DIR``, a ``seedworker.toml`` above it, or the per-user default;
+docs/cli.md), or to ``SEEDWORKER_BROKER_URL``.
 
 Requests are validated before they are sent, so a bad request fails here with a pydantic
 ``ValidationError`` (wrapped in ``InvalidRequest``), not later in a worker.
@@ -86,7 +92,8 @@ class Producer:
         return Receipt(task_id=task_id, key=request.idempotency_key or "", summary=summary, reply_to=request.reply_to)
 
     def wait(self, receipts: list[Receipt], timeout: float = 60.0) -> dict[str, IngestResult]:
-        """Outcomes for the given receipts, keyed by idempotency key (TimeoutError if late)."""
+        """Outcomes for the given receipts, keyed by idempotency key; TimeoutError if they are
+        late (no worker running, or one still busy)."""
         import time
 
         wanted = {r.key for r in receipts}
@@ -95,7 +102,8 @@ class Producer:
         while wanted - results.keys():
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"no outcome within {timeout}s for {sorted(wanted - results.keys())}")
+                missing = sorted(wanted - results.keys())
+                raise TimeoutError(f"no outcome within {timeout:g}s for {len(missing)} document(s) ({missing[0]}…)")
             item = self.redis.brpop([self.reply_to], timeout=max(1, int(min(left, 5))))
             if item is None:
                 continue
@@ -116,7 +124,8 @@ def submit(
     producer: Producer | None = None,
     **fields: Any,
 ) -> Receipt | IngestResult:
-    """Submit one document; with ``wait=True`` return its outcome."""
+    """Submit one document: a ``Path`` is read, ``bytes`` are the file's content, a ``str`` is
+    the text itself.  With ``wait=True`` return its outcome (TimeoutError after ``timeout``)."""
     own = producer is None
     prod = producer or Producer()
     try:

@@ -24,6 +24,23 @@ class ConfigError(SeedworkerError):
     """Settings, taxonomy or deployment files are invalid; raised at start, loudly."""
 
 
+#: The exit code of a process stopped by a ConfigError (and of a usage error, as click's):
+#: ``seedworker run`` stops instead of restarting a child that exits with it.
+EXIT_CONFIG = 2
+
+
+class StartRefused(SeedworkerError):
+    """A process ``seedworker run`` needs refused to start; its own message said why."""
+
+
+class InstanceNotFound(SeedworkerError):
+    """A command that only reads found no seedworker instance (it never creates one)."""
+
+
+class AlreadyRunning(SeedworkerError):
+    """``seedworker run`` found another one holding the data directory's lock."""
+
+
 class InputError(SeedworkerError):
     """The input cannot become a document.  ``reason`` is a stable machine-readable code."""
 

@@ -120,6 +120,9 @@ def flower_command(settings: Settings, broker_url: str) -> tuple[list[str], dict
     return argv, env
 
 
+FLOWER_GRACE_SECONDS = 30.0
+
+
 def run_flower(settings: Settings) -> int:
     from worker import datamode
     from worker.services import broker_url_for, stop_on_signals
@@ -127,7 +130,10 @@ def run_flower(settings: Settings) -> int:
     configure_logging(settings, process="flower")
     datamode.apply(settings)
     argv, env = flower_command(settings, broker_url_for(settings))
-    proc = subprocess.Popen(argv, env=env)
+    # A session of its own: Ctrl-C reaches only us, and Flower gets one SIGTERM.  With the
+    # terminal's SIGINT as well, the SIGTERM landed in Flower's atexit callback and Python
+    # printed "Exception ignored in atexit callback ... SystemExit: 0".
+    proc = subprocess.Popen(argv, env=env, start_new_session=True)
     stopped = threading.Event()
 
     def stop() -> None:
@@ -136,4 +142,12 @@ def run_flower(settings: Settings) -> int:
             proc.terminate()
 
     with stop_on_signals(stop):
-        return proc.wait()
+        while not stopped.wait(1.0):
+            if proc.poll() is not None:
+                return proc.returncode
+        try:  # Flower's shutdown waits for its inspect calls (5 s each); on a busy host, not forever
+            return proc.wait(timeout=FLOWER_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            log.warning("flower did not stop in time, killing it", grace=FLOWER_GRACE_SECONDS)
+            proc.kill()
+            return proc.wait()

@@ -90,8 +90,10 @@ def run_worker(
     concurrency: int | None = None,
     queues: list[str] | None = None,
     pool: str = "prefork",
+    banner: bool = True,
 ) -> None:
-    """A Celery worker; heavy clients are built in each child after the fork."""
+    """A Celery worker; heavy clients are built in each child after the fork.  ``banner=False``
+    (under ``seedworker run``, which prints its own) is Celery's ``--quiet``."""
     from celery.signals import worker_process_init, worker_process_shutdown
 
     from worker.app import create_app
@@ -131,7 +133,7 @@ def run_worker(
     from worker.logs import is_json
 
     argv = [
-        *(["--quiet"] if is_json() else []),  # no plain-text banner among the JSON lines
+        *(["--quiet"] if is_json() or not banner else []),  # no plain-text banner among JSON lines
         "worker",
         f"--hostname={node_name or 'seedworker@' + socket.gethostname()}",
         f"--concurrency={concurrency or settings.worker_concurrency}",

@@ -15,14 +15,23 @@ from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, DotEnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from worker.errors import ConfigError
 from worker.events.endpoints import WebhookEndpoint
 from worker.inbox.ignore import DEFAULT_IGNORE
 
 ENV_PREFIX = "SEEDWORKER_"
+BROKER_SCHEMES = ("redis", "rediss", "unix", "redis+socket")
+_SECRET_FIELDS = {"flower_basic_auth", "webhooks"}  # their values never appear in an error
 
 
 class Settings(BaseSettings):
@@ -35,8 +44,17 @@ class Settings(BaseSettings):
     )
 
     # -- where things live -----------------------------------------------------------------
-    data_dir: Path = Field(Path("data"), description="Root for the embedded Redis, SQLite, archive, failed.")
-    inbox: Path = Field(Path("inbox"), description="Watched folder; created if missing.")
+    data_dir: Path = Field(
+        Path("data"),
+        description=(
+            "Root for the embedded Redis, SQLite, archive, failed. Unset: data/ beside the nearest seedworker.toml"
+            " at or above the working directory, else the per-user data folder (docs/cli.md)."
+        ),
+    )
+    inbox: Path = Field(
+        Path("inbox"),
+        description="Watched folder; created if missing. Unset: inbox/ beside seedworker.toml, or the per-user one.",
+    )
     archive_dir: Path | None = Field(None, description="Where processed files go (default DATA_DIR/archive).")
     failed_dir: Path | None = Field(
         None, description="Where failed files and their .error.json go (default DATA_DIR/failed)."
@@ -225,6 +243,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, url: str) -> str:
+        """Reject a URL kombu would refuse later, with a traceback, in whatever sends a task."""
+        scheme = url.partition("://")[0].lower() if "://" in url else url
+        if url and scheme not in BROKER_SCHEMES:
+            raise ValueError(
+                f"must start with {', '.join(s + '://' for s in BROKER_SCHEMES)} (empty: the embedded Redis)"
+            )
+        return url
+
     @model_validator(mode="after")
     def _resolve_paths(self) -> Settings:
         if self.archive_dir is None:
@@ -268,10 +297,12 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Keep only the ``SEEDWORKER_*`` keys of ``.env`` (pydantic-settings passes every key
-        of the file to the model, where ``extra="forbid"`` rejects other tools' keys)."""
+        of the file to the model, where ``extra="forbid"`` rejects other tools' keys).  Below
+        the environment and .env: the instance found from the working directory (a
+        seedworker.toml above it, or the per-user default; worker/instance.py)."""
         if isinstance(dotenv_settings, DotEnvSettingsSource):
             dotenv_settings.env_vars = {k: v for k, v in dotenv_settings.env_vars.items() if _ours(k)}
-        return init_settings, env_settings, dotenv_settings, file_secret_settings
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, _InstanceSource(settings_cls)
 
     # -- derived values ----------------------------------------------------------------------
     @property
@@ -331,6 +362,20 @@ class Settings(BaseSettings):
             out[name] = value
         out["database_url"] = out["database_url"] or mask_url(self.effective_database_url)
         return out
+
+
+class _InstanceSource(PydanticBaseSettingsSource):
+    """Defaults of the instance found by walking up from the working directory."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ gives every value at once
+
+    def __call__(self) -> dict[str, Any]:
+        from worker.instance import discover
+
+        fields = self.settings_cls.model_fields
+        paths = {name for name, f in fields.items() if "Path" in str(f.annotation)}
+        return discover().defaults(paths, set(fields))
 
 
 def mask_url(url: str) -> str:
@@ -402,4 +447,33 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(f"invalid settings:\n{exc}") from exc
+        raise ConfigError("\n".join(validation_problems(exc))) from exc
+    except SettingsError as exc:  # a JSON-valued variable that is not JSON
+        raise ConfigError(_parse_problem(exc)) from exc
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    """One line per problem, named by the variable that sets it."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
+        inner = f" (at {'.'.join(loc[1:])})" if len(loc) > 1 else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        shown = ""
+        if loc and loc[0] not in _SECRET_FIELDS and isinstance(value, str) and len(value) <= 80:
+            shown = f", not {mask_url(value)!r}"
+        lines.append(f"{name}{inner}: {message}{shown}")
+    return lines
+
+
+def _parse_problem(exc: SettingsError) -> str:
+    import re
+
+    found = re.search(r'field "(\w+)" from source "(\w+)"', str(exc))
+    if found is None:
+        return f"invalid settings: {exc}"
+    where = " (in .env)" if found.group(2).startswith("DotEnv") else ""
+    cause = f": {exc.__cause__}" if exc.__cause__ else ""
+    return f"{ENV_PREFIX}{found.group(1).upper()}{where} is not valid JSON{cause}"

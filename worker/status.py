@@ -168,52 +168,6 @@ def collect_status(settings: Settings, *, ping_timeout: float = 1.0) -> dict[str
     return report
 
 
-def render_status(report: dict[str, Any]) -> None:
-    """The human view of ``collect_status``: a few small tables."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console()
-    workers = Table("worker", "pid", "processes", "tasks done", "up", title="workers")
-    for w in report.get("workers", []):
-        up = w.get("uptime_seconds")
-        workers.add_row(
-            w["name"], str(w.get("pid") or ""), str(w.get("processes")), str(w.get("tasks_done")), f"{up or 0:.0f}s"
-        )
-    if "workers" in report and not report["workers"]:
-        workers.add_row("(none answered)", "", "", "", "")
-    console.print(workers)
-
-    overview = Table("what", "last hour", "all time", title="documents")
-    docs = report.get("documents") or {}
-    for outcome in OUTCOMES:
-        overview.add_row(
-            outcome,
-            str((docs.get("last_hour") or {}).get(outcome, "?")),
-            str((docs.get("all_time") or {}).get(outcome, "?")),
-        )
-    console.print(overview)
-
-    system = Table("what", "value", title="pipeline", show_header=False)
-    unconsumed = report.get("unconsumed_queues") or {}
-    for queue, depth in (report.get("queues") or {}).items():
-        shown = f"{depth} (no seedworker worker consumes it)" if queue in unconsumed else str(depth)
-        system.add_row(f"queue {queue}", shown)
-    if "unacked" in report:
-        system.add_row("unacknowledged messages", str(report["unacked"]))
-    if "outbox" in report:
-        system.add_row("outbox unpublished", str(report["outbox"]["unpublished"]))
-        system.add_row("outbox oldest unpublished", f"{report['outbox']['oldest_age_seconds']:.1f}s")
-    if "stream" in report:
-        system.add_row(f"stream {report['stream']['name']}", f"{report['stream']['length']} entries")
-    if "webhooks" in report:
-        for endpoint, counts in sorted(report["webhooks"].items()):
-            system.add_row(f"webhook {endpoint}", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    console.print(system)
-    for part, error in (report.get("errors") or {}).items():
-        console.print(f"[red]{part} unreachable:[/red] {error}", markup=True, highlight=False)
-
-
 # -- health ----------------------------------------------------------------------------------------------
 def check_health(settings: Settings, *, workers: bool = True, timeout: float = 3.0) -> tuple[list[str], list[str]]:
     """(problems, fine): one line per check; healthy when ``problems`` is empty."""
@@ -240,16 +194,20 @@ def check_health(settings: Settings, *, workers: bool = True, timeout: float = 3
     except Exception as exc:
         problems.append(f"broker unreachable: {_short(exc)}")
         url = None
-    try:
-        engine = _engine(settings, connect_timeout=timeout)
+    db_file = settings.data_dir / "seedworker.db"
+    if not settings.database_url and not db_file.is_file():  # a probe never creates what it looks for
+        problems.append(f"database missing: no {db_file.resolve()}")
+    else:
         try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        finally:
-            engine.dispose()
-        fine.append(f"database {mask_url(settings.effective_database_url)}")
-    except Exception as exc:
-        problems.append(f"database unreachable: {_short(exc)}")
+            engine = _engine(settings, connect_timeout=timeout)
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+            finally:
+                engine.dispose()
+            fine.append(f"database {mask_url(settings.effective_database_url)}")
+        except Exception as exc:
+            problems.append(f"database unreachable: {_short(exc)}")
     if workers:
         if url is None:
             problems.append("workers unknown: the broker is unreachable")

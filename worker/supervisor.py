@@ -22,7 +22,8 @@ from pathlib import Path
 
 from worker import datamode
 from worker.broker import EmbeddedRedis
-from worker.errors import ConfigError
+from worker.errors import EXIT_CONFIG, ConfigError, StartRefused
+from worker.instance import RunLock
 from worker.logs import get_logger
 from worker.settings import Settings
 
@@ -75,9 +76,16 @@ class Supervisor:
     broker_url: str = ""
     owns_redis: EmbeddedRedis | None = None
     _redis_retry_at: float = 0.0
+    lock: RunLock | None = None
+    failure: str = ""  # why watch_children gave up (a child stopped by its configuration)
 
     def start(self) -> None:
+        """Check the configuration, take the data directory's lock (a second ``run``
+        refuses), then start everything."""
         datamode.apply(self.settings)  # before anything creates a file; the children inherit it
+        self._preflight()
+        self.lock = RunLock(self.settings.data_dir)
+        self.lock.acquire()
         if self.settings.broker_url:
             self.broker_url = self.settings.broker_url
         else:
@@ -93,7 +101,7 @@ class Supervisor:
         env = {**os.environ, "SEEDWORKER_BROKER_URL": self.broker_url}
         cli = [sys.executable, "-P", "-m", "worker.cli"]  # -P: the working directory is not on sys.path
         self.children = [
-            Child("worker", [*cli, "worker"], env),
+            Child("worker", [*cli, "worker", "--no-banner"], env),  # seedworker run prints its own
             Child("publisher", [*cli, "publish"], env),
             Child("watcher", [*cli, "watch"], env),
         ]
@@ -106,6 +114,18 @@ class Supervisor:
             self.children.append(Child("flower", argv, fenv))
         for child in self.children:
             child.start()
+
+    def _preflight(self) -> None:
+        """``seedworker config --check`` in a child, before anything starts: every check any
+        process makes at start (taxonomy, NER model, Flower's address, the database), so a
+        mistake stops here with one line each instead of a restart loop.  A child of its own,
+        for the reason :meth:`_upgrade_schema` gives (and spaCy's import)."""
+        argv = [sys.executable, "-m", "worker.cli", "config", "--check", *(["--flower"] if self.with_flower else [])]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            lines = [line.removeprefix("error: ") for line in done.stderr.strip().splitlines()]
+            message = "\n".join(lines[-20:]) or f"`seedworker config --check` exited with {done.returncode}"
+            raise ConfigError(message) if done.returncode == EXIT_CONFIG else StartRefused(message)
 
     def _upgrade_schema(self) -> None:
         """``seedworker db upgrade`` in a child process, before anything else starts.
@@ -127,6 +147,11 @@ class Supervisor:
             for child in self.children:
                 if child.proc is not None and child.proc.poll() is not None and not self.stop_event.is_set():
                     code = child.proc.returncode
+                    if code == EXIT_CONFIG:  # restarting cannot help: the same settings, the same refusal
+                        self.failure = f"the {child.name} stopped on a configuration error (its message is above)"
+                        log.error("configuration error, stopping everything", process=child.name, code=code)
+                        self.stop_event.set()
+                        return
                     quick = time.monotonic() - child.started_at < 10
                     child.restarts = child.restarts + 1 if quick else 1
                     pause = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
@@ -171,7 +196,11 @@ class Supervisor:
                 log.warning("did not stop in time, killing", child=child.name)
                 child.signal(signal.SIGKILL)
                 child.proc.wait()
+        started = bool(self.children) or self.owns_redis is not None
         if self.owns_redis is not None:
             self.owns_redis.unmark_supervised()
             self.owns_redis.stop()
-        log.info("all stopped")
+        if self.lock is not None:
+            self.lock.release()
+        if started:
+            log.info("all stopped")

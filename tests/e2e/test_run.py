@@ -1,5 +1,6 @@
-"""`seedworker run` exactly as `make run` starts it: no configuration, no services, embedded
-Redis and SQLite under ./data, inbox ./inbox; Ctrl-C (SIGINT) and SIGTERM stop everything."""
+"""`seedworker run` exactly as `make run` starts it in a clone: no configuration but the
+repository's seedworker.toml, no services, embedded Redis and SQLite under ./data, inbox
+./inbox; Ctrl-C (SIGINT) and SIGTERM stop everything."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ def _wait(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes], l
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_run_with_no_configuration_ingests_and_stops_cleanly(tmp_path: Path, stop_signal: int) -> None:
     log = tmp_path / "run.log"
+    shutil.copy(Path(__file__).resolve().parents[2] / "seedworker.toml", tmp_path)  # what a clone has
     with log.open("wb") as fh:
         proc = subprocess.Popen(
             [sys.executable, "-m", "worker.cli", "run", "--grace", "20"],

@@ -295,15 +295,18 @@ def test_worker_command_line_never_holds_the_password(tmp_path: Path) -> None:
     )
     argv, _ = flower_command(settings, settings.broker_url)
     assert PASSWORD not in " ".join(argv) and QUOTED not in " ".join(argv)
-    shown = subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "worker.cli", "config", "--json"],
-        env={"SEEDWORKER_BROKER_URL": settings.broker_url, "PATH": "/usr/bin:/bin"},
+        env={"SEEDWORKER_BROKER_URL": settings.broker_url, "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         cwd=tmp_path,
         timeout=60,
-    ).stdout
+    )
+    assert done.returncode == 1 and "no seedworker instance" in done.stderr  # shown all the same
+    shown = done.stdout
+    assert PASSWORD not in done.stderr and QUOTED not in done.stderr
     assert (
         PASSWORD not in shown
         and QUOTED not in shown

@@ -76,7 +76,7 @@ def test_seedworker_config_rejects_an_unknown_seedworker_key_in_a_shared_dotenv(
 
 def test_invalid_value_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEEDWORKER_DUPLICATE_POLICY", "keep")
-    with pytest.raises(ConfigError, match="duplicate_policy"):
+    with pytest.raises(ConfigError, match=r"SEEDWORKER_DUPLICATE_POLICY: Input should be .link. or .drop., not .keep."):
         load_settings()
 
 

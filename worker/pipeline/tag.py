@@ -275,8 +275,8 @@ SUBJECTS_KEY = "subjects"
 def provider_subjects(doc: NormalisedDocument) -> list[Tag]:
     """``subject`` tags (source ``provider``) for the codes the input carried, each code once;
     entries without a code are skipped, a code without a name is its own name.  The format
-    parsers give ``{scheme: "medtop", code: "11000000"}``: that is the QCode ``medtop:11000000``.  ``scheme`` defaults to the QCode alias's
-    URI (``medtop:`` -> the IPTC Media Topics scheme)."""
+    parsers give ``{scheme: "medtop", code: "11000000"}``: that is the QCode ``medtop:11000000``.
+    ``scheme`` defaults to the QCode alias's URI (``medtop:`` -> the IPTC Media Topics scheme)."""
     from worker.pipeline.taxonomy import scheme_uri
 
     raw = doc.metadata.get(SUBJECTS_KEY)

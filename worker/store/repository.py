@@ -48,6 +48,7 @@ from worker.store.schema import (
 
 if TYPE_CHECKING:  # the near-duplicate index (MinHash) is built by the worker, not imported by every user of the store
     from worker.pipeline.dedup import Fingerprint
+    from worker.settings import Settings
     from worker.store.near_index import NearDuplicateIndex
 
 _CONFLICT_RETRIES = 5
@@ -115,6 +116,19 @@ class DocumentStore:
         self.duplicate_policy = duplicate_policy
         self.near = near  # None: exact duplicates only
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, near: NearDuplicateIndex | None = None) -> DocumentStore:
+        """The store the settings describe (database, event source, duplicate policy).  Only a
+        caller that deduplicates passes ``near``: readers need not build MinHash."""
+        from worker.store.engine import make_engine
+
+        return cls(
+            make_engine(settings.effective_database_url),
+            event_source=settings.event_source,
+            duplicate_policy=settings.duplicate_policy,
+            near=near,
+        )
 
     def create_schema(self) -> None:
         Base.metadata.create_all(self.engine)

@@ -11,29 +11,25 @@ from typing import Any
 
 import click
 
+from worker.cli.context import CliContext
 from worker.models import Tag
 from worker.settings import Settings
 
 
-def _settings() -> Settings:
+def _settings(obj: CliContext) -> Settings:
     """The settings, with logs on the process's stderr: stdout carries only the command's
     output (``--json`` pipes into jq)."""
-    from worker.cli import _settings as load
     from worker.logs import configure_logging
 
-    settings = load()
+    settings = obj.settings
     configure_logging(settings, stream=sys.__stderr__ or sys.stderr)
     return settings
 
 
-def _tag_store(settings: Settings) -> Any:
-    from worker.services import ensure_schema
-    from worker.store.engine import make_engine
-    from worker.store.repository import DocumentStore
+def _tag_store(obj: CliContext) -> Any:
     from worker.store.tagging import TagStore
 
-    ensure_schema(settings)
-    return TagStore(DocumentStore(make_engine(settings.effective_database_url), event_source=settings.event_source))
+    return TagStore(obj.store())
 
 
 @click.group()
@@ -44,14 +40,15 @@ def tags() -> None:
 # -- train ---------------------------------------------------------------------------------------
 @tags.command("train")
 @click.option("--json", "as_json", is_flag=True, help="Print the model and its metrics as JSON.")
-def train(as_json: bool) -> None:
+@click.pass_obj
+def train(obj: CliContext, as_json: bool) -> None:
     """Train the auto topic model now, on every stored document with folder or producer tags.
 
     Metrics come from a held-out 20 % (a model trained on the other 80 %); the stored
     model is then trained on all of them.  Workers use it from their next task.
     """
-    settings = _settings()
-    store = _tag_store(settings)
+    settings = _settings(obj)
+    store = _tag_store(obj)
     try:
         stored, report = store.train(min_docs=settings.auto_train_min_docs, threshold=settings.auto_tag_threshold)
     except ValueError as exc:
@@ -78,9 +75,12 @@ def train(as_json: bool) -> None:
 
 
 @tags.command("models")
-def models() -> None:
-    """Stored auto models, newest first."""
-    for m in _tag_store(_settings()).models():
+@click.option("--json", "as_json", is_flag=True, help="JSON lines (the only form; accepted for scripts).")
+@click.pass_obj
+def models(obj: CliContext, as_json: bool) -> None:
+    """Stored auto models, newest first, one JSON object per line."""
+    _settings(obj)
+    for m in _tag_store(obj).models():
         click.echo(
             json.dumps(
                 {
@@ -140,14 +140,16 @@ def why(
 
 @tags.command("explain")
 @click.argument("doc_id")
-@click.option("--json", "as_json", is_flag=True)
-def explain(doc_id: str, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="The tags and the evidence as one JSON object.")
+@click.pass_obj
+def explain(obj: CliContext, doc_id: str, as_json: bool) -> None:
     """Every tag of a document and why it was given."""
+    from worker.cli.docs import resolve_id
     from worker.pipeline.taxonomy import load_taxonomy
 
-    settings = _settings()
-    store = _tag_store(settings)
-    found = store.explain(doc_id)
+    settings = _settings(obj)
+    store = _tag_store(obj)
+    found = store.explain(resolve_id(store.documents, doc_id))
     if found is None:
         raise click.ClickException(f"no document {doc_id}")
     doc, doc_tags = found
@@ -195,23 +197,29 @@ def _parse_since(value: str | None) -> dt.datetime | None:
 @click.option("--batch-size", type=int, help="Documents per task (default SEEDWORKER_NER_BATCH_SIZE).")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Show progress until every batch is done.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait with --wait.")
+@click.pass_obj
 def retag(
-    since: str | None, only_tag: str | None, reason: str, batch_size: int | None, wait: bool, timeout: float
+    obj: CliContext,
+    since: str | None,
+    only_tag: str | None,
+    reason: str,
+    batch_size: int | None,
+    wait: bool,
+    timeout: float,
 ) -> None:
     """Re-run tagging on stored documents (after the taxonomy or the model changed), as
     Celery tasks on the workers; a document.retagged event for each document whose tags changed."""
     from worker.app import create_app
     from worker.broker import connect
-    from worker.services import broker_url_for
     from worker.store.tagging import RETAG_TASK
 
-    settings = _settings()
-    ids = _tag_store(settings).select_for_retag(since=_parse_since(since))
+    settings = _settings(obj)
+    ids = _tag_store(obj).select_for_retag(since=_parse_since(since))
     size = batch_size or settings.ner_batch_size
     run_id = uuid.uuid4().hex[:16]
     progress_key = f"seedworker:retag:{run_id}"
     batches = [ids[i : i + size] for i in range(0, len(ids), size)]
-    broker_url = broker_url_for(settings, start=False)
+    broker_url = obj.broker_url()
     app = create_app(settings, broker_url)
     for n, chunk in enumerate(batches):
         app.send_task(
@@ -267,3 +275,6 @@ def _wait_for_batches(client: Any, key: str, batches: int, documents: int, timeo
             progress.update(job, advance=message["documents"], changed=totals["changed"])
     client.delete(key)
     return {**totals, "batches_done": len(seen)}
+
+
+COMMANDS = (tags,)

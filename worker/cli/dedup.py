@@ -4,39 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from worker.cli.context import CliContext
 from worker.settings import Settings
 
-
-def _settings() -> Settings:
-    from worker.cli import _settings as load
-
-    return load()
-
-
-def _open(settings: Settings) -> Any:
-    from worker.pipeline.dedup import DedupParams
-    from worker.services import ensure_schema
-    from worker.store.engine import make_engine
+if TYPE_CHECKING:
     from worker.store.near_index import NearDuplicateIndex
     from worker.store.repository import DocumentStore
-
-    ensure_schema(settings)
-    params = DedupParams(
-        threshold=settings.dedup_threshold,
-        shingle_size=settings.dedup_shingle_size,
-        num_perm=settings.dedup_num_perm,
-    )
-    store = DocumentStore(
-        make_engine(settings.effective_database_url),
-        event_source=settings.event_source,
-        duplicate_policy=settings.duplicate_policy,
-        near=NearDuplicateIndex(params),
-    )
-    return store
 
 
 @click.group()
@@ -48,26 +25,22 @@ def dedup() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 @click.option("--show", default=5, show_default=True, help="Candidates to list per document.")
-def check(file: Path, as_json: bool, show: int) -> None:
+@click.pass_obj
+def check(obj: CliContext, file: Path, as_json: bool, show: int) -> None:
     """Normalise FILE as a worker would and tell what it would duplicate, and why. Stores nothing."""
     from worker import process
     from worker.models import IngestRequest
 
-    settings = _settings()
-    store = _open(settings)
-    try:
-        request = IngestRequest.from_bytes(file.read_bytes(), filename=file.name, source="dedup-check")
-        batch = process.prepare(request, "check", max_bytes=settings.max_file_bytes)
-        reports = [
-            _verdict(store, settings, item.record, item.document.text, item.document.canonical_hash, show)
-            for item in batch.items
-        ]
-        reports += [
-            {"record": f.record, "verdict": "failed", "reason": f.reason, "why": f.message} for f in batch.failures
-        ]
-        stale = _unindexed(store)
-    finally:
-        store.engine.dispose()
+    settings = obj.settings
+    store = obj.store(near=True)
+    request = IngestRequest.from_bytes(file.read_bytes(), filename=file.name, source="dedup-check")
+    batch = process.prepare(request, "check", max_bytes=settings.max_file_bytes)
+    reports = [
+        _verdict(store, settings, item.record, item.document.text, item.document.canonical_hash, show)
+        for item in batch.items
+    ]
+    reports += [{"record": f.record, "verdict": "failed", "reason": f.reason, "why": f.message} for f in batch.failures]
+    stale = _unindexed(store)
     if as_json:
         click.echo(json.dumps({"file": str(file), "documents": reports, "unindexed_documents": stale}, indent=2))
         return
@@ -86,6 +59,12 @@ def check(file: Path, as_json: bool, show: int) -> None:
                 f"  candidate {c['document_id']}  estimate {c['similarity']:.3f}  "
                 f"shared bands {c['shared_bands']}/{r['bands']}  story {c['story_id']}"
             )
+
+
+def _near(store: DocumentStore) -> NearDuplicateIndex:
+    if store.near is None:  # pragma: no cover - CliContext.store(near=True) always builds it
+        raise RuntimeError("the store has no near-duplicate index")
+    return store.near
 
 
 def _unindexed(store: Any) -> int:
@@ -172,7 +151,8 @@ def _verdict(store: Any, settings: Settings, record: int | None, text: str, chas
 
 @dedup.command("rebuild")
 @click.option("--batch-size", default=500, show_default=True, help="Documents per transaction.")
-def rebuild(batch_size: int) -> None:
+@click.pass_obj
+def rebuild(obj: CliContext, batch_size: int) -> None:
     """Recompute every stored document's signature and LSH bands (after changing the parameters).
 
     Idempotent and safe to rerun; each batch is its own transaction.
@@ -182,19 +162,19 @@ def rebuild(batch_size: int) -> None:
 
     from worker.store.schema import Document
 
-    settings = _settings()
-    store = _open(settings)
-    try:
-        with store.session() as s:
-            total = int(s.scalar(select(func.count()).select_from(Document)) or 0)
-        columns = (TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns) as progress:
-            job = progress.add_task("rebuild", total=total)
-            done = store.near.rebuild(store.session, batch_size=batch_size, progress=lambda n: progress.advance(job, n))
-    finally:
-        store.engine.dispose()
-    bands, rows = store.near.params.bands
+    store = obj.store(near=True)
+    near = _near(store)
+    with store.session() as s:
+        total = int(s.scalar(select(func.count()).select_from(Document)) or 0)
+    columns = (TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns) as progress:
+        job = progress.add_task("rebuild", total=total)
+        done = near.rebuild(store.session, batch_size=batch_size, progress=lambda n: progress.advance(job, n))
+    bands, rows = near.params.bands
     click.echo(
-        f"indexed {done} documents: {bands} bands of {rows} rows, {store.near.params.num_perm} permutations, "
-        f"{store.near.params.shingle_size}-word shingles"
+        f"indexed {done} documents: {bands} bands of {rows} rows, {near.params.num_perm} permutations, "
+        f"{near.params.shingle_size}-word shingles"
     )
+
+
+COMMANDS = (dedup,)
