@@ -108,9 +108,19 @@ def display_name(name: str) -> str:
     Names are bytes on Linux: bytes that are not UTF-8 (surrogate escapes after ``fsdecode``)
     become U+FFFD and a backslash becomes U+FF3C, so a hostile name can neither break JSON,
     PostgreSQL or a log line nor be refused by the request model.  The file on disk keeps
-    its real name.
+    its real name.  Control characters (a newline, an escape sequence) become their visible
+    Control Pictures (U+2400 block), which the request model accepts where it refuses controls.
     """
-    return os.fsencode(name).decode("utf-8", "replace").replace("\\", "\uff3c")[:255] or "unnamed"
+    shown = os.fsencode(name).decode("utf-8", "replace").replace("\\", "\uff3c").translate(_CONTROL_PICTURES)
+    return shown[:255] or "unnamed"
+
+
+#: C0 controls to U+2400..U+241F, DEL to U+2421, C1 controls to U+FFFD.
+_CONTROL_PICTURES = {
+    **{code: 0x2400 + code for code in range(0x20)},
+    0x7F: 0x2421,
+    **{code: 0xFFFD for code in range(0x80, 0xA0)},
+}
 
 
 @dataclass

@@ -347,7 +347,8 @@ def supervised(supervisor_pid: int, command: str, *, other_than: int = 0) -> psu
         with contextlib.suppress(psutil.Error):
             argv = child.cmdline()
             alive = child.status() != psutil.STATUS_ZOMBIE and child.pid != other_than
-            if argv[1:4] == ["-m", "worker.cli", command] and alive:
+            at = argv.index("worker.cli") if "worker.cli" in argv else -1  # python [-P] -m worker.cli <command>
+            if at > 0 and argv[at - 1] == "-m" and argv[at + 1 : at + 2] == [command] and alive:
                 return child
     return None
 

@@ -248,7 +248,9 @@ def test_hostile_names_are_shown_safely(hostile: HostileRun) -> None:
     names = {e["data"]["filename"] for e in hostile.events}
     assert "latin1-\ufffdt\ufffd-name.txt" in names  # bytes that are not UTF-8 become U+FFFD
     assert "back\uff3cslash.txt" in names
-    assert "line\nbreak.txt" in names
+    assert "line\u240abreak.txt" in names  # a control character becomes its visible picture (␊)
+    assert "ctrl-\u2401\u241b[31m-red.txt" in names  # no escape sequence reaches a terminal
+    assert not [n for n in names if any(ord(ch) < 0x20 for ch in n)]
     long_report = hostile.reports()["e" * 251 + ".txt"]
     assert long_report["reason"] == "empty"
     sides = [p.name for p in hostile.stack.failed.glob("eee*.error.json")]

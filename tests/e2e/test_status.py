@@ -76,7 +76,8 @@ def test_status_and_health_of_a_running_stack(stack: Stack) -> None:
     expected = {"stored": 2, "duplicate": 1, "failed": 1}
     assert report["documents"]["all_time"] == expected
     assert report["documents"]["last_hour"] == expected
-    assert report["queues"] == {"celery": 0, "seedworker": 0}  # Celery's default queue is consumed too
+    # Celery's default queue is consumed too; webhook deliveries have a queue of their own.
+    assert report["queues"] == {"celery": 0, "seedworker": 0, "seedworker.webhooks": 0}
     assert report["stream"] == {"name": stack.stream, "length": 4}
     assert report["outbox"] == {"unpublished": 0, "oldest_age_seconds": 0.0}
 

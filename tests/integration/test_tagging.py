@@ -425,10 +425,17 @@ def test_concurrent_retags_of_the_same_documents_write_each_change_once(store: D
     assert sorted(rows) == sorted((doc, "storm") for doc in ids)  # no doubled rows
 
 
-def test_an_unreadable_database_is_logged_once_per_outage_not_per_task(tmp_path: Path) -> None:
+def test_an_unreadable_database_is_logged_once_per_outage_not_per_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The model version is read before every task; while the database cannot be read the
     worker keeps the model it has and says so once, not once per document."""
+    import structlog
     from structlog.testing import capture_logs
+
+    # A logger another in-process test used is cached with that test's processors
+    # (cache_logger_on_first_use); a fresh one is bound under capture_logs.
+    monkeypatch.setattr("worker.store.tagging.log", structlog.get_logger("seedworker.store.tagging"))
 
     (tmp_path / "db").mkdir()  # a directory where the database file should be: unreadable
     broken = TagStore(DocumentStore(make_engine(f"sqlite:///{tmp_path / 'db'}"), event_source="urn:test"))
