@@ -41,7 +41,7 @@ PROCESS_OF_COMMAND = {
 }
 LONG_RUNNING = frozenset({*PROCESS_OF_COMMAND.values(), "webhooks"})
 #: Libraries whose INFO lines repeat what we log, or show URLs (httpx logs every request's URL).
-QUIET_LOGGERS = ("httpx", "httpcore")
+QUIET_LOGGERS = ("httpx", "httpcore", "alembic")  # alembic: "Context impl SQLiteImpl." on every command
 
 _state: dict[str, Any] = {"json": False, "process": "seedworker"}
 _QUERY = re.compile(r"(https?://[^\s\"'?#]+)\?[^\s\"'#]*")

@@ -120,7 +120,15 @@ class Supervisor:
         process makes at start (taxonomy, NER model, Flower's address, the database), so a
         mistake stops here with one line each instead of a restart loop.  A child of its own,
         for the reason :meth:`_upgrade_schema` gives (and spaCy's import)."""
-        argv = [sys.executable, "-m", "worker.cli", "config", "--check", *(["--flower"] if self.with_flower else [])]
+        argv = [
+            sys.executable,
+            "-P",
+            "-m",
+            "worker.cli",
+            "config",
+            "--check",
+            *(["--flower"] if self.with_flower else []),
+        ]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             lines = [line.removeprefix("error: ") for line in done.stderr.strip().splitlines()]

@@ -4,6 +4,7 @@ configuration stops ``run`` instead of being restarted forever."""
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -49,6 +50,8 @@ def test_run_refuses_a_database_that_does_not_answer(tmp_path: Path) -> None:
     url = make_url(POSTGRES_URL).set(database="seedworker_no_such_db").render_as_string(hide_password=False)
     env = user_env(tmp_path, data_dir=str(tmp_path / "data"), database_url=url, ner_model="")
     line = one_line_error(seedworker("run", cwd=tmp_path, env=env, timeout=120), 1)
+    if line.startswith("{"):  # not a terminal: run's stderr is JSON lines (docs/operations.md)
+        line = json.loads(line)["event"]
     assert 'database "seedworker_no_such_db" does not exist' in line
     assert not (tmp_path / "data" / "redis").exists()
 

@@ -103,6 +103,7 @@ def test_run_from_a_folder_holding_tasks_py_and_worker_py(tmp_path: Path) -> Non
     ``worker``/``tasks`` packages, never the working directory's ``tasks.py``/``worker.py``."""
     for name in ("tasks.py", "worker.py"):
         (tmp_path / name).write_text(CELERY_TUTORIAL_TASKS.format(name=name))
+    shutil.copy(Path(__file__).resolve().parents[2] / "seedworker.toml", tmp_path)  # data/ and inbox/ here
     env = _env()
     env["SEEDWORKER_FLOWER_PORT"] = str(_free_port())
     log = tmp_path / "run.log"

@@ -9,6 +9,8 @@ import time
 
 import pytest
 import redis
+import structlog
+import structlog.testing
 
 from tasks._common import reply
 from tests.chaos.faults_support import private_redis
@@ -37,16 +39,18 @@ def test_a_reply_waits_out_a_redis_restart_and_arrives() -> None:
 
 
 def test_a_reply_redis_never_takes_is_given_up_after_its_patience_without_raising(
-    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    with private_redis() as server:
+    # A fresh logger bound under capture_logs (one another in-process test used is cached).
+    monkeypatch.setattr("tasks._common.log", structlog.get_logger("seedworker.tasks"))
+    with private_redis() as server, structlog.testing.capture_logs() as logs:
         client = connect(server.url)
         server.stop()
         started = time.monotonic()
         assert reply(client, "seedworker:replies:w", RESULT, patience=1.5) is False
         assert 1.5 <= time.monotonic() - started < 5.0
-        assert "reply not delivered: Redis unreachable" in capsys.readouterr().out
         client.close()
+    assert "reply not delivered: Redis unreachable" in [e["event"] for e in logs if e["log_level"] == "error"]
 
 
 def test_a_reply_goes_only_to_a_list_under_the_reply_prefix(redis_client: redis.Redis) -> None:

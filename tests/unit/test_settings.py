@@ -51,6 +51,10 @@ def test_other_tools_keys_in_dotenv_are_left_alone(tmp_path: Path, monkeypatch: 
 def _seedworker_config(cwd: Path) -> subprocess.CompletedProcess[str]:
     """The installed ``seedworker config``, run where a user would run it, with no SEEDWORKER_*
     in its environment but a data directory of its own."""
+    from worker.store.migrations import upgrade
+
+    (cwd / "data").mkdir(exist_ok=True)
+    upgrade(f"sqlite:///{cwd / 'data' / 'seedworker.db'}")  # an instance: read commands never make one
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEEDWORKER_")}
     env["SEEDWORKER_DATA_DIR"] = str(cwd / "data")
     seedworker = Path(sys.executable).parent / "seedworker"
