@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.support.inbox import Running, inbox_settings
 from worker.app import create_app
 from worker.models import FileSummary, IngestResult, Outcome
 from worker.settings import Settings
@@ -22,25 +22,7 @@ from worker.watcher import InboxWatcher
 
 
 def _settings(tmp_path: Path, **kw: Any) -> Settings:
-    fields: dict[str, Any] = {"stable_seconds": 0.3, "poll_interval": 0.1, "max_file_bytes": 1000, **kw}
-    return Settings(_env_file=None, data_dir=tmp_path / "data", inbox=tmp_path / "inbox", **fields)  # type: ignore[call-arg]
-
-
-class Running:
-    def __init__(self, watcher: InboxWatcher) -> None:
-        self.watcher = watcher
-        self.thread = threading.Thread(target=watcher.run, daemon=True)
-
-    def __enter__(self) -> InboxWatcher:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while self.watcher.observer is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.watcher
-
-    def __exit__(self, *_: object) -> None:
-        self.watcher.stop_event.set()
-        self.thread.join(10)
+    return inbox_settings(tmp_path, **{"max_file_bytes": 1000, **kw})
 
 
 @pytest.fixture

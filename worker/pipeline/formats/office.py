@@ -221,6 +221,17 @@ def _document(fmt: str, paragraphs: list[tuple[bool, str]], core: dict[str, str]
     return parsed
 
 
+#: What a DOCX or ODT file can fail with: the ZIP container, its XML parts, their text.
+ZIP_FAILURES = (
+    "corrupt_document",
+    "encrypted",
+    "invalid_xml",
+    "unsafe_xml",
+    "no_text_extracted",
+    "too_large",
+    "too_slow",
+)
+
 DOCX_FORMAT = Format(
     name=DOCX,
     label="Word DOCX (`docx`)",
@@ -231,15 +242,7 @@ DOCX_FORMAT = Format(
     recognised="a ZIP whose first entries name `word/`, whatever the extension; `.docx`",
     fields="paragraphs, headings and table cells in reading order → text; core title, else the first"
     " Title/Heading 1 paragraph → title; creator → author; created → date",
-    failures=(
-        "corrupt_document",
-        "encrypted",
-        "invalid_xml",
-        "unsafe_xml",
-        "no_text_extracted",
-        "too_large",
-        "too_slow",
-    ),
+    failures=ZIP_FAILURES,
 )
 ODT_FORMAT = Format(
     name=ODT,
@@ -251,13 +254,5 @@ ODT_FORMAT = Format(
     recognised="a ZIP whose `mimetype` entry is `application/vnd.oasis.opendocument.text`; `.odt`",
     fields="text:p and text:h in reading order → text; meta title, else the first level-1 heading → title;"
     " creator (or initial-creator) → author; creation-date → date",
-    failures=(
-        "corrupt_document",
-        "encrypted",
-        "invalid_xml",
-        "unsafe_xml",
-        "no_text_extracted",
-        "too_large",
-        "too_slow",
-    ),
+    failures=ZIP_FAILURES,
 )
