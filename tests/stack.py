@@ -57,6 +57,8 @@ class Stack:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
     commands: dict[str, str] = field(default_factory=dict)  # name -> seedworker subcommand
+    argv: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> its whole command line
+    revived: list[str] = field(default_factory=list)
 
     @property
     def inbox(self) -> Path:
@@ -107,6 +109,7 @@ class Stack:
         fh.close()
         self.procs[name] = proc
         self.commands[name] = args[0] if args else ""
+        self.argv[name] = args
         return proc
 
     def start_all(self, *, concurrency: int = 2) -> Stack:
@@ -149,6 +152,19 @@ class Stack:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
+
+    def revive(self) -> list[str]:
+        """Restart every child that has exited, as ``seedworker run``'s supervisor does, and
+        return their names.  For tests that run the processes one by one through a broker
+        outage: kombu can end a Celery worker while Redis is down (``restore_unacked`` meets a
+        connection that is already gone: ``'NoneType' object has no attribute 'hostname'``,
+        celery/kombu#582 and #970), and in production it is the supervisor, not the worker,
+        that survives that.  The messages the worker held are unacked in Redis and come back."""
+        names = [name for name, proc in self.procs.items() if proc.poll() is not None]
+        for name in names:
+            self.revived.append(f"{name} (exit {self.procs[name].returncode})")
+            self.start(name, *self.argv[name])
+        return names
 
     def tail(self, name: str, lines: int = 60) -> str:
         path = self.logs.get(name)

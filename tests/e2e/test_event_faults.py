@@ -173,7 +173,12 @@ def test_redis_killed_and_restarted_mid_run_loses_no_event(tmp_path: Path, own_r
         assert own_redis.start() == url
 
         total = len(first) + len(second)
-        stack.wait_for(lambda: all(len(c) == total for c in seen.values()), 180, "every event consumed by both groups")
+
+        def all_consumed() -> bool:
+            stack.revive()  # the supervisor's job in `seedworker run`: see Stack.revive
+            return all(len(c) == total for c in seen.values())
+
+        stack.wait_for(all_consumed, 180, "every event consumed by both groups")
         stack.wait_for(lambda: _unpublished(database_url) == 0, 30, "the outbox drained")
         assert set(seen["indexer"]) == set(seen["audit"]) == _outbox_ids(database_url) == set(_stream_counts(stack))
         assert _db_count(database_url, select(func.count()).select_from(Ingestion)) == total
