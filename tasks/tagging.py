@@ -17,8 +17,8 @@ from celery import Task, shared_task
 
 from tasks._common import run_with_retry, task_context
 from tasks.base import SeedworkerTask
-from worker.events.publisher import notify_committed
 from worker.logs import get_logger
+from worker.relay.publisher import notify_committed
 from worker.runtime import get_runtime
 from worker.store.tagging import (
     RETAG_TASK,

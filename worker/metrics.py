@@ -30,7 +30,6 @@ modules increment them through the helpers here or the names in ``_METRICS`` (fo
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import shutil
@@ -273,28 +272,19 @@ class SystemCollector(Collector):
         yield stream
 
     def _outbox_metrics(self) -> Iterator[Metric]:
-        from sqlalchemy import func, select
-
-        from worker.store.schema import OutboxRow
+        from worker.store import outbox
 
         with self._db().connect() as conn:
-            count, oldest = conn.execute(
-                select(func.count(), func.min(OutboxRow.created_at)).where(OutboxRow.published_at.is_(None))
-            ).one()
-        age = 0.0
-        if oldest is not None:
-            if isinstance(oldest, str):
-                oldest = dt.datetime.fromisoformat(oldest)
-            if oldest.tzinfo is None:
-                oldest = oldest.replace(tzinfo=dt.UTC)
-            age = max(0.0, (dt.datetime.now(dt.UTC) - oldest).total_seconds())
+            lag = outbox.lag(conn)
         yield GaugeMetricFamily(
-            "seedworker_outbox_unpublished", "Events written to the outbox and not yet on the stream.", value=int(count)
+            "seedworker_outbox_unpublished",
+            "Events written to the outbox and not yet on the stream.",
+            value=lag.unpublished,
         )
         yield GaugeMetricFamily(
             "seedworker_outbox_oldest_unpublished_age_seconds",
             "Age of the oldest unpublished outbox event (0 when none): the publisher's lag.",
-            value=round(age, 3),
+            value=lag.oldest_age_seconds,
         )
         yield from self._webhook_metrics()
 
@@ -303,7 +293,7 @@ class SystemCollector(Collector):
         configured endpoint at 0 before its first failure.  Endpoints are shown by name."""
         from sqlalchemy import func, inspect, select
 
-        from worker.events.webhooks import display_name
+        from worker.relay.webhooks import display_name
         from worker.store.schema import WebhookDelivery
 
         counts: dict[str, dict[str, int]] = {ep.key: {"failed": 0, "pending": 0} for ep in self.settings.webhooks}

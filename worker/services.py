@@ -148,7 +148,7 @@ def run_worker(
 
 
 def run_publisher(settings: Settings) -> None:
-    from worker.events.publisher import OutboxPublisher
+    from worker.relay import publisher_from_settings
     from worker.store.engine import make_engine
     from worker.store.repository import DocumentStore
 
@@ -157,7 +157,7 @@ def run_publisher(settings: Settings) -> None:
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
     store = DocumentStore(make_engine(settings.effective_database_url), event_source=settings.event_source)
-    publisher = OutboxPublisher.from_settings(settings, store, connect(broker_url, socket_timeout=10), broker_url)
+    publisher = publisher_from_settings(settings, store, connect(broker_url, socket_timeout=10), broker_url)
     with stop_on_signals(publisher.stop_event.set):
         publisher.run()
     store.engine.dispose()

@@ -53,7 +53,8 @@ def _short(exc: BaseException) -> str:
 def database_status(settings: Settings, *, now: dt.datetime | None = None) -> dict[str, Any]:
     from sqlalchemy import func, inspect, select, text
 
-    from worker.store.schema import Ingestion, OutboxRow
+    from worker.store import outbox
+    from worker.store.schema import Ingestion
 
     now = now or dt.datetime.now(dt.UTC)
     hour_ago = now - dt.timedelta(hours=1)
@@ -67,12 +68,10 @@ def database_status(settings: Settings, *, now: dt.datetime | None = None) -> di
             recent = select(Ingestion.status, func.count()).where(Ingestion.created_at >= hour_ago)
             for status, n in conn.execute(recent.group_by(Ingestion.status)):
                 last_hour[status] = int(n)
-            count, oldest = conn.execute(
-                select(func.count(), func.min(OutboxRow.created_at)).where(OutboxRow.published_at.is_(None))
-            ).one()
+            lag = outbox.lag(conn, now)
             out: dict[str, Any] = {
                 "documents": {"last_hour": last_hour, "all_time": all_time},
-                "outbox": {"unpublished": int(count), "oldest_age_seconds": _age(oldest, now)},
+                "outbox": {"unpublished": lag.unpublished, "oldest_age_seconds": lag.oldest_age_seconds},
             }
             if inspect(conn).has_table("webhook_deliveries"):
                 # {endpoint: {"pending": n, "delivered": n, "failed": n}}
@@ -87,16 +86,6 @@ def database_status(settings: Settings, *, now: dt.datetime | None = None) -> di
             return out
     finally:
         engine.dispose()
-
-
-def _age(oldest: Any, now: dt.datetime) -> float:
-    if oldest is None:
-        return 0.0
-    if isinstance(oldest, str):
-        oldest = dt.datetime.fromisoformat(oldest)
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=dt.UTC)
-    return round(max(0.0, float((now - oldest).total_seconds())), 3)
 
 
 def broker_status(settings: Settings, url: str) -> dict[str, Any]:

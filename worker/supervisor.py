@@ -105,7 +105,7 @@ class Supervisor:
             Child("publisher", [*cli, "publish"], env),
             Child("watcher", [*cli, "watch"], env),
         ]
-        if self.settings.webhooks:  # deliveries on their own queue and threads: see worker/events/webhooks.py
+        if self.settings.webhooks:  # deliveries on their own queue and threads: see worker/relay/webhooks.py
             self.children.append(Child("webhooks", webhook_worker_argv(self.settings, cli), env))
         if self.with_flower:
             from worker.flower import flower_command

@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from tests.integration.test_store import _batch
 from tests.stack import Stack
-from worker.events import webhooks
-from worker.events.publisher import notify_committed
 from worker.models import FileSummary
+from worker.relay import webhooks
+from worker.relay.publisher import notify_committed
 from worker.store.engine import make_engine
 from worker.store.repository import DocumentStore
 from worker.store.schema import WebhookDelivery
@@ -322,9 +322,9 @@ def test_endpoint_settings_refuse_what_would_break_signing(field: str, value: An
 def test_a_delivery_task_carries_the_endpoint_name_not_its_url(tmp_path: Path, broker_url: str) -> None:
     """Flower shows task arguments: the task on the webhook queue names the endpoint."""
     from worker.broker import connect
-    from worker.events.publisher import OutboxEntry
-    from worker.events.webhooks import WebhookDispatcher
+    from worker.relay.webhooks import WebhookDispatcher
     from worker.settings import Settings
+    from worker.store.outbox import OutboxEntry
 
     database_url = f"sqlite:///{tmp_path / 'seedworker.db'}"
     settings = Settings(  # type: ignore[call-arg]

@@ -66,8 +66,8 @@ def events_tail(
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
+    from worker.consumer import read_events
     from worker.errors import BrokerUnavailable
-    from worker.events.consumer import read_events
     from worker.logs import get_logger
 
     log = get_logger("seedworker.events")
@@ -137,7 +137,7 @@ def _stop_on_signals(stop: threading.Event, stopped_by: list[int]) -> Iterator[N
 @click.pass_obj
 def events_replay(obj: CliContext, since: str, types: tuple[str, ...], to_stream: str | None) -> None:
     """Re-publish history from the outbox, with the same event ids, in commit order."""
-    from worker.events.replay import parse_since, replay
+    from worker.relay.replay import parse_since, replay
 
     try:
         when = parse_since(since)
@@ -157,7 +157,7 @@ def events_replay(obj: CliContext, since: str, types: tuple[str, ...], to_stream
 @click.pass_obj
 def events_dead(obj: CliContext, stream: str | None, count: int, as_json: bool) -> None:
     """Print parked events with their error, oldest first, as JSON lines."""
-    from worker.events.consumer import dead_letter_stream_for
+    from worker.consumer import dead_letter_stream_for
 
     client = obj.redis()
     name = stream or dead_letter_stream_for(obj.settings.event_stream)

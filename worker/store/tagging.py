@@ -25,7 +25,8 @@ from worker.logs import get_logger
 from worker.models import NormalisedDocument, Tag
 from worker.pipeline.classifier import Example, TopicModel, TrainingReport, train_with_report
 from worker.pipeline.tag import EXPLICIT_KINDS, auto_text, is_explicit
-from worker.store.schema import Document, OutboxRow, TagModel, TagRow, tag_values
+from worker.store import outbox
+from worker.store.schema import Document, TagModel, TagRow, tag_values
 
 if TYPE_CHECKING:
     import redis
@@ -320,13 +321,13 @@ class TagStore:
             if not added and not removed:
                 return "rewritten"
             key = f"retag:{run_id}:{doc_id}"
-            if s.scalar(select(OutboxRow.seq).where(OutboxRow.event_id == event_id(key, "document.retagged"))):
+            if outbox.emitted(s, event_id(key, "document.retagged")):
                 return "changed"  # this run already announced a change of this document
             data = DocumentRetaggedData(id=doc_id, added=added, removed=removed, run_id=run_id, reason=reason)
             event = make_event(
                 "document.retagged", key=key, subject=doc_id, source=self.documents.event_source, data=data
             )
-            self.documents._emit(s, event)  # the store's one way to write an outbox row
+            outbox.emit(s, event)
             return "changed"
 
 

@@ -47,8 +47,8 @@ from worker.store.schema import WebhookDelivery, utcnow
 if TYPE_CHECKING:
     from celery import Celery
 
-    from worker.events.publisher import OutboxEntry
     from worker.settings import Settings
+    from worker.store.outbox import OutboxEntry
 
 log = get_logger(__name__)
 
