@@ -14,19 +14,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from pydantic import ConfigDict
 
 from worker.events.cloudevents import CloudEvent
 from worker.logs import get_logger
+from worker.signals import stop_on_signals
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 log = get_logger(__name__)
 
@@ -152,6 +154,7 @@ def consume(
     stop: threading.Event | None = None,
     max_events: int | None = None,
     handle_signals: bool = True,
+    settings: Settings | None = None,
 ) -> ConsumeStats:
     """Call ``handler`` with every event of the stream, as member ``consumer`` of ``group``.
 
@@ -166,20 +169,21 @@ def consume(
       times (it kills its consumers) is dead-lettered without calling the handler again.
     * Delivery is at-least-once: a handler may see an event again (same ``event.id``) after
       a crash; make it idempotent or drop repeats by id.
+    * ``stream`` and the broker (``redis_url`` or ``client``) not given come from ``settings``:
+      seedworker's settings, read from the environment and ``seedworker.toml``
+      (``load_settings()``) when ``settings`` is not given either.
     * Returns when ``stop`` is set, on SIGTERM/SIGINT (main thread, ``handle_signals``) or
       after ``max_events`` handled events; the current handler call is finished first.
     """
     own_client = client is None
     if stream is None or (client is None and redis_url is None):
-        from worker.broker import resolve_broker_url
+        from worker.broker import broker_url_for
         from worker.settings import load_settings
 
-        settings = load_settings()
+        settings = settings or load_settings()
         stream = stream or settings.event_stream
         if client is None and redis_url is None:
-            redis_url = resolve_broker_url(
-                settings.broker_url, settings.redis_dir, settings.redis_appendfsync, start=False
-            )
+            redis_url = broker_url_for(settings, start=False)
     if client is None:
         from worker.broker import connect
 
@@ -202,25 +206,12 @@ def consume(
         max_events=max_events,
     )
     try:
-        with _stop_on_signals(loop.stop, enabled=handle_signals):
+        with stop_on_signals(loop.stop.set, announce=False, enabled=handle_signals):
             loop.run()
     finally:
         if own_client:
             client.close()
     return loop.stats
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event, *, enabled: bool) -> Iterator[None]:
-    if not enabled or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @dataclass

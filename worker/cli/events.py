@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 import click
 
@@ -69,6 +65,7 @@ def events_tail(
     from worker.consumer import read_events
     from worker.errors import BrokerUnavailable
     from worker.logs import get_logger
+    from worker.signals import stop_on_signals
 
     log = get_logger("seedworker.events")
     name = stream or obj.settings.event_stream
@@ -78,7 +75,7 @@ def events_tail(
     last: str | None = None  # the last id printed: where a reconnect resumes
     seen = 0
     pause = 0.5
-    with _stop_on_signals(stop, stopped_by):
+    with stop_on_signals(stop.set, received=stopped_by, announce=False):
         while not stop.is_set():
             try:
                 for entry_id, event in read_events(
@@ -112,22 +109,6 @@ def events_tail(
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event, stopped_by: list[int]) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop`` and are remembered, for the exit code (130 after Ctrl-C)."""
-
-    def handler(signum: int, _: FrameType | None) -> None:
-        stopped_by.append(signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 @events.command("replay")

@@ -18,7 +18,8 @@ libraries.  The key is the base64 after ``whsec_`` in the secret, or a legacy se
 bytes.  The older ``X-Seedworker-Signature: sha256=<hex HMAC over "<timestamp>.<body>">`` is
 still sent (deprecated).  Non-2xx answers and network errors are retried with exponential
 backoff and full jitter, ``webhook_max_attempts`` POSTs in all; then the delivery is recorded
-as failed (``seedworker status`` and ``seedworker_webhook_failures_total`` show the counts).
+as failed (``seedworker status`` and ``seedworker_webhook_failures_total`` show the counts, both
+through worker/probes.py).
 """
 
 from __future__ import annotations
@@ -35,11 +36,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from worker.errors import BrokerUnavailable
-from worker.events.endpoints import WebhookEndpoint
+from worker.events.endpoints import WebhookEndpoint, display_name
 from worker.logs import get_logger
 from worker.store.repository import DocumentStore
 from worker.store.schema import WebhookDelivery, utcnow
@@ -206,13 +207,6 @@ def find_endpoint(endpoints: Sequence[WebhookEndpoint], key: str) -> WebhookEndp
     return next((ep for ep in endpoints if key in (ep.key, str(ep.url))), None)
 
 
-def display_name(key: str) -> str:
-    """An endpoint key as logs and metrics may show it (old rows were keyed by the full URL)."""
-    from worker.settings import mask_webhook_url
-
-    return mask_webhook_url(key) if "://" in key else key
-
-
 def headers_for(endpoint: WebhookEndpoint, event_id: str, event_type: str, body: bytes) -> dict[str, str]:
     timestamp = str(int(time.time()))
     key = endpoint.signing_key
@@ -255,23 +249,3 @@ def _record(store: DocumentStore, event_id: str, endpoint: str, status: str, att
             )
             .values(status=status, attempts=attempts, last_error=error, updated_at=utcnow())
         )
-
-
-# -- for `seedworker status` --------------------------------------------------------------------------
-def webhook_delivery_counts(store: DocumentStore) -> dict[str, dict[str, int]]:
-    """``{endpoint: {"pending": n, "delivered": n, "failed": n}}``."""
-    with store.session() as s:
-        rows = s.execute(
-            select(WebhookDelivery.endpoint, WebhookDelivery.status, func.count()).group_by(
-                WebhookDelivery.endpoint, WebhookDelivery.status
-            )
-        ).all()
-    out: dict[str, dict[str, int]] = {}
-    for endpoint, status, n in rows:
-        out.setdefault(endpoint, {"pending": 0, "delivered": 0, "failed": 0})[status] = int(n)
-    return out
-
-
-def webhook_failure_counts(store: DocumentStore) -> dict[str, int]:
-    """Deliveries recorded as failed after their last retry, per endpoint."""
-    return {ep: c["failed"] for ep, c in webhook_delivery_counts(store).items() if c["failed"]}

@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.orm import Session
@@ -23,8 +23,16 @@ from sqlalchemy.orm import Session
 from worker.store.schema import OutboxRow, WebhookDelivery, table_of
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from worker.events.cloudevents import CloudEvent
-    from worker.store.repository import DocumentStore
+
+
+class Sessions(Protocol):
+    """What the outbox needs of a store: transactions (``DocumentStore.session``)."""
+
+    def session(self) -> AbstractContextManager[Session]: ...
+
 
 __all__ = ["OutboxEntry", "OutboxLag", "OutboxRow", "emit", "lag", "mark_published", "pending", "purge"]
 
@@ -68,7 +76,7 @@ def emitted(s: Session, event_id: str) -> bool:
 
 
 # -- the publisher's side -------------------------------------------------------------------------
-def pending(store: DocumentStore, limit: int) -> list[OutboxEntry]:
+def pending(store: Sessions, limit: int) -> list[OutboxEntry]:
     """The oldest ``limit`` unpublished entries, in ``seq`` order."""
     with store.session() as s:
         rows = s.execute(
@@ -77,7 +85,7 @@ def pending(store: DocumentStore, limit: int) -> list[OutboxEntry]:
     return [OutboxEntry(*r) for r in rows]
 
 
-def mark_published(store: DocumentStore, entries: Sequence[OutboxEntry], when: dt.datetime | None = None) -> None:
+def mark_published(store: Sessions, entries: Sequence[OutboxEntry], when: dt.datetime | None = None) -> None:
     with store.session() as s:
         s.execute(
             update(OutboxRow)
@@ -87,7 +95,7 @@ def mark_published(store: DocumentStore, entries: Sequence[OutboxEntry], when: d
 
 
 def purge(
-    store: DocumentStore,
+    store: Sessions,
     cutoff: dt.datetime,
     *,
     batch: int = 1000,
@@ -117,7 +125,7 @@ def purge(
 
 
 def _purge_delivered(
-    store: DocumentStore, cutoff: dt.datetime, batch: int, max_batches: int, stop: threading.Event | None
+    store: Sessions, cutoff: dt.datetime, batch: int, max_batches: int, stop: threading.Event | None
 ) -> None:
     for _ in range(max_batches):
         with store.session() as s:
@@ -138,7 +146,7 @@ def _purge_delivered(
 
 # -- history and lag --------------------------------------------------------------------------------
 def replay_batch(
-    store: DocumentStore, *, since: dt.datetime, after_seq: int, types: Iterable[str] = (), limit: int = 500
+    store: Sessions, *, since: dt.datetime, after_seq: int, types: Iterable[str] = (), limit: int = 500
 ) -> list[OutboxEntry]:
     """Entries created at or after ``since`` with ``seq > after_seq`` (of ``types``, if any), in order."""
     query = (
