@@ -28,7 +28,6 @@ import base64
 import hashlib
 import hmac
 import json
-import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ from sqlalchemy.orm import Session
 from worker.errors import BrokerUnavailable
 from worker.events.endpoints import WebhookEndpoint, display_name
 from worker.logs import get_logger
+from worker.retry import RetryPolicy
 from worker.store.repository import DocumentStore
 from worker.store.schema import WebhookDelivery, utcnow
 
@@ -163,9 +163,10 @@ class DeliveryResult:
     error: str | None = None
 
 
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""
-    return random.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0)))  # noqa: S311 - jitter, not crypto
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """Backoff between POSTs: exponential from ``webhook_backoff``, capped at
+    ``webhook_backoff_cap``, full jitter (attempt 1 failed: up to ``webhook_backoff`` seconds)."""
+    return RetryPolicy(base=settings.webhook_backoff, cap=settings.webhook_backoff_cap, jitter=1.0)
 
 
 def deliver(
@@ -197,7 +198,7 @@ def deliver(
         log.warning("webhook delivery failed for good", endpoint=shown, event_id=event_id, error=error)
         return DeliveryResult("failed", attempt, error=error)
     _record(store, event_id, endpoint_key, "pending", attempt, error)
-    delay = backoff(attempt, settings.webhook_backoff, settings.webhook_backoff_cap)
+    delay = retry_policy(settings).delay(attempt - 1)
     log.info("webhook retry", endpoint=shown, event_id=event_id, attempt=attempt, retry_in=round(delay, 2))
     return DeliveryResult("retry", attempt, retry_in=delay, error=error)
 
