@@ -140,10 +140,6 @@ class DocumentStore:
             raise StoreUnavailable(f"database unavailable: {exc.orig}") from exc
 
     # -- the deduplicate stage's read side ---------------------------------------------------
-    def find_exact(self, canonical_hash: str) -> DuplicateMatch | None:
-        with self.session() as s:
-            return self._find_exact(s, canonical_hash)
-
     def find_duplicate(self, canonical_hash: str, text: str | None = None) -> DuplicateMatch | None:
         """Exact match by hash, else (given the text and near detection on) the nearest match."""
         with self.session() as s:
