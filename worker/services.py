@@ -58,7 +58,7 @@ def run_worker(
 
     def _child_init(**_: Any) -> None:
         configure_logging(settings, process=process)
-        init_runtime(settings, broker_url, load_models=tags_here)
+        init_runtime(settings, broker_url, load_models=tags_here, app=app)
 
     def _child_shutdown(**_: Any) -> None:
         get_runtime().close()
@@ -66,7 +66,7 @@ def run_worker(
     worker_process_init.connect(_child_init, weak=False)
     worker_process_shutdown.connect(_child_shutdown, weak=False)
     if pool in ("solo", "threads"):
-        init_runtime(settings, broker_url, load_models=tags_here)
+        init_runtime(settings, broker_url, load_models=tags_here, app=app)
     from worker.logs import is_json
 
     argv = [
