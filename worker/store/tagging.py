@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, distinct, func, select
 
+from worker.errors import NotEnoughTrainingData
 from worker.events.cloudevents import DocumentRetaggedData, TagData, event_id, make_event
 from worker.logs import get_logger
 from worker.models import NormalisedDocument, Tag
@@ -150,11 +151,11 @@ class TagStore:
     ) -> tuple[StoredModel, TrainingReport]:
         """Train ``auto`` on the stored labelled documents and store the model as a new version.
 
-        Raises ValueError when there is not enough labelled data.
+        Raises NotEnoughTrainingData when there is not enough labelled data.
         """
         examples = self.training_examples()
         if len(examples) < min_docs:
-            raise ValueError(f"{len(examples)} labelled documents; auto needs at least {min_docs}")
+            raise NotEnoughTrainingData(f"{len(examples)} labelled documents; auto needs at least {min_docs}")
         model, report = train_with_report(examples, min_per_label=min_per_label, threshold=threshold)
         stored = self.save_model(model, report, trained_on=len(examples))
         log.info("auto model trained", version=stored.version, labels=len(model.labels), documents=len(examples))
