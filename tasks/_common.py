@@ -12,10 +12,10 @@ import structlog
 from celery import Task
 
 from worker.errors import DocumentFailed, InputError
-from worker.events.publisher import notify_committed
 from worker.logs import get_logger
 from worker.metrics import record_outcomes
 from worker.models import FileSummary, IngestResult, Outcome, Reply, usable_reply_to
+from worker.relay.publisher import notify_committed
 from worker.retry import DEFAULT_RETRY
 from worker.runtime import Runtime
 

@@ -17,8 +17,9 @@ from celery import Task, shared_task
 
 from tasks._common import run_with_retry, task_context
 from tasks.base import SeedworkerTask
-from worker.events.publisher import notify_committed
+from worker.errors import NotEnoughTrainingData
 from worker.logs import get_logger
+from worker.relay.publisher import notify_committed
 from worker.runtime import get_runtime
 from worker.store.tagging import (
     RETAG_TASK,
@@ -60,7 +61,9 @@ def train(self: Task) -> str:
                     stored, report = tags.train(
                         min_docs=settings.auto_train_min_docs, threshold=settings.auto_tag_threshold
                     )
-                except ValueError as exc:  # not enough labelled data yet: the pending flag expires on its own
+                except (
+                    NotEnoughTrainingData
+                ) as exc:  # not enough labelled data yet: the pending flag expires on its own
                     log.info("auto model not trained", reason=str(exc))
                     return f"not trained: {exc}"
                 rt.redis.delete(TRAIN_PENDING_KEY)

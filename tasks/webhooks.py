@@ -1,4 +1,4 @@
-"""``seedworker.webhook.deliver``: POST one event to one endpoint (logic in worker/events/webhooks.py).
+"""``seedworker.webhook.deliver``: POST one event to one endpoint (logic in worker/relay/webhooks.py).
 
 The attempt count lives in the ``webhook_deliveries`` row, not in Celery's retry counter,
 so a task sent twice (the publisher repeated a batch) still stops after the last attempt.
@@ -10,7 +10,7 @@ from celery import Task, shared_task
 
 from tasks._common import task_context
 from worker.errors import RetryableError
-from worker.events import webhooks
+from worker.relay import webhooks
 from worker.retry import DEFAULT_RETRY
 from worker.runtime import get_runtime
 

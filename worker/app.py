@@ -112,7 +112,10 @@ def settings_of(app: Celery) -> Settings:
 
 def __getattr__(name: str) -> Celery:
     """``celery -A worker.app:flower_app flower``: Flower gets this same app (JSON only, the
-    queues, TLS options) built from the settings and the broker URL its launcher passed."""
+    queues, TLS options) built from the settings and the broker URL its launcher passed in
+    ``CELERY_BROKER_URL`` (``worker.flower.flower_command``).  That variable, not a setting of
+    ours: Celery itself prefers it to ``conf.broker_url`` (``celery.app.utils.Settings.broker_url``),
+    so in Flower's process it is the one broker URL whatever we read."""
     if name == "flower_app":
         import os
 

@@ -15,10 +15,14 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
 from worker.errors import BrokerUnavailable, ConfigError
+
+if TYPE_CHECKING:
+    from worker.settings import Settings
 
 SOCKET_NAME = "redis.sock"
 # Unix socket paths are limited to 107 bytes on Linux; deeper data dirs fall back to TCP.
@@ -266,3 +270,8 @@ def resolve_broker_url(broker_url: str, redis_dir: Path, appendfsync: str, *, st
         f"no broker: SEEDWORKER_BROKER_URL is empty and no embedded Redis runs in {redis_dir} "
         "(start it with `seedworker run` or `seedworker broker start`)"
     )
+
+
+def broker_url_for(settings: Settings, *, start: bool = True) -> str:
+    """The configured broker, or the embedded one (started unless ``start=False``)."""
+    return resolve_broker_url(settings.broker_url, settings.redis_dir, settings.redis_appendfsync, start=start)

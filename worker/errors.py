@@ -181,6 +181,16 @@ class BrokerUnavailable(RetryableError):
     """The Redis broker is unreachable."""
 
 
+class NotEnoughTrainingData(SeedworkerError, ValueError):
+    """Too few labelled documents (or labels) to train the ``auto`` topic model yet; a
+    ``ValueError`` too, for callers written before it existed."""
+
+
+class LeaseLost(SeedworkerError):
+    """Another publisher took the outbox publisher's lease while this one was busy; nothing
+    was appended (worker/relay/publisher.py).  The publisher stands by and starts over."""
+
+
 #: Every reason code a ``document.failed`` event may carry, with a one-line meaning.
 #: ``internal_error`` is the code for a bug: an exception that is not an ``InputError``
 #: after retries are exhausted.

@@ -125,7 +125,8 @@ FLOWER_GRACE_SECONDS = 30.0
 
 def run_flower(settings: Settings) -> int:
     from worker import datamode
-    from worker.services import broker_url_for, stop_on_signals
+    from worker.broker import broker_url_for
+    from worker.signals import stop_on_signals
 
     configure_logging(settings, process="flower")
     datamode.apply(settings)

@@ -1,6 +1,6 @@
 """The pipeline for one ingest request, stage by stage.
 
-Each function is one stage of the flow the tasks run (inline: all four in one task;
+Each function is one stage of the flow the tasks run (inline: all three in one task;
 chain: one task each).  ``prepare`` and ``tag`` are pure; ``store`` decides duplicates and
 writes, one transaction per document with its event.
 """

@@ -1,4 +1,6 @@
-"""Retry policy as a small value, not numbers scattered through task bodies."""
+"""Retry policy as a small value, not numbers scattered through task bodies: the one backoff
+formula of seedworker -- task retries (tasks/base.py), webhook deliveries
+(worker/relay/webhooks.py) and restarts of supervised processes (worker/supervisor.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ class Decision:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with full jitter, capped.
+    """Exponential backoff, capped, with jitter: attempt ``n`` (from 0) waits a random time in
+    ``[(1 - jitter) * c, c]`` with ``c = min(cap, base * factor**n)``.  ``jitter=1`` is "full
+    jitter", the default ``0.5`` "equal jitter" (never less than half the ceiling), ``0`` none.
 
     Infrastructure errors (database locked or down, Redis gone) are retried without limit
     by default: an outage must delay documents, never fail them.  Unexpected errors (bugs)
@@ -31,10 +35,15 @@ class RetryPolicy:
     factor: float = 2.0
     cap: float = 60.0
     max_unexpected: int = 3
+    jitter: float = 0.5
 
     def delay(self, attempt: int) -> float:
-        ceiling = min(self.cap, self.base * self.factor**attempt)
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not crypto
+        ceiling = self.ceiling(attempt)
+        return ceiling * (1.0 - self.jitter * random.random())  # noqa: S311 - jitter, not crypto
+
+    def ceiling(self, attempt: int) -> float:
+        """The longest wait before retry ``attempt`` (exponent bounded: no float overflow)."""
+        return min(self.cap, self.base * self.factor ** min(max(attempt, 0), 64))
 
     def decide(self, exc: BaseException, retries: int) -> Decision:
         """The one retry-or-give-up rule every seedworker task applies (tasks/base.py)."""

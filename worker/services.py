@@ -7,80 +7,17 @@ finish or hand back what is in flight, then exit; previous signal handlers are r
 
 from __future__ import annotations
 
-import signal
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from types import FrameType
 from typing import Any
 
 from worker import datamode
-from worker.broker import connect, resolve_broker_url
+from worker.broker import broker_url_for, connect
 from worker.logs import configure_logging, get_logger
 from worker.settings import Settings
+from worker.signals import stop_on_signals
+from worker.store.schema_check import ensure_schema
 
 log = get_logger("seedworker.services")
-
-
-def broker_url_for(settings: Settings, *, start: bool = True) -> str:
-    return resolve_broker_url(settings.broker_url, settings.redis_dir, settings.redis_appendfsync, start=start)
-
-
-@contextmanager
-def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """Call ``stop`` on SIGTERM/SIGINT; restore the previous handlers afterwards."""
-    previous: dict[signal.Signals, Any] = {}
-
-    def handler(signum: int, _: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
-        stop()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def ensure_schema(settings: Settings) -> None:
-    """Migrate the database to the newest revision (Alembic ``upgrade head``).
-
-    Worker, publisher and watcher start together: the upgrade runs in one transaction under
-    the PostgreSQL advisory lock (SQLite: the write lock), so only the first one migrates.
-
-    A database already at :data:`~worker.store.schema.SCHEMA_REVISION` (every start after the
-    first; ``seedworker run`` and the Kubernetes job migrate before the processes start) costs
-    one SELECT and no Alembic import: Alembic and a migration run leave ~14 MB in a process,
-    and the worker's pool children would inherit them (docs/benchmarks.md, memory).  Anything
-    else -- no version table, an older revision, an unreachable database -- takes the full
-    upgrade, which migrates or raises as before.
-    """
-    url = settings.effective_database_url
-    if schema_is_current(url):
-        return
-    from worker.store.migrations import upgrade
-
-    upgrade(url)
-
-
-def schema_is_current(url: str) -> bool:
-    """True when the database's Alembic revision is the code's newest; False on any doubt."""
-    from sqlalchemy.exc import DBAPIError
-
-    from worker.store.engine import make_engine
-    from worker.store.schema import SCHEMA_REVISION
-
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            revisions = [row[0] for row in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
-    except DBAPIError:  # no version table yet, or no database: the upgrade says what is wrong
-        return False
-    finally:
-        engine.dispose()
-    return revisions == [SCHEMA_REVISION]
 
 
 def run_worker(
@@ -109,8 +46,8 @@ def run_worker(
     datamode.apply(settings)
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
-    if settings.metrics_port and pipeline_here:  # before the pool forks: see worker/metrics.py
-        from worker.metrics import serve_worker_metrics
+    if settings.metrics_port and pipeline_here:  # before the pool forks: see worker/metrics_server.py
+        from worker.metrics_server import serve_worker_metrics
 
         serve_worker_metrics(settings, broker_url, node_name or "seedworker@" + socket.gethostname())
     app = create_app(settings, broker_url)
@@ -121,7 +58,7 @@ def run_worker(
 
     def _child_init(**_: Any) -> None:
         configure_logging(settings, process=process)
-        init_runtime(settings, broker_url, load_models=tags_here)
+        init_runtime(settings, broker_url, load_models=tags_here, app=app)
 
     def _child_shutdown(**_: Any) -> None:
         get_runtime().close()
@@ -129,7 +66,7 @@ def run_worker(
     worker_process_init.connect(_child_init, weak=False)
     worker_process_shutdown.connect(_child_shutdown, weak=False)
     if pool in ("solo", "threads"):
-        init_runtime(settings, broker_url, load_models=tags_here)
+        init_runtime(settings, broker_url, load_models=tags_here, app=app)
     from worker.logs import is_json
 
     argv = [
@@ -148,7 +85,7 @@ def run_worker(
 
 
 def run_publisher(settings: Settings) -> None:
-    from worker.events.publisher import OutboxPublisher
+    from worker.relay import publisher_from_settings
     from worker.store.engine import make_engine
     from worker.store.repository import DocumentStore
 
@@ -157,7 +94,7 @@ def run_publisher(settings: Settings) -> None:
     broker_url = broker_url_for(settings)
     ensure_schema(settings)
     store = DocumentStore(make_engine(settings.effective_database_url), event_source=settings.event_source)
-    publisher = OutboxPublisher.from_settings(settings, store, connect(broker_url, socket_timeout=10), broker_url)
+    publisher = publisher_from_settings(settings, store, connect(broker_url, socket_timeout=10), broker_url)
     with stop_on_signals(publisher.stop_event.set):
         publisher.run()
     store.engine.dispose()
@@ -188,5 +125,8 @@ def run_watcher(settings: Settings, *, watcher_id: str | None = None) -> None:
         watcher.run()
 
 
-# Flower's command moved to worker/flower.py; these names stay importable from here.
-from worker.flower import flower_command, run_flower  # noqa: E402, F401
+# Flower's command moved to worker/flower.py and the schema check to worker/store/schema_check.py;
+# these names stay importable from here (bench/ and tests import them).
+from worker.flower import flower_command, run_flower  # noqa: E402
+
+__all__ = ["ensure_schema", "flower_command", "run_flower", "run_publisher", "run_watcher", "run_worker"]

@@ -393,23 +393,6 @@ def mask_url(url: str) -> str:
     return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query, parts.fragment))
 
 
-def mask_webhook_url(url: str) -> str:
-    """Scheme, host and port of a webhook URL; its path and query, where tokens live, masked
-    (``https://h/hooks/T0KEN?key=x`` -> ``https://h/****``), and any user or password too."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "<unparseable url>"
-    host = parts.hostname or ""
-    if port:
-        host = f"{host}:{port}"
-    if parts.username is not None or parts.password is not None:
-        host = f"****@{host}"
-    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
-    return urlunsplit((parts.scheme, host, "/****" if hidden else parts.path, "", ""))
-
-
 def _ours(key: str) -> bool:
     return key.upper().startswith(ENV_PREFIX)
 

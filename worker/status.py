@@ -16,32 +16,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from worker import probes
 from worker.logs import get_logger
-from worker.settings import Settings, mask_url, mask_webhook_url
+from worker.settings import Settings, mask_url
 
 log = get_logger("seedworker.status")
 OUTCOMES = ("stored", "duplicate", "failed")
 
 
 def _broker_url(settings: Settings) -> str:
-    from worker.services import broker_url_for
+    from worker.broker import broker_url_for
 
     return broker_url_for(settings, start=False)
-
-
-def _engine(settings: Settings, *, connect_timeout: float = 5.0) -> Any:
-    """An engine without a pool (one short look) and a bounded connect time."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    from worker.store.engine import make_engine, normalise_url
-
-    url = settings.effective_database_url
-    if url.startswith("sqlite"):
-        return make_engine(url, poolclass=NullPool)
-    return create_engine(
-        normalise_url(url), poolclass=NullPool, connect_args={"connect_timeout": max(1, int(connect_timeout))}
-    )
 
 
 def _short(exc: BaseException) -> str:
@@ -51,13 +37,13 @@ def _short(exc: BaseException) -> str:
 
 # -- status -------------------------------------------------------------------------------------------
 def database_status(settings: Settings, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    from sqlalchemy import func, inspect, select, text
+    from sqlalchemy import func, select
 
-    from worker.store.schema import Ingestion, OutboxRow
+    from worker.store.schema import Ingestion
 
     now = now or dt.datetime.now(dt.UTC)
     hour_ago = now - dt.timedelta(hours=1)
-    engine = _engine(settings)
+    engine = probes.engine(settings, connect_timeout=5.0)
     try:
         with engine.connect() as conn:
             all_time = dict.fromkeys(OUTCOMES, 0)
@@ -67,58 +53,33 @@ def database_status(settings: Settings, *, now: dt.datetime | None = None) -> di
             recent = select(Ingestion.status, func.count()).where(Ingestion.created_at >= hour_ago)
             for status, n in conn.execute(recent.group_by(Ingestion.status)):
                 last_hour[status] = int(n)
-            count, oldest = conn.execute(
-                select(func.count(), func.min(OutboxRow.created_at)).where(OutboxRow.published_at.is_(None))
-            ).one()
+            lag = probes.lag(conn, now)
             out: dict[str, Any] = {
                 "documents": {"last_hour": last_hour, "all_time": all_time},
-                "outbox": {"unpublished": int(count), "oldest_age_seconds": _age(oldest, now)},
+                "outbox": {"unpublished": lag.unpublished, "oldest_age_seconds": lag.oldest_age_seconds},
             }
-            if inspect(conn).has_table("webhook_deliveries"):
-                # {endpoint: {"pending": n, "delivered": n, "failed": n}}
-                rows = conn.execute(
-                    text("SELECT endpoint, status, count(*) FROM webhook_deliveries GROUP BY endpoint, status")
-                )
-                hooks: dict[str, dict[str, int]] = {}
-                for endpoint, status, n in rows:
-                    key = mask_webhook_url(str(endpoint)) if "://" in str(endpoint) else str(endpoint)  # old rows
-                    hooks.setdefault(key, {"pending": 0, "delivered": 0, "failed": 0})[str(status)] = int(n)
+            hooks = probes.webhook_counts(conn)
+            if hooks is not None:
                 out["webhooks"] = hooks
             return out
     finally:
         engine.dispose()
 
 
-def _age(oldest: Any, now: dt.datetime) -> float:
-    if oldest is None:
-        return 0.0
-    if isinstance(oldest, str):
-        oldest = dt.datetime.fromisoformat(oldest)
-    if oldest.tzinfo is None:
-        oldest = oldest.replace(tzinfo=dt.UTC)
-    return round(max(0.0, float((now - oldest).total_seconds())), 3)
-
-
 def broker_status(settings: Settings, url: str) -> dict[str, Any]:
     from worker.broker import connect
-    from worker.queues import queue_depths
 
     client = connect(url, socket_timeout=5, socket_connect_timeout=5)
     try:
-        depths = queue_depths(client, settings)  # declared queues too: see worker/queues.py
-        pipe = client.pipeline()
-        pipe.hlen("unacked")
-        pipe.exists(settings.event_stream)
-        unacked, has_stream = pipe.execute()
-        length = int(client.xlen(settings.event_stream)) if has_stream else 0
-        return {
-            "queues": {q.name: q.depth for q in depths},
-            "unconsumed_queues": {q.name: q.depth for q in depths if not q.consumed and q.depth},
-            "unacked": int(unacked),
-            "stream": {"name": settings.event_stream, "length": length},
-        }
+        probe = probes.broker(client, settings)
     finally:
         client.close()
+    return {
+        "queues": {q.name: q.depth for q in probe.depths},
+        "unconsumed_queues": {q.name: q.depth for q in probe.depths if not q.consumed and q.depth},
+        "unacked": probe.unacked,
+        "stream": {"name": probe.stream, "length": probe.stream_length},
+    }
 
 
 def workers_status(settings: Settings, url: str, *, timeout: float) -> list[dict[str, Any]]:
@@ -199,7 +160,7 @@ def check_health(settings: Settings, *, workers: bool = True, timeout: float = 3
         problems.append(f"database missing: no {db_file.resolve()}")
     else:
         try:
-            engine = _engine(settings, connect_timeout=timeout)
+            engine = probes.engine(settings, connect_timeout=timeout)
             try:
                 with engine.connect() as conn:
                     conn.execute(text("SELECT 1"))

@@ -25,9 +25,12 @@ from worker.broker import EmbeddedRedis
 from worker.errors import EXIT_CONFIG, ConfigError, StartRefused
 from worker.instance import RunLock
 from worker.logs import get_logger
+from worker.retry import RetryPolicy
 from worker.settings import Settings
 
 log = get_logger("seedworker.supervisor")
+#: A child that died within 10 s of its start waits 1, 2, 4 ... 30 s before the next start.
+RESTART_BACKOFF = RetryPolicy(base=0.5, cap=30.0, jitter=0.0)
 
 
 @dataclass
@@ -105,7 +108,7 @@ class Supervisor:
             Child("publisher", [*cli, "publish"], env),
             Child("watcher", [*cli, "watch"], env),
         ]
-        if self.settings.webhooks:  # deliveries on their own queue and threads: see worker/events/webhooks.py
+        if self.settings.webhooks:  # deliveries on their own queue and threads: see worker/relay/webhooks.py
             self.children.append(Child("webhooks", webhook_worker_argv(self.settings, cli), env))
         if self.with_flower:
             from worker.flower import flower_command
@@ -162,7 +165,7 @@ class Supervisor:
                         return
                     quick = time.monotonic() - child.started_at < 10
                     child.restarts = child.restarts + 1 if quick else 1
-                    pause = min(30.0, 0.5 * 2 ** min(child.restarts, 6))
+                    pause = RESTART_BACKOFF.delay(child.restarts)
                     log.error("process died, restarting", child=child.name, code=code, pause=pause)
                     if self.stop_event.wait(pause):
                         return

@@ -23,7 +23,7 @@ from tests.integration.test_webhooks import SECRET, Receiver, start_webhook_work
 from tests.stack import Stack
 from worker.broker import EmbeddedRedis
 from worker.consumer import CloudEvent, consume
-from worker.events import webhooks
+from worker.relay import webhooks
 from worker.store.engine import make_engine
 from worker.store.schema import Ingestion, OutboxRow, WebhookDelivery
 

@@ -13,9 +13,10 @@ import pytest
 import redis
 
 from tests.integration.test_store import _batch, _store
-from worker.events.consumer import read_events
-from worker.events.publisher import LEASE_SUFFIX, LeaseLost, OutboxPublisher, notify_committed
-from worker.events.replay import parse_since, replay
+from worker.consumer import read_events
+from worker.errors import LeaseLost
+from worker.relay.publisher import LEASE_SUFFIX, OutboxPublisher, notify_committed
+from worker.relay.replay import parse_since, replay
 from worker.store.repository import DocumentStore
 
 

@@ -118,7 +118,7 @@ def test_ensure_schema_loads_alembic_only_when_there_is_something_to_do(database
     """A fresh database is migrated; at head, a start is one SELECT and Alembic is never
     imported (its ~14 MB would ride into every worker child); an older revision is upgraded."""
     code = (
-        "import sys; from worker.settings import Settings; from worker.services import ensure_schema; "
+        "import sys; from worker.settings import Settings; from worker.store.schema_check import ensure_schema; "
         "ensure_schema(Settings(_env_file=None, database_url=sys.argv[1], data_dir=sys.argv[2])); "
         "print('alembic' in sys.modules)"
     )

@@ -216,8 +216,8 @@ def test_cli_check_explains_and_rebuild_reindexes(tmp_path: Path, monkeypatch: p
     from click.testing import CliRunner
 
     from worker.cli import main
-    from worker.services import ensure_schema
     from worker.settings import load_settings
+    from worker.store.schema_check import ensure_schema
 
     monkeypatch.setenv("SEEDWORKER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SEEDWORKER_INBOX", str(tmp_path / "inbox"))

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from bench.eval_tags import make_corpus
 from worker import process
 from worker.cli import main
+from worker.errors import NotEnoughTrainingData
 from worker.models import IngestRequest, Tag
 from worker.pipeline.classifier import fit
 from worker.pipeline.tag import FolderPolicy, Tagger, is_auto
@@ -116,9 +117,9 @@ def test_training_needs_enough_labelled_documents(store: DocumentStore) -> None:
     tagger = _tagger()
     for d in make_corpus(1):
         _ingest(store, tagger, d.text, d.filename, folders=[d.topic])
-    with pytest.raises(ValueError, match="at least 20"):
+    with pytest.raises(NotEnoughTrainingData, match="at least 20"):
         TagStore(store).train(min_docs=20)
-    with pytest.raises(ValueError, match="two labels"):
+    with pytest.raises(NotEnoughTrainingData, match="two labels"):
         TagStore(store).train(min_docs=2)  # one document per label is not enough to learn from
 
 

@@ -19,9 +19,9 @@ from sqlalchemy import select
 
 from tests.integration.test_store import _batch
 from tests.stack import Stack
-from worker.events import webhooks
-from worker.events.publisher import notify_committed
 from worker.models import FileSummary
+from worker.relay import webhooks
+from worker.relay.publisher import notify_committed
 from worker.store.engine import make_engine
 from worker.store.repository import DocumentStore
 from worker.store.schema import WebhookDelivery
@@ -222,7 +222,11 @@ def test_dead_endpoint_is_recorded_failed_after_the_last_attempt(
         assert row.attempts == 3 and row.last_error.startswith("HTTP 503")
         assert len(receiver.all("/down")) == 3
         assert [r.event["id"] for r in receiver.ok("/up")] == [event["id"]]
-        assert webhooks.webhook_failure_counts(store) == {"down": 1}
+        from worker import probes
+
+        with store.engine.connect() as conn:
+            counts = probes.webhook_counts(conn)
+        assert counts is not None and counts["down"]["failed"] == 1 and counts["up"]["failed"] == 0
 
         from worker.settings import Settings
         from worker.status import collect_status
@@ -290,7 +294,8 @@ def test_an_unnamed_endpoint_is_known_by_host_and_hash_never_by_its_url() -> Non
 
 
 def test_webhook_urls_and_headers_are_masked_in_config() -> None:
-    from worker.settings import Settings, mask_webhook_url
+    from worker.events.endpoints import mask_webhook_url
+    from worker.settings import Settings
 
     assert mask_webhook_url(TOKEN_URL) == "https://hooks.example.com/****"
     assert mask_webhook_url("http://u:pw@127.0.0.1:8080/") == "http://****@127.0.0.1:8080/"
@@ -322,9 +327,9 @@ def test_endpoint_settings_refuse_what_would_break_signing(field: str, value: An
 def test_a_delivery_task_carries_the_endpoint_name_not_its_url(tmp_path: Path, broker_url: str) -> None:
     """Flower shows task arguments: the task on the webhook queue names the endpoint."""
     from worker.broker import connect
-    from worker.events.publisher import OutboxEntry
-    from worker.events.webhooks import WebhookDispatcher
+    from worker.relay.webhooks import WebhookDispatcher
     from worker.settings import Settings
+    from worker.store.outbox import OutboxEntry
 
     database_url = f"sqlite:///{tmp_path / 'seedworker.db'}"
     settings = Settings(  # type: ignore[call-arg]

@@ -59,7 +59,7 @@ def test_httpx_request_lines_are_off_and_url_queries_masked(json_stream: io.Stri
 
 
 def test_a_webhook_delivery_logs_the_endpoint_name_not_its_url(tmp_path: Path) -> None:
-    from worker.events import webhooks
+    from worker.relay import webhooks
     from worker.store.engine import make_engine
     from worker.store.migrations import upgrade
     from worker.store.repository import DocumentStore

@@ -15,7 +15,9 @@ _WORKER_ONLY = ("numpy", "rensa", "worker.pipeline.tag", "worker.pipeline.classi
 @pytest.mark.parametrize(
     "modules",
     [
-        pytest.param(("worker.events.publisher", "worker.store.engine", "worker.store.repository"), id="publisher"),
+        pytest.param(
+            ("worker.relay", "worker.relay.publisher", "worker.store.outbox", "worker.store.repository"), id="publisher"
+        ),
         pytest.param(("worker.watcher",), id="watcher"),
     ],
 )

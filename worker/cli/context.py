@@ -84,8 +84,8 @@ class CliContext:
         """The document store of an existing instance, its schema migrated to the newest
         revision.  ``near`` adds the near-duplicate index (MinHash) even when near detection
         is off, for ``dedup``."""
-        from worker.services import ensure_schema
         from worker.store.repository import DocumentStore
+        from worker.store.schema_check import ensure_schema
 
         settings = self.settings
         self.require_database()
@@ -108,7 +108,7 @@ class CliContext:
 
     def broker_url(self) -> str:
         """The configured broker, or the running embedded one (never started by a reader)."""
-        from worker.services import broker_url_for
+        from worker.broker import broker_url_for
 
         settings = self.settings
         if settings.embedded_broker and not settings.redis_dir.is_dir():

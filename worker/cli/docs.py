@@ -176,7 +176,7 @@ def docs_delete(obj: CliContext, doc_ids: tuple[str, ...], reason: str, as_json:
             unknown.append(given)
     result = store.delete(ids, reason=reason)
     if result.deleted:  # wake the publisher (it polls the outbox anyway): best effort
-        from worker.events.publisher import notify_committed
+        from worker.relay.publisher import notify_committed
 
         with contextlib.suppress(Exception):
             notify_committed(obj.redis(), obj.settings.event_stream)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 import click
 
@@ -66,9 +62,10 @@ def events_tail(
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
+    from worker.consumer import read_events
     from worker.errors import BrokerUnavailable
-    from worker.events.consumer import read_events
     from worker.logs import get_logger
+    from worker.signals import stop_on_signals
 
     log = get_logger("seedworker.events")
     name = stream or obj.settings.event_stream
@@ -78,7 +75,7 @@ def events_tail(
     last: str | None = None  # the last id printed: where a reconnect resumes
     seen = 0
     pause = 0.5
-    with _stop_on_signals(stop, stopped_by):
+    with stop_on_signals(stop.set, received=stopped_by, announce=False):
         while not stop.is_set():
             try:
                 for entry_id, event in read_events(
@@ -114,22 +111,6 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event, stopped_by: list[int]) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``stop`` and are remembered, for the exit code (130 after Ctrl-C)."""
-
-    def handler(signum: int, _: FrameType | None) -> None:
-        stopped_by.append(signum)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 @events.command("replay")
 @click.option("--since", required=True, help="A duration ago (90s, 15m, 2h, 7d, 1w) or an ISO date/datetime (UTC).")
 @click.option("--type", "types", multiple=True, help="Only this type (document.stored or full); repeatable.")
@@ -137,7 +118,7 @@ def _stop_on_signals(stop: threading.Event, stopped_by: list[int]) -> Iterator[N
 @click.pass_obj
 def events_replay(obj: CliContext, since: str, types: tuple[str, ...], to_stream: str | None) -> None:
     """Re-publish history from the outbox, with the same event ids, in commit order."""
-    from worker.events.replay import parse_since, replay
+    from worker.relay.replay import parse_since, replay
 
     try:
         when = parse_since(since)
@@ -157,7 +138,7 @@ def events_replay(obj: CliContext, since: str, types: tuple[str, ...], to_stream
 @click.pass_obj
 def events_dead(obj: CliContext, stream: str | None, count: int, as_json: bool) -> None:
     """Print parked events with their error, oldest first, as JSON lines."""
-    from worker.events.consumer import dead_letter_stream_for
+    from worker.consumer import dead_letter_stream_for
 
     client = obj.redis()
     name = stream or dead_letter_stream_for(obj.settings.event_stream)

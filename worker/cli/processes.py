@@ -19,7 +19,7 @@ from worker.settings import Settings
 def run(obj: CliContext, flower: bool, grace: float) -> None:
     """Start everything: embedded Redis (unless SEEDWORKER_BROKER_URL), worker, watcher, publisher."""
     from worker.logs import configure_logging
-    from worker.services import stop_on_signals
+    from worker.signals import stop_on_signals
     from worker.supervisor import Supervisor
 
     settings = obj.settings

@@ -159,10 +159,10 @@ def database_problem(settings: Settings, timeout: float = 5.0) -> str | None:
         return None  # `run` creates it; `config` reports the missing instance itself
     from sqlalchemy import text
 
-    from worker.status import _engine
+    from worker import probes
 
     try:
-        engine = _engine(settings, connect_timeout=timeout)
+        engine = probes.engine(settings, connect_timeout=timeout)
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))

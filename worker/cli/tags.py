@@ -47,11 +47,13 @@ def train(obj: CliContext, as_json: bool) -> None:
     Metrics come from a held-out 20 % (a model trained on the other 80 %); the stored
     model is then trained on all of them.  Workers use it from their next task.
     """
+    from worker.errors import NotEnoughTrainingData
+
     settings = _settings(obj)
     store = _tag_store(obj)
     try:
         stored, report = store.train(min_docs=settings.auto_train_min_docs, threshold=settings.auto_tag_threshold)
-    except ValueError as exc:
+    except NotEnoughTrainingData as exc:
         raise click.ClickException(f"not trained: {exc}") from exc
     if as_json:
         click.echo(json.dumps({"version": stored.version, "trained_on": stored.trained_on, **report.as_json()}))

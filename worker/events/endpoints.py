@@ -6,7 +6,7 @@ import base64
 import binascii
 import hashlib
 import re
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator
 
@@ -88,8 +88,6 @@ class WebhookEndpoint(BaseModel):
         return not self.types or event_type in self.types
 
     def masked(self) -> dict[str, object]:
-        from worker.settings import mask_webhook_url
-
         shown = self.model_dump(mode="json", exclude={"secret", "headers"})
         return {
             **shown,
@@ -116,3 +114,25 @@ def _decode_whsec(raw: str) -> bytes:
     if not key:
         raise ValueError("the webhook secret is empty")
     return key
+
+
+def mask_webhook_url(url: str) -> str:
+    """Scheme, host and port of a webhook URL; its path and query, where tokens live, masked
+    (``https://h/hooks/T0KEN?key=x`` -> ``https://h/****``), and any user or password too."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<unparseable url>"
+    host = parts.hostname or ""
+    if port:
+        host = f"{host}:{port}"
+    if parts.username is not None or parts.password is not None:
+        host = f"****@{host}"
+    hidden = parts.path not in ("", "/") or parts.query or parts.fragment
+    return urlunsplit((parts.scheme, host, "/****" if hidden else parts.path, "", ""))
+
+
+def display_name(key: str) -> str:
+    """An endpoint key as logs, metrics and status may show it (old rows were keyed by the full URL)."""
+    return mask_webhook_url(key) if "://" in key else key

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from worker.errors import NotEnoughTrainingData
+
 DEFAULT_FEATURES = 2**18
 ARRAY_NAMES = ("columns", "idf", "coef", "intercept", "scale", "shift")
 
@@ -210,13 +212,13 @@ def fit(
 ) -> TopicModel:
     """Train on ``examples`` (every usable label gets one binary logistic regression).
 
-    Raises ValueError when fewer than two labels have ``min_per_label`` documents.
+    Raises NotEnoughTrainingData (a ValueError) when fewer than two labels have ``min_per_label`` documents.
     """
     from sklearn.linear_model import LogisticRegression
 
     labels, _ = usable_labels(examples, min_per_label=min_per_label)
     if len(labels) < 2:
-        raise ValueError(f"need at least two labels with {min_per_label}+ documents each, found {labels}")
+        raise NotEnoughTrainingData(f"need at least two labels with {min_per_label}+ documents each, found {labels}")
     vectorizer = _vectorizer(n_features)
     counts = vectorizer.transform([ex.text for ex in examples]).tocsc()
     columns = np.flatnonzero(np.diff(counts.indptr)).astype(np.int64)  # hashed columns seen in training

@@ -8,7 +8,6 @@ constraint on the canonical hash, so two workers storing the same text end with 
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from worker.errors import StoreUnavailable
 from worker.events.cloudevents import (
-    CloudEvent,
     DocumentDeletedData,
     DocumentDuplicateData,
     DocumentFailedData,
@@ -31,6 +29,7 @@ from worker.events.cloudevents import (
 )
 from worker.metrics import stage_timer
 from worker.models import FileSummary, Outcome, PipelineBatch, StageItem
+from worker.store import outbox
 from worker.store.schema import (
     Base,
     Blob,
@@ -39,7 +38,6 @@ from worker.store.schema import (
     Failure,
     Ingestion,
     MinhashBand,
-    OutboxRow,
     TagRow,
     story_for,
     table_of,
@@ -71,7 +69,6 @@ _INSERT_TAGS = insert(table_of(TagRow))
 _INSERT_DUPLICATE = insert(table_of(Duplicate))
 _INSERT_FAILURE = insert(table_of(Failure))
 _INSERT_INGESTION = insert(_INGESTIONS)
-_INSERT_OUTBOX = insert(table_of(OutboxRow))
 
 
 def new_id(prefix: str) -> str:
@@ -143,10 +140,6 @@ class DocumentStore:
             raise StoreUnavailable(f"database unavailable: {exc.orig}") from exc
 
     # -- the deduplicate stage's read side ---------------------------------------------------
-    def find_exact(self, canonical_hash: str) -> DuplicateMatch | None:
-        with self.session() as s:
-            return self._find_exact(s, canonical_hash)
-
     def find_duplicate(self, canonical_hash: str, text: str | None = None) -> DuplicateMatch | None:
         """Exact match by hash, else (given the text and near detection on) the nearest match."""
         with self.session() as s:
@@ -232,7 +225,7 @@ class DocumentStore:
                         details=details or {},
                         raw_sha256=summary.sha256 if raw is not None else None,
                     )
-                    self._emit(
+                    outbox.emit(
                         s,
                         make_event("document.failed", key=key, subject=failure_id, source=self.event_source, data=data),
                     )
@@ -303,7 +296,7 @@ class DocumentStore:
             tags=[TagData.of(t) for t in item.tags],
             **shared,
         )
-        self._emit(s, make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data))
+        outbox.emit(s, make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data))
         outcome = Outcome(status="stored", key=key, filename=request.filename, document_id=doc_id)
         return self._record(s, outcome)
 
@@ -339,7 +332,7 @@ class DocumentStore:
             raw_sha256=summary.sha256,
             story_id=match.story_id,
         )
-        self._emit(
+        outbox.emit(
             s, make_event("document.duplicate", key=key, subject=match.document_id, source=self.event_source, data=data)
         )
         outcome = Outcome(
@@ -402,7 +395,7 @@ class DocumentStore:
         data = DocumentDeletedData(
             id=doc_id, canonical_hash=canonical_hash, reason=reason, duplicates=duplicates, raw_sha256=raw
         )
-        self._emit(
+        outbox.emit(
             s,
             make_event("document.deleted", key=f"delete:{doc_id}", subject=doc_id, source=self.event_source, data=data),
         )
@@ -441,18 +434,6 @@ class DocumentStore:
         if conn.execute(_SELECT_BLOB, {"sha256": sha256}).scalar() is None:
             conn.execute(_INSERT_BLOB, {"sha256": sha256, "size": len(raw), "data": raw})
 
-    @staticmethod
-    def _emit(s: Session, event: CloudEvent) -> None:
-        s.connection().execute(
-            _INSERT_OUTBOX,
-            {
-                "event_id": event.id,
-                "type": event.type,
-                "subject": event.subject,
-                "payload": json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")),
-            },
-        )
-
     # -- reads for the CLI and status --------------------------------------------------------
     def get_document(self, doc_id: str) -> Document | None:
         with self.session() as s:
@@ -470,7 +451,5 @@ class DocumentStore:
             rows = s.execute(select(Ingestion.status, func.count()).group_by(Ingestion.status)).all()
             out = {"stored": 0, "duplicate": 0, "failed": 0}
             out.update({status: int(n) for status, n in rows})
-            out["outbox_unpublished"] = int(
-                s.scalar(select(func.count()).select_from(OutboxRow).where(OutboxRow.published_at.is_(None))) or 0
-            )
+            out["outbox_unpublished"] = outbox.lag(s).unpublished
             return out

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 #: The newest migration (``worker/store/migrations/versions``), known without importing
 #: Alembic: processes that find the database at this revision never load it
-#: (``worker.services.ensure_schema``).  A unit test keeps it equal to Alembic's head.
+#: (``worker.store.schema_check.ensure_schema``).  A unit test keeps it equal to Alembic's head.
 SCHEMA_REVISION = "0002_fulltext"
 
 

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, distinct, func, select
 
+from worker.errors import NotEnoughTrainingData
 from worker.events.cloudevents import DocumentRetaggedData, TagData, event_id, make_event
 from worker.logs import get_logger
 from worker.models import NormalisedDocument, Tag
 from worker.pipeline.classifier import Example, TopicModel, TrainingReport, train_with_report
 from worker.pipeline.tag import EXPLICIT_KINDS, auto_text, is_explicit
-from worker.store.schema import Document, OutboxRow, TagModel, TagRow, tag_values
+from worker.store import outbox
+from worker.store.schema import Document, TagModel, TagRow, tag_values
 
 if TYPE_CHECKING:
     import redis
@@ -149,11 +151,11 @@ class TagStore:
     ) -> tuple[StoredModel, TrainingReport]:
         """Train ``auto`` on the stored labelled documents and store the model as a new version.
 
-        Raises ValueError when there is not enough labelled data.
+        Raises NotEnoughTrainingData when there is not enough labelled data.
         """
         examples = self.training_examples()
         if len(examples) < min_docs:
-            raise ValueError(f"{len(examples)} labelled documents; auto needs at least {min_docs}")
+            raise NotEnoughTrainingData(f"{len(examples)} labelled documents; auto needs at least {min_docs}")
         model, report = train_with_report(examples, min_per_label=min_per_label, threshold=threshold)
         stored = self.save_model(model, report, trained_on=len(examples))
         log.info("auto model trained", version=stored.version, labels=len(model.labels), documents=len(examples))
@@ -320,13 +322,13 @@ class TagStore:
             if not added and not removed:
                 return "rewritten"
             key = f"retag:{run_id}:{doc_id}"
-            if s.scalar(select(OutboxRow.seq).where(OutboxRow.event_id == event_id(key, "document.retagged"))):
+            if outbox.emitted(s, event_id(key, "document.retagged")):
                 return "changed"  # this run already announced a change of this document
             data = DocumentRetaggedData(id=doc_id, added=added, removed=removed, run_id=run_id, reason=reason)
             event = make_event(
                 "document.retagged", key=key, subject=doc_id, source=self.documents.event_source, data=data
             )
-            self.documents._emit(s, event)  # the store's one way to write an outbox row
+            outbox.emit(s, event)
             return "changed"
 
 

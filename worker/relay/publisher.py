@@ -28,15 +28,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import redis
-from sqlalchemy import delete, select, update
 
-from worker.errors import RetryableError
+from worker.errors import LeaseLost, RetryableError
 from worker.logs import get_logger
+from worker.store import outbox
+from worker.store.outbox import OutboxEntry
 from worker.store.repository import DocumentStore
-from worker.store.schema import OutboxRow, WebhookDelivery
 
 if TYPE_CHECKING:
     from worker.settings import Settings
@@ -77,18 +77,6 @@ return n
 """
 
 
-class LeaseLost(Exception):
-    """Another publisher took the lease while this one was busy; nothing was appended."""
-
-
-class OutboxEntry(NamedTuple):
-    seq: int
-    event_id: str
-    type: str
-    subject: str
-    payload: str
-
-
 #: Called with each batch after it reached the stream and before it is marked published
 #: (the webhook dispatcher); a crash in between repeats the call with the same entries.
 AfterPublish = Callable[[Sequence[OutboxEntry]], object]
@@ -125,14 +113,16 @@ class OutboxPublisher:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, store: DocumentStore, client: redis.Redis, broker_url: str, **kw: Any
+        cls,
+        settings: Settings,
+        store: DocumentStore,
+        client: redis.Redis,
+        *,
+        after_publish: AfterPublish | None,
+        **kw: Any,
     ) -> OutboxPublisher:
-        """The publisher as configured, with the webhook dispatcher when endpoints are set."""
-        after: AfterPublish | None = None
-        if settings.webhooks:
-            from worker.events.webhooks import WebhookDispatcher
-
-            after = WebhookDispatcher.from_settings(settings, store, broker_url).dispatch
+        """The publisher as configured; ``after_publish`` is the webhook dispatcher's ``dispatch``
+        when endpoints are set (``worker.relay.relay_from_settings`` wires them)."""
         return cls(
             store=store,
             redis=client,
@@ -142,7 +132,7 @@ class OutboxPublisher:
             stream_max_age=settings.stream_max_age,
             outbox_retention=settings.outbox_retention,
             retention_interval=settings.retention_interval,
-            after_publish=after,
+            after_publish=after_publish,
             **kw,
         )
 
@@ -161,14 +151,7 @@ class OutboxPublisher:
             self.redis.delete(self._lease_key)
 
     def pending(self) -> list[OutboxEntry]:
-        with self.store.session() as s:
-            rows = s.execute(
-                select(OutboxRow.seq, OutboxRow.event_id, OutboxRow.type, OutboxRow.subject, OutboxRow.payload)
-                .where(OutboxRow.published_at.is_(None))
-                .order_by(OutboxRow.seq)
-                .limit(self.batch)
-            ).all()
-        return [OutboxEntry(*r) for r in rows]
+        return outbox.pending(self.store, self.batch)
 
     def publish_once(self) -> int:
         """Move one batch; returns how many events were published.  Raises LeaseLost."""
@@ -178,12 +161,7 @@ class OutboxPublisher:
         self.append(entries)
         if self.after_publish is not None:
             self.after_publish(entries)
-        with self.store.session() as s:
-            s.execute(
-                update(OutboxRow)
-                .where(OutboxRow.seq.in_([e.seq for e in entries]))
-                .values(published_at=dt.datetime.now(dt.UTC))
-            )
+        outbox.mark_published(self.store, entries)
         log.debug("published", count=len(entries), last_seq=entries[-1].seq)
         return len(entries)
 
@@ -213,42 +191,7 @@ class OutboxPublisher:
         if self.outbox_retention <= 0:
             return 0
         cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=self.outbox_retention)
-        purged = 0
-        for _ in range(max_batches):
-            with self.store.session() as s:
-                seqs = list(
-                    s.scalars(
-                        select(OutboxRow.seq)
-                        .where(OutboxRow.published_at.is_not(None), OutboxRow.published_at < cutoff)
-                        .order_by(OutboxRow.seq)
-                        .limit(self.purge_batch)
-                    )
-                )
-                if seqs:
-                    s.execute(delete(OutboxRow).where(OutboxRow.seq.in_(seqs)))
-            purged += len(seqs)
-            if len(seqs) < self.purge_batch or self.stop_event.is_set():
-                break
-        self._purge_deliveries(cutoff, max_batches)
-        return purged
-
-    def _purge_deliveries(self, cutoff: dt.datetime, max_batches: int) -> None:
-        """Delivered webhook rows age out with the outbox; failed ones stay for the operator."""
-        for _ in range(max_batches):
-            with self.store.session() as s:
-                keys = s.execute(
-                    select(WebhookDelivery.event_id, WebhookDelivery.endpoint)
-                    .where(WebhookDelivery.status == "delivered", WebhookDelivery.updated_at < cutoff)
-                    .limit(self.purge_batch)
-                ).all()
-                for event_id, endpoint in keys:
-                    s.execute(
-                        delete(WebhookDelivery).where(
-                            WebhookDelivery.event_id == event_id, WebhookDelivery.endpoint == endpoint
-                        )
-                    )
-            if len(keys) < self.purge_batch or self.stop_event.is_set():
-                return
+        return outbox.purge(self.store, cutoff, batch=self.purge_batch, max_batches=max_batches, stop=self.stop_event)
 
     def maintain(self) -> None:
         """Trim and purge when due; only the lease holder calls this."""
@@ -307,13 +250,3 @@ def notify_committed(client: redis.Redis, stream: str) -> None:
     """Wake the publisher; best effort, the publisher polls anyway."""
     with contextlib.suppress(redis.RedisError, OSError):
         client.publish(wakeup_channel(stream), b"1")
-
-
-def wait_for_publication(store: DocumentStore, timeout: float) -> bool:
-    """Testing/ops helper: wait until the outbox is empty."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if store.counts()["outbox_unpublished"] == 0:
-            return True
-        time.sleep(0.05)
-    return False

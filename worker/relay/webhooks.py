@@ -18,7 +18,8 @@ libraries.  The key is the base64 after ``whsec_`` in the secret, or a legacy se
 bytes.  The older ``X-Seedworker-Signature: sha256=<hex HMAC over "<timestamp>.<body>">`` is
 still sent (deprecated).  Non-2xx answers and network errors are retried with exponential
 backoff and full jitter, ``webhook_max_attempts`` POSTs in all; then the delivery is recorded
-as failed (``seedworker status`` and ``seedworker_webhook_failures_total`` show the counts).
+as failed (``seedworker status`` and ``seedworker_webhook_failures_total`` show the counts, both
+through worker/probes.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import base64
 import hashlib
 import hmac
 import json
-import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -35,20 +35,21 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import httpx
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from worker.errors import BrokerUnavailable
-from worker.events.endpoints import WebhookEndpoint
+from worker.events.endpoints import WebhookEndpoint, display_name
 from worker.logs import get_logger
+from worker.retry import RetryPolicy
 from worker.store.repository import DocumentStore
 from worker.store.schema import WebhookDelivery, utcnow
 
 if TYPE_CHECKING:
     from celery import Celery
 
-    from worker.events.publisher import OutboxEntry
     from worker.settings import Settings
+    from worker.store.outbox import OutboxEntry
 
 log = get_logger(__name__)
 
@@ -162,9 +163,10 @@ class DeliveryResult:
     error: str | None = None
 
 
-def backoff(attempt: int, base: float, cap: float) -> float:
-    """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempt-1)))."""
-    return random.uniform(0, min(cap, base * 2 ** max(attempt - 1, 0)))  # noqa: S311 - jitter, not crypto
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """Backoff between POSTs: exponential from ``webhook_backoff``, capped at
+    ``webhook_backoff_cap``, full jitter (attempt 1 failed: up to ``webhook_backoff`` seconds)."""
+    return RetryPolicy(base=settings.webhook_backoff, cap=settings.webhook_backoff_cap, jitter=1.0)
 
 
 def deliver(
@@ -196,7 +198,7 @@ def deliver(
         log.warning("webhook delivery failed for good", endpoint=shown, event_id=event_id, error=error)
         return DeliveryResult("failed", attempt, error=error)
     _record(store, event_id, endpoint_key, "pending", attempt, error)
-    delay = backoff(attempt, settings.webhook_backoff, settings.webhook_backoff_cap)
+    delay = retry_policy(settings).delay(attempt - 1)
     log.info("webhook retry", endpoint=shown, event_id=event_id, attempt=attempt, retry_in=round(delay, 2))
     return DeliveryResult("retry", attempt, retry_in=delay, error=error)
 
@@ -204,13 +206,6 @@ def deliver(
 def find_endpoint(endpoints: Sequence[WebhookEndpoint], key: str) -> WebhookEndpoint | None:
     """The endpoint a delivery row or task names (by name; rows from before 2026-12 by URL)."""
     return next((ep for ep in endpoints if key in (ep.key, str(ep.url))), None)
-
-
-def display_name(key: str) -> str:
-    """An endpoint key as logs and metrics may show it (old rows were keyed by the full URL)."""
-    from worker.settings import mask_webhook_url
-
-    return mask_webhook_url(key) if "://" in key else key
 
 
 def headers_for(endpoint: WebhookEndpoint, event_id: str, event_type: str, body: bytes) -> dict[str, str]:
@@ -255,23 +250,3 @@ def _record(store: DocumentStore, event_id: str, endpoint: str, status: str, att
             )
             .values(status=status, attempts=attempts, last_error=error, updated_at=utcnow())
         )
-
-
-# -- for `seedworker status` --------------------------------------------------------------------------
-def webhook_delivery_counts(store: DocumentStore) -> dict[str, dict[str, int]]:
-    """``{endpoint: {"pending": n, "delivered": n, "failed": n}}``."""
-    with store.session() as s:
-        rows = s.execute(
-            select(WebhookDelivery.endpoint, WebhookDelivery.status, func.count()).group_by(
-                WebhookDelivery.endpoint, WebhookDelivery.status
-            )
-        ).all()
-    out: dict[str, dict[str, int]] = {}
-    for endpoint, status, n in rows:
-        out.setdefault(endpoint, {"pending": 0, "delivered": 0, "failed": 0})[status] = int(n)
-    return out
-
-
-def webhook_failure_counts(store: DocumentStore) -> dict[str, int]:
-    """Deliveries recorded as failed after their last retry, per endpoint."""
-    return {ep: c["failed"] for ep, c in webhook_delivery_counts(store).items() if c["failed"]}

@@ -12,11 +12,10 @@ import re
 from collections.abc import Iterable
 
 import redis
-from sqlalchemy import select
 
 from worker.events.cloudevents import TYPE_PREFIX
+from worker.store import outbox
 from worker.store.repository import DocumentStore
-from worker.store.schema import OutboxRow
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -53,22 +52,13 @@ def replay(
     wanted = full_types(types)
     last_seq, total = 0, 0
     while True:
-        query = (
-            select(OutboxRow.seq, OutboxRow.event_id, OutboxRow.type, OutboxRow.subject, OutboxRow.payload)
-            .where(OutboxRow.created_at >= since, OutboxRow.seq > last_seq)
-            .order_by(OutboxRow.seq)
-            .limit(batch)
-        )
-        if wanted:
-            query = query.where(OutboxRow.type.in_(wanted))
-        with store.session() as s:
-            rows = s.execute(query).all()
-        if not rows:
+        entries = outbox.replay_batch(store, since=since, after_seq=last_seq, types=wanted, limit=batch)
+        if not entries:
             return total
         pipe = client.pipeline(transaction=False)
-        for _, event_id, type_, subject, payload in rows:
-            fields = {"id": event_id, "type": type_, "subject": subject, "event": payload}
+        for e in entries:
+            fields = {"id": e.event_id, "type": e.type, "subject": e.subject, "event": e.payload}
             pipe.xadd(stream, fields, maxlen=maxlen, approximate=True)
         pipe.execute()
-        total += len(rows)
-        last_seq = rows[-1][0]
+        total += len(entries)
+        last_seq = entries[-1].seq
