@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.chaos.hostile import MIB, Corpus, build, describe, grow, growing_text, release, vanish
-from tests.stack import FAILED, STORED, Stack
-from tests.support.e2e import database as _database
+from tests.support.databases import database as _database
+from tests.support.stack import FAILED, STORED, Stack
 from worker.broker import EmbeddedRedis, connect
 from worker.errors import UnreadableFile, UnsafePath
 from worker.settings import Settings

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.cli.support import one_line_error, seedworker, user_env
-from tests.conftest import EXAMPLE, POSTGRES_URL
+from tests.support.databases import POSTGRES_URL
+from tests.support.paths import EXAMPLE
 
 
 def _closed_port() -> int:

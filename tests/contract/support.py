@@ -1,5 +1,5 @@
 """Client-side helpers of the contract suite: third-party libraries and the standard library
-only, never ``worker.*`` (the stack itself is started with ``tests/stack.py``)."""
+only, never ``worker.*`` (the stack itself is started with ``tests/support/stack.py``)."""
 
 from __future__ import annotations
 

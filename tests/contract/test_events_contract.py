@@ -31,7 +31,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from tests.contract.support import Receiver, free_port, redis_client, seedworker
-from tests.stack import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.contract.support import Receiver, free_port
-from tests.stack import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

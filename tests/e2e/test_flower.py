@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import EXAMPLE
-from tests.stack import Stack
+from tests.support.paths import EXAMPLE
+from tests.support.stack import Stack
 from worker.errors import ConfigError
 from worker.flower import flower_command
 from worker.settings import Settings
@@ -147,7 +147,7 @@ def test_flower_names_every_file_and_counts_failed_documents(flower_stack: tuple
     counts them), no body is ever shown, and nothing is redelivered or recorded twice."""
     import httpx
 
-    from tests.stack import count_rows, files_under
+    from tests.support.stack import count_rows, files_under
     from worker.store.schema import Ingestion
 
     stack, base = flower_stack

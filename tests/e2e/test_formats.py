@@ -15,9 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import EXAMPLE
-from tests.stack import DUPLICATE, FAILED, STORED, Stack, files_under
-from tests.support.e2e import Run, database
+from tests.support.databases import database
+from tests.support.e2e import Run
+from tests.support.paths import EXAMPLE
+from tests.support.stack import DUPLICATE, FAILED, STORED, Stack, files_under
 from worker.broker import EmbeddedRedis, connect
 from worker.store.schema import Document, Failure, TagRow
 

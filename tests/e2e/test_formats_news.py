@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import DUPLICATE, FAILED, STORED, Stack, files_under
 from tests.support import documents
-from tests.support.e2e import Run, database
+from tests.support.databases import database
+from tests.support.e2e import Run
+from tests.support.stack import DUPLICATE, FAILED, STORED, Stack, files_under
 from worker.broker import EmbeddedRedis, connect
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ import psutil
 import pytest
 
 from tests.chaos.faults_support import FAST
-from tests.stack import Stack
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE
-from tests.stack import STORED, Stack
+from tests.support.paths import EXAMPLE
+from tests.support.stack import STORED, Stack
 from worker.app import create_app
 from worker.settings import Settings
 

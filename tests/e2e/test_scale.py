@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import EXAMPLE
-from tests.stack import Stack, count_rows, files_under
+from tests.support.paths import EXAMPLE
+from tests.support.stack import Stack, count_rows, files_under
 from worker.store.engine import make_engine
 from worker.store.schema import Document, Duplicate, Failure, Ingestion, OutboxRow
 

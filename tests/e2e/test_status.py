@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import REPO, Stack
+from tests.support.paths import REPO
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import celery
 import pytest
 
 from tests.chaos.faults_support import FAST, article
-from tests.stack import FAILED, STORED, Stack
+from tests.support.stack import FAILED, STORED, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from tests.conftest import EXAMPLE
+from tests.support.paths import EXAMPLE
 from worker.models import FileSummary, IngestRequest, PipelineBatch, StageItem
 from worker.pipeline.dedup import DedupParams, jaccard, shingles
 from worker.pipeline.normalise import normalise

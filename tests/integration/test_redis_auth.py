@@ -24,8 +24,8 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from tests.conftest import EXAMPLE
-from tests.stack import Stack
+from tests.support.paths import EXAMPLE
+from tests.support.stack import Stack
 from worker.broker import connect, redis_server_binary
 from worker.client import Producer
 from worker.settings import Settings

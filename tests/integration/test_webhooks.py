@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.integration.test_store import _batch
-from tests.stack import Stack
+from tests.support.stack import Stack
 from worker.events import webhooks
 from worker.events.publisher import notify_committed
 from worker.models import FileSummary

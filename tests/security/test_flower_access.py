@@ -20,7 +20,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from tests.stack import Stack
+from tests.support.stack import Stack
 from worker.errors import ConfigError
 from worker.flower import flower_command
 from worker.settings import Settings

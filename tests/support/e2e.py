@@ -1,20 +1,15 @@
-"""What the end-to-end format tests share: a database per backend, and the outcome of one
-stack's run (its events, and the rows it stored) with look-ups by file name."""
+"""What the end-to-end format tests share: the outcome of one stack's run (its events, and the
+rows it stored) with look-ups by file name (a database per backend: tests/support/databases.py)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import POSTGRES_URL, _postgres_admin
-from tests.stack import Stack
+from tests.support.stack import Stack
 from worker.store.engine import make_engine
 from worker.store.schema import Document
 
@@ -54,20 +49,3 @@ class Run:
                 return rows
         finally:
             engine.dispose()
-
-
-@contextmanager
-def database(backend: str, root: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{root / 'seedworker.db'}"
-        return
-    from sqlalchemy.engine import make_url
-
-    admin: Any = _postgres_admin()
-    name = f"seedworker_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()

@@ -28,7 +28,7 @@ import yaml
 from kombu.exceptions import ContentDisallowed
 from kombu.serialization import loads, prepare_accept_content
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 from worker.app import create_app
 from worker.broker import connect, redis_server_binary
 from worker.settings import Settings

@@ -21,8 +21,6 @@ import redis
 
 from worker.broker import connect
 
-REPO = Path(__file__).resolve().parents[1]
-
 STORED = "org.seedworker.document.stored"
 DUPLICATE = "org.seedworker.document.duplicate"
 FAILED = "org.seedworker.document.failed"
