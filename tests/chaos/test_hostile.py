@@ -1,4 +1,4 @@
-"""The hostile corpus (tests/chaos/hostile.py) dropped all at once into a running stack.
+"""The hostile corpus (tests/support/hostile.py) dropped all at once into a running stack.
 
 Every entry must end as a typed failure kept in failed/ with its ``.error.json`` (or, where
 legitimately valid, stored and archived); nothing may crash, nothing may be read from
@@ -21,8 +21,8 @@ import psutil
 import pytest
 from sqlalchemy import select
 
-from tests.chaos.hostile import MIB, Corpus, build, describe, grow, growing_text, release, vanish
 from tests.support.databases import database as _database
+from tests.support.hostile import MIB, Corpus, build, describe, grow, growing_text, release, vanish
 from tests.support.stack import FAILED, STORED, Stack
 from worker.broker import EmbeddedRedis, connect
 from worker.errors import UnreadableFile, UnsafePath

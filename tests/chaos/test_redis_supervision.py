@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.faults_support import (
+from tests.support.faults import (
     FAST,
     account_for,
     count_ingestions,

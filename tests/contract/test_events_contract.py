@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tests.contract.support import Receiver, free_port, redis_client, seedworker
+from tests.support.contract import Receiver, free_port, redis_client, seedworker
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e

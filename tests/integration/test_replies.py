@@ -13,7 +13,7 @@ import structlog
 import structlog.testing
 
 from tasks._common import reply
-from tests.chaos.faults_support import private_redis
+from tests.support.faults import private_redis
 from worker.broker import connect
 from worker.models import IngestResult, Outcome
 
