@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.contract import Receiver, free_port
+from tests.support.http import Receiver, free_port
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.integration.test_webhooks import SECRET, Receiver, start_webhook_worker
+from tests.support.http import Receiver
 from tests.support.stack import Stack
+from tests.support.webhooks import SECRET, start_webhook_worker
 from worker.broker import EmbeddedRedis
 from worker.consumer import CloudEvent, consume
 from worker.events import webhooks

@@ -10,7 +10,6 @@ import base64
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from tests.support.http import free_port
 from tests.support.paths import EXAMPLE
 from tests.support.stack import Stack
 from worker.errors import ConfigError
@@ -31,12 +31,6 @@ from worker.flower import flower_command
 from worker.settings import Settings
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, auth: str | None = None) -> Any:
@@ -53,7 +47,7 @@ AUTH = "ops:s3cret-pw"
 
 @pytest.fixture
 def flower_stack(tmp_path: Path, broker_url: str) -> Iterator[tuple[Stack, str]]:
-    port = _free_port()
+    port = free_port()
     stack = Stack(
         tmp_path,
         broker_url,
@@ -225,7 +219,7 @@ def test_flower_shows_no_body_in_chain_mode(tmp_path: Path, broker_url: str) -> 
     each stage's file summary as its arguments and nothing of the document as its result."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     env = {"SEEDWORKER_FLOWER_PORT": str(port), "SEEDWORKER_FLOWER_BASIC_AUTH": AUTH, "SEEDWORKER_PIPELINE": "chain"}
     stack = Stack(tmp_path, broker_url, f"sqlite:///{tmp_path / 'db.sqlite'}", extra_env=env)
     stack.start("flower", "flower")

