@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_near_index import near_copy, typo_copy
+from tests.support.corpus import near_copy, typo_copy
 from tests.support.paths import EXAMPLE
 from tests.support.stack import DUPLICATE, STORED, Stack, count_rows
 from worker.pipeline.dedup import jaccard, shingles

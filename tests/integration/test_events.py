@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.integration.test_store import _batch, _store
+from tests.support.store import batch as _batch
+from tests.support.store import new_store as _store
 from worker.events.consumer import read_events
 from worker.events.publisher import LEASE_SUFFIX, LeaseLost, OutboxPublisher, notify_committed
 from worker.events.replay import parse_since, replay

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.integration.test_store import _batch
 from tests.support.http import Receiver
 from tests.support.stack import Stack
+from tests.support.store import batch as _batch
 from tests.support.webhooks import SECRET, start_webhook_worker
 from worker.events import webhooks
 from worker.events.publisher import notify_committed
