@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support import stack
 from tests.support.databases import postgres_database
 from tests.support.paths import EXAMPLE
 from worker.broker import EmbeddedRedis, connect
@@ -29,6 +30,12 @@ for _name in [k for k in os.environ if k.upper().startswith("SEEDWORKER_")]:
 # The per-user default instance (worker/instance.py) of every test and of the processes it
 # starts is the session's own, never the developer's ~/.local/share/seedworker.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="seedworker-test-xdg-")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the test's fixtures: whether it may start long-running processes (support/stack.py)."""
+    stack.running_test_is_e2e = item.get_closest_marker("e2e") is not None
 
 
 @pytest.fixture(scope="session")

@@ -125,6 +125,7 @@ def test_password_protected_redis_refuses_anonymous_clients(password_redis: Exte
         connect(password_redis.url.replace(QUOTED, "wrong"), socket_connect_timeout=2).ping()
 
 
+@pytest.mark.e2e
 def test_worker_and_client_work_against_a_password_protected_redis(
     tmp_path: Path, password_redis: ExternalRedis
 ) -> None:
@@ -190,6 +191,7 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[ExternalRedis, Path]]:
     server.stop()
 
 
+@pytest.mark.e2e
 def test_worker_and_client_work_over_tls_with_the_configured_ca(
     tmp_path: Path, tls_redis: tuple[ExternalRedis, Path]
 ) -> None:
@@ -201,6 +203,7 @@ def test_worker_and_client_work_over_tls_with_the_configured_ca(
     _ingest_through_worker(tmp_path, server.url, {"SEEDWORKER_REDIS_TLS_CA_FILE": str(ca)}, settings)
 
 
+@pytest.mark.e2e
 def test_the_whole_stack_runs_with_the_ca_in_the_url_alone(
     tmp_path: Path, tls_redis: tuple[ExternalRedis, Path]
 ) -> None:
@@ -290,6 +293,7 @@ def test_tls_settings_become_url_options_and_broker_use_ssl(tmp_path: Path) -> N
         load_settings(_env_file=None, broker_url="redis://h:1/0", redis_tls_ca_file=tmp_path / "ca.pem")
 
 
+@pytest.mark.e2e
 def test_flower_works_over_tls(tmp_path: Path, tls_redis: tuple[ExternalRedis, Path]) -> None:
     """Flower reads queue lengths through its own Redis client, which only gets TLS options
     from the app's ``broker_use_ssl`` (not from the URL): the project's app must carry them."""

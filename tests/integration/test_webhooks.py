@@ -70,6 +70,7 @@ def _wait(stack: Stack, predicate: Callable[[], Any], what: str, timeout: float 
     return stack.wait_for(predicate, timeout=timeout, what=what)
 
 
+@pytest.mark.e2e
 def test_signed_deliveries_respect_type_filters(
     tmp_path: Path, broker_url: str, database_url: str, receiver: Receiver
 ) -> None:
@@ -106,6 +107,7 @@ def test_signed_deliveries_respect_type_filters(
         stack.stop()
 
 
+@pytest.mark.e2e
 def test_flaky_endpoint_receives_every_event_after_retries(tmp_path: Path, broker_url: str, receiver: Receiver) -> None:
     receiver.fail = lambda path, n: n < 4  # the first four requests fail, then it recovers
     database_url = f"sqlite:///{tmp_path / 'seedworker.db'}"
@@ -126,6 +128,7 @@ def test_flaky_endpoint_receives_every_event_after_retries(tmp_path: Path, broke
         stack.stop()
 
 
+@pytest.mark.e2e
 def test_dead_endpoint_is_recorded_failed_after_the_last_attempt(
     tmp_path: Path, broker_url: str, receiver: Receiver
 ) -> None:
@@ -277,6 +280,7 @@ def test_a_delivery_task_carries_the_endpoint_name_not_its_url(tmp_path: Path, b
 
 
 # -- a slow receiver does not hold ingestion ----------------------------------------------------------
+@pytest.mark.e2e
 def test_a_slow_endpoint_does_not_delay_ingestion(tmp_path: Path, broker_url: str) -> None:
     """Each answer takes 20 s; files dropped one after the other are still stored in seconds
     (deliveries have their own queue and threads; on the ingestion pool two slow deliveries
