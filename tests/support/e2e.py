@@ -1,15 +1,21 @@
-"""What the end-to-end format tests share: the outcome of one stack's run (its events, and the
-rows it stored) with look-ups by file name (a database per backend: tests/support/databases.py)."""
+"""What the end-to-end format tests share: one stack per module and backend on the session's
+embedded Redis, a wait until every dropped file is archived or failed, and the outcome of the
+run (its events, and the rows it stored) with look-ups by file name."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.support.stack import Stack
+from tests.support.databases import database
+from tests.support.stack import Stack, files_under
+from worker.broker import EmbeddedRedis, connect
 from worker.store.engine import make_engine
 from worker.store.schema import Document
 
@@ -49,3 +55,38 @@ class Run:
                 return rows
         finally:
             engine.dispose()
+
+
+@contextmanager
+def module_stack(
+    name: str, backend: str, tmp_path_factory: pytest.TempPathFactory, embedded_redis: EmbeddedRedis, **env: str
+) -> Iterator[Stack]:
+    """A stack (not started) on a database of its own and the session's embedded Redis, which
+    is flushed before and after; stopped when the block ends.  For module-scoped fixtures,
+    which cannot use the function-scoped ``broker_url``."""
+    root = tmp_path_factory.mktemp(f"{name}-{backend}")
+    if not embedded_redis.is_running():  # a chaos test may have stopped it
+        embedded_redis.start()
+    connect(embedded_redis.url).flushall()
+    with database(backend, root) as database_url:
+        stack = Stack(root, embedded_redis.url, database_url, extra_env=env)
+        try:
+            yield stack
+        finally:
+            stack.stop()
+            connect(embedded_redis.url).flushall()
+
+
+def wait_settled(stack: Stack, files: int, timeout: float = 60) -> None:
+    """Until ``files`` files are archived or in failed/ with their .error.json, and none is
+    left in the processing area."""
+    processing = stack.inbox / ".seedworker-processing"
+    stack.wait_for(
+        lambda: (
+            len([p for p in stack.archive.rglob("*") if p.is_file()]) + len(list(stack.failed.glob("*.error.json")))
+            >= files
+            and not files_under(processing)
+        ),
+        timeout=timeout,
+        what="every file archived or failed",
+    )
