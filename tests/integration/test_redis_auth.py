@@ -23,7 +23,7 @@ import redis
 
 from tests.support.http import free_port
 from tests.support.paths import EXAMPLE
-from tests.support.redis_servers import ExternalRedis, start_redis_server
+from tests.support.redis_servers import ExternalRedis, password_redis_server, start_redis_server
 from tests.support.stack import Stack
 from worker.broker import connect, redis_server_binary
 from worker.client import Producer
@@ -36,13 +36,8 @@ QUOTED = quote(PASSWORD, safe="")
 
 @pytest.fixture
 def password_redis(tmp_path: Path) -> Iterator[ExternalRedis]:
-    port = free_port()
-    url = f"redis://:{QUOTED}@127.0.0.1:{port}/0"
-    server = start_redis_server(
-        redis_server_binary(), tmp_path / "redis", ["--port", str(port)], url, password=PASSWORD
-    )
-    yield server
-    server.stop()
+    with password_redis_server(tmp_path / "redis", PASSWORD) as server:
+        yield server
 
 
 @dataclass

@@ -14,9 +14,8 @@ import httpx
 import pytest
 
 from tests.support.http import free_port
-from tests.support.redis_servers import start_redis_server
+from tests.support.redis_servers import password_redis_server
 from tests.support.stack import Stack
-from worker.broker import redis_server_binary
 
 BROKER_PASSWORD = "brokerPw-7c1e9a"
 DB_PASSWORD = "dbPw-52f0d3"
@@ -57,13 +56,8 @@ def test_seedworker_config_masks_every_credential(tmp_path: Path, args: list[str
 @pytest.fixture
 def password_redis(tmp_path: Path) -> Iterator[str]:
     """A real redis-server of the test's own (TCP on a free port) that requires a password."""
-    port = free_port()
-    url = f"redis://:{BROKER_PASSWORD}@127.0.0.1:{port}/0"
-    server = start_redis_server(
-        redis_server_binary(), tmp_path / "redis", ["--port", str(port)], url, password=BROKER_PASSWORD
-    )
-    yield url
-    server.stop()
+    with password_redis_server(tmp_path / "redis", BROKER_PASSWORD) as server:
+        yield server.url
 
 
 def _status(url: str, auth: tuple[str, str] | None = None) -> int:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
-from worker.broker import connect
+from tests.support.http import free_port
+from worker.broker import connect, redis_server_binary
 
 
 @dataclass
@@ -54,3 +57,16 @@ def start_redis_server(
         time.sleep(0.1)
     server.stop()
     raise RuntimeError(f"redis-server did not answer: {log.read_text(errors='replace')[-1500:]}")
+
+
+@contextlib.contextmanager
+def password_redis_server(directory: Path, password: str) -> Iterator[ExternalRedis]:
+    """A redis-server on a free TCP port of 127.0.0.1 that requires ``password`` (percent-encoded
+    in its URL), stopped when the block ends."""
+    port = free_port()
+    url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/0"
+    server = start_redis_server(redis_server_binary(), directory, ["--port", str(port)], url, password=password)
+    try:
+        yield server
+    finally:
+        server.stop()
