@@ -173,6 +173,15 @@ def test_retag_limited_to_one_tag_name(store: DocumentStore) -> None:
     assert names == {"storm"}
 
 
+def _cli_env(database_url: str, tmp_path: Path, taxonomy: Path) -> dict[str, str]:
+    """What ``seedworker tags explain`` needs: the database, a data folder and the taxonomy."""
+    return {
+        "SEEDWORKER_DATABASE_URL": database_url,
+        "SEEDWORKER_DATA_DIR": str(tmp_path / "data"),
+        "SEEDWORKER_TAXONOMY_PATH": str(taxonomy),
+    }
+
+
 def test_explain_says_why_each_tag_was_given(store: DocumentStore, database_url: str, tmp_path: Path) -> None:
     tagger = _tagger()
     _labelled(store, tagger)
@@ -189,11 +198,7 @@ def test_explain_says_why_each_tag_was_given(store: DocumentStore, database_url:
     doc_id, _ = _ingest(store, ruled, text, "x.txt")
     filed_id, _ = _ingest(store, tagger, "Filed under a folder.", "y.txt", folders=["archive"])
 
-    env = {
-        "SEEDWORKER_DATABASE_URL": database_url,
-        "SEEDWORKER_DATA_DIR": str(tmp_path / "data"),
-        "SEEDWORKER_TAXONOMY_PATH": str(taxonomy),
-    }
+    env = _cli_env(database_url, tmp_path, taxonomy)
     result = CliRunner().invoke(main, ["tags", "explain", doc_id, "--json"], env=env)
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
@@ -223,11 +228,7 @@ def test_explain_counts_each_term_and_lists_every_term(store: DocumentStore, dat
     tagger = Tagger(taxonomy=Taxonomy.from_mapping({"tags": {"diplomacy": spec}}), nlp=None)
     text = "The allies met. Sanctions, sanctions and more SANCTIONS were agreed; sanctions stay."
     doc_id, _ = _ingest(store, tagger, text, "d.txt")
-    env = {
-        "SEEDWORKER_DATABASE_URL": database_url,
-        "SEEDWORKER_DATA_DIR": str(tmp_path / "data"),
-        "SEEDWORKER_TAXONOMY_PATH": str(taxonomy),
-    }
+    env = _cli_env(database_url, tmp_path, taxonomy)
     result = CliRunner().invoke(main, ["tags", "explain", doc_id, "--json"], env=env)
     assert result.exit_code == 0, result.output
     [tag] = json.loads(result.output)["tags"]
