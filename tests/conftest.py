@@ -14,26 +14,28 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from tests.support import stack
+from tests.support.databases import postgres_database
+from tests.support.paths import EXAMPLE
 from worker.broker import EmbeddedRedis, connect
-
-REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO / "examples" / "articles"
-EXAMPLE = CORPUS / "000_fd88bd66912dc591.txt"
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 for _name in [k for k in os.environ if k.upper().startswith("SEEDWORKER_")]:
     del os.environ[_name]
 # The per-user default instance (worker/instance.py) of every test and of the processes it
 # starts is the session's own, never the developer's ~/.local/share/seedworker.
 os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="seedworker-test-xdg-")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the test's fixtures: whether it may start long-running processes (support/stack.py)."""
+    stack.running_test_is_e2e = item.get_closest_marker("e2e") is not None
 
 
 @pytest.fixture(scope="session")
@@ -71,29 +73,11 @@ def redis_client(broker_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-def _postgres_admin() -> object:
-    import psycopg
-
-    try:
-        return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL is unreachable at {POSTGRES_URL} in CI: {exc}")
-        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc}")
-
-
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test, dropped afterwards."""
-    from sqlalchemy.engine import make_url
-
-    admin = _postgres_admin()
-    name = f"seedworker_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
-    url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    yield url
-    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
-    admin.close()  # type: ignore[attr-defined]
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

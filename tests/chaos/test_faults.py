@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.faults_support import (
+from tests.support.databases import IN_CI, POSTGRES_URL
+from tests.support.faults import (
     FAST,
     Input,
     account_for,
@@ -43,8 +44,7 @@ from tests.chaos.faults_support import (
     unacked,
     worker_children,
 )
-from tests.conftest import IN_CI, POSTGRES_URL
-from tests.stack import Stack
+from tests.support.stack import Stack
 
 # Each test is bounded: account_for waits at most its timeout (then fails with the processes'
 # logs), and pytest-timeout stops anything else that hangs.

@@ -1,4 +1,4 @@
-"""The hostile corpus (tests/chaos/hostile.py) dropped all at once into a running stack.
+"""The hostile corpus (tests/support/hostile.py) dropped all at once into a running stack.
 
 Every entry must end as a typed failure kept in failed/ with its ``.error.json`` (or, where
 legitimately valid, stored and archived); nothing may crash, nothing may be read from
@@ -21,10 +21,11 @@ import psutil
 import pytest
 from sqlalchemy import select
 
-from tests.chaos.hostile import MIB, Corpus, build, describe, grow, growing_text, release, vanish
-from tests.stack import FAILED, STORED, Stack
-from tests.support.e2e import database as _database
-from worker.broker import EmbeddedRedis, connect
+from tests.support.databases import BACKENDS
+from tests.support.e2e import module_stack
+from tests.support.hostile import MIB, Corpus, build, describe, grow, growing_text, release, vanish
+from tests.support.stack import FAILED, STORED, Stack
+from worker.broker import EmbeddedRedis
 from worker.errors import UnreadableFile, UnsafePath
 from worker.settings import Settings
 from worker.store.engine import make_engine
@@ -101,29 +102,21 @@ class HostileRun:
         return out
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def hostile(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedded_redis: EmbeddedRedis
 ) -> Iterator[HostileRun]:
-    root = tmp_path_factory.mktemp(f"hostile-{request.param}")
-    if not embedded_redis.is_running():
-        embedded_redis.start()
-    connect(embedded_redis.url).flushall()
-    with _database(request.param, root) as database_url:
-        yield from _hostile_run(root, embedded_redis, database_url)
+    env = {
+        "SEEDWORKER_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
+        "SEEDWORKER_NER_MODEL": "",
+        "SEEDWORKER_STABLE_SECONDS": "1.0",
+    }
+    with module_stack("hostile", request.param, tmp_path_factory, embedded_redis, **env) as stack:
+        yield from _hostile_run(stack)
 
 
-def _hostile_run(root: Path, embedded_redis: EmbeddedRedis, database_url: str) -> Iterator[HostileRun]:
-    stack = Stack(
-        root,
-        embedded_redis.url,
-        database_url,
-        extra_env={
-            "SEEDWORKER_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
-            "SEEDWORKER_NER_MODEL": "",
-            "SEEDWORKER_STABLE_SECONDS": "1.0",
-        },
-    )
+def _hostile_run(stack: Stack) -> Iterator[HostileRun]:
+    root = stack.root
     corpus = build(root / "staging", root / "outside", max_file_bytes=MAX_FILE_BYTES)
     try:
         stack.start_all(concurrency=2)
@@ -142,10 +135,9 @@ def _hostile_run(root: Path, embedded_redis: EmbeddedRedis, database_url: str) -
             stack.drop("after-the-storm.txt", b"A perfectly ordinary story dropped after the hostile corpus.")
             stack.wait_for_events(1, timeout=120, type=STORED, data__filename="after-the-storm.txt")
             events = stack.events()
-        yield HostileRun(stack, corpus, database_url, events, rss.peaks)
+        yield HostileRun(stack, corpus, stack.database_url, events, rss.peaks)
     finally:
-        stack.stop()
-        connect(embedded_redis.url).flushall()
+        stack.stop()  # before the big files go (module_stack stops it again: a no-op)
         for name in ("fifty-mb-line.txt", "big-binary.txt", "big-unclosed.json"):
             for big in (stack.failed / name, root / "staging" / name, stack.inbox / name):
                 big.unlink(missing_ok=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import redis
-import structlog
 
 from tests.support.inbox import Running, make_inbox_watcher, reply, wait_idle, wait_queued
+from tests.support.logs import captured_logs
 from worker.models import Outcome
 
 
@@ -112,7 +112,7 @@ def test_a_broken_redis_is_reported_once_not_every_tick(tmp_path: Path, broker_u
     dead = redis.Redis(unix_socket_path=str(tmp_path / "no-redis.sock"), socket_timeout=0.2)
     w = make_inbox_watcher(tmp_path, broker_url, dead)
     w.inbox.mkdir(parents=True)
-    with structlog.testing.capture_logs() as logs:
+    with captured_logs() as logs:
         deadline = time.monotonic() + 2.0
         ticks = 0
         while time.monotonic() < deadline:

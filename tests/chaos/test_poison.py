@@ -21,8 +21,8 @@ from pathlib import Path
 import celery
 import pytest
 
-from tests.chaos.faults_support import FAST, article
-from tests.stack import FAILED, STORED, Stack
+from tests.support.faults import FAST, article
+from tests.support.stack import FAILED, STORED, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -52,12 +52,17 @@ def _by_key(stack: Stack) -> dict[str, list[dict[str, object]]]:
     return grouped
 
 
-def test_deeply_nested_request_is_refused_before_the_pool(poison_stack: Stack) -> None:
-    stack = poison_stack
+def _start(stack: Stack, concurrency: int) -> None:
+    """A worker and the publisher, no watcher: the tests send their messages themselves."""
     stack.inbox.mkdir(parents=True)
-    stack.start("worker", "worker", "--concurrency=1", f"--node-name=w1@{stack.root.name}")
+    stack.start("worker", "worker", f"--concurrency={concurrency}", f"--node-name=w1@{stack.root.name}")
     stack.start("publisher", "publish")
     stack.wait_for_worker(120)
+
+
+def test_deeply_nested_request_is_refused_before_the_pool(poison_stack: Stack) -> None:
+    stack = poison_stack
+    _start(stack, concurrency=1)
     worker_pid = stack.procs["worker"].pid
     app = _producer(stack.broker_url)
     deep = json.loads("[" * 900 + "]" * 900)
@@ -91,10 +96,7 @@ def test_deeply_nested_request_is_refused_before_the_pool(poison_stack: Stack) -
 
 def test_message_that_kills_its_pool_process_twice_is_dead_lettered(poison_stack: Stack) -> None:
     stack = poison_stack
-    stack.inbox.mkdir(parents=True)
-    stack.start("worker", "worker", "--concurrency=2", f"--node-name=w1@{stack.root.name}")
-    stack.start("publisher", "publish")
-    stack.wait_for_worker(120)
+    _start(stack, concurrency=2)
     app = _producer(stack.broker_url)
 
     rng = random.Random(5)

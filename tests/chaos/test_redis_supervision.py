@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos.faults_support import (
+from tests.support.faults import (
     FAST,
     account_for,
     count_ingestions,
@@ -26,7 +26,7 @@ from tests.chaos.faults_support import (
     make_inputs,
     private_redis,
 )
-from tests.stack import Stack
+from tests.support.stack import Stack
 from worker.broker import EmbeddedRedis, resolve_broker_url
 from worker.errors import BrokerUnavailable
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import one_line_error, seedworker, user_env
-from tests.conftest import POSTGRES_URL
+from tests.support.cli import one_line_error, seedworker, user_env
+from tests.support.databases import POSTGRES_URL
 from worker.settings import Settings
 from worker.supervisor import Child, Supervisor
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import SEEDWORKER, one_line_error, seedworker, user_env
-from tests.conftest import EXAMPLE
+from tests.support.cli import SEEDWORKER, one_line_error, seedworker, user_env
+from tests.support.paths import EXAMPLE
 from worker.errors import AlreadyRunning
 from worker.instance import RunLock
 

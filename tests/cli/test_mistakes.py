@@ -4,19 +4,14 @@ run time.  Each case runs the real ``seedworker`` entry point."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
 
-from tests.cli.support import one_line_error, seedworker, user_env
-from tests.conftest import EXAMPLE, POSTGRES_URL
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.cli import one_line_error, seedworker, user_env
+from tests.support.databases import POSTGRES_URL
+from tests.support.http import free_port
+from tests.support.paths import EXAMPLE
 
 
 def test_events_tail_from_a_bogus_position(tmp_path: Path, broker_url: str) -> None:
@@ -26,7 +21,7 @@ def test_events_tail_from_a_bogus_position(tmp_path: Path, broker_url: str) -> N
 
 
 def test_submit_with_the_broker_down(tmp_path: Path) -> None:
-    env = user_env(tmp_path, data_dir=str(tmp_path / "data"), broker_url=f"redis://127.0.0.1:{_closed_port()}/0")
+    env = user_env(tmp_path, data_dir=str(tmp_path / "data"), broker_url=f"redis://127.0.0.1:{free_port()}/0")
     line = one_line_error(seedworker("submit", str(EXAMPLE), cwd=tmp_path, env=env), 1)
     assert line.startswith("error: cannot reach redis://127.0.0.1:") and "Connection refused" in line
 

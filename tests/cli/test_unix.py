@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import SEEDWORKER, one_line_error, seedworker, user_env
+from tests.support.cli import SEEDWORKER, one_line_error, seedworker, user_env
 from worker.broker import EmbeddedRedis, connect
 
 

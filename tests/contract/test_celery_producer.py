@@ -8,7 +8,6 @@ stack (issue 18 §1).  Such a producer names no queue, so Celery sends to its de
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -17,10 +16,11 @@ from pathlib import Path
 
 import celery
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.stack import Stack
+from tests.support.contract import redis_client
+from tests.support.http import free_port
+from tests.support.stack import Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -31,13 +31,8 @@ TEXT = (
 )
 
 
-def _redis(broker_url: str) -> redis.Redis:
-    """redis-py for the broker kombu reaches at ``redis+socket://PATH`` (``unix://PATH`` to redis-py)."""
-    return redis.Redis.from_url(broker_url.replace("redis+socket://", "unix://", 1))
-
-
 def _stored_events(broker_url: str, stream: str) -> list[dict[str, object]]:
-    client = _redis(broker_url)
+    client = redis_client(broker_url)
     try:
         entries = client.xrange(stream) if client.exists(stream) else []
         return [e for _, f in entries if (e := json.loads(f[b"event"]))["type"].endswith("document.stored")]
@@ -60,17 +55,11 @@ def test_readme_producer_gets_its_document_stored(tmp_path: Path, broker_url: st
         )
         events = stack.wait_for(lambda: _stored_events(broker_url, stack.stream), 90, what="the document stored")
         assert [e["data"]["filename"] for e in events] == ["strike.txt"]  # type: ignore[index]
-        client = _redis(broker_url)
+        client = redis_client(broker_url)
         assert client.llen("celery") == 0
         client.close()
     finally:
         stack.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -88,7 +77,7 @@ def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 def test_a_message_no_worker_consumes_shows_in_status_health_and_metrics(
     tmp_path: Path, broker_url: str, database_url: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**FAST, "SEEDWORKER_CONSUME_DEFAULT_QUEUE": "false", "SEEDWORKER_METRICS_PORT": str(port)}
     stack = Stack(tmp_path, broker_url, database_url, extra_env=env)
     stack.inbox.mkdir(parents=True)
@@ -97,7 +86,7 @@ def test_a_message_no_worker_consumes_shows_in_status_health_and_metrics(
         stack.wait_for_worker(120)
         celery.Celery(broker=broker_url).send_task("seedworker.ingest", kwargs={"request": {"text": TEXT}})
         time.sleep(1)
-        client = _redis(broker_url)
+        client = redis_client(broker_url)
         assert client.llen("celery") == 1  # waiting: nobody consumes it
         client.close()
 

@@ -30,8 +30,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tests.contract.support import Receiver, free_port, redis_client, seedworker
-from tests.stack import Stack
+from tests.support.contract import redis_client, seedworker
+from tests.support.http import Receiver, free_port
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

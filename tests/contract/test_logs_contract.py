@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tests.contract.support import Receiver, free_port
-from tests.stack import Stack
+from tests.support.http import Receiver, free_port
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.corpus import article
-from tests.stack import DUPLICATE, FAILED, STORED, Stack, count_rows
+from tests.support.stack import DUPLICATE, FAILED, STORED, Stack, count_rows
 from worker.app import create_app
 from worker.models import IngestRequest
 from worker.settings import Settings

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE
-from tests.integration.test_near_index import near_copy, typo_copy
-from tests.stack import DUPLICATE, STORED, Stack, count_rows
+from tests.support.corpus import near_copy, typo_copy
+from tests.support.paths import EXAMPLE
+from tests.support.stack import DUPLICATE, STORED, Stack, count_rows
 from worker.pipeline.dedup import jaccard, shingles
 from worker.pipeline.normalise import normalise
 from worker.store.schema import Document, Duplicate

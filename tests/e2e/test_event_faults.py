@@ -1,4 +1,4 @@
-"""Event delivery under faults, with real processes (tests/stack.py): the publisher killed
+"""Event delivery under faults, with real processes (tests/support/stack.py): the publisher killed
 with SIGKILL mid-batch, the embedded Redis killed and restarted mid-run, a webhook endpoint
 down and then back.  In every case each outcome's event reaches every consumer, none is
 lost, and repeats carry the same id.
@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.integration.test_webhooks import SECRET, Receiver, start_webhook_worker
-from tests.stack import Stack
+from tests.support.http import Receiver
+from tests.support.stack import Stack
+from tests.support.webhooks import SECRET, start_webhook_worker
 from worker.broker import EmbeddedRedis
 from worker.consumer import CloudEvent, consume
 from worker.relay import webhooks

@@ -1,7 +1,7 @@
 """Flower as a real process against the stack's broker, behind a URL prefix and basic auth:
 it lists the workers (from inspect replies and from task events) and the tasks, with short
 arguments and short results; anonymous API calls are refused; its state persists in the
-data directory.  Off loopback it refuses to start without basic auth.
+data directory.  (The command it is started with: tests/unit/test_flower_command.py.)
 """
 
 from __future__ import annotations
@@ -10,9 +10,6 @@ import base64
 import json
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,21 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 
-from tests.conftest import EXAMPLE
-from tests.stack import Stack
-from worker.errors import ConfigError
-from worker.flower import flower_command
-from worker.settings import Settings
+from tests.support.http import free_port
+from tests.support.paths import EXAMPLE
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get(url: str, auth: str | None = None) -> Any:
@@ -53,7 +41,7 @@ AUTH = "ops:s3cret-pw"
 
 @pytest.fixture
 def flower_stack(tmp_path: Path, broker_url: str) -> Iterator[tuple[Stack, str]]:
-    port = _free_port()
+    port = free_port()
     stack = Stack(
         tmp_path,
         broker_url,
@@ -147,7 +135,7 @@ def test_flower_names_every_file_and_counts_failed_documents(flower_stack: tuple
     counts them), no body is ever shown, and nothing is redelivered or recorded twice."""
     import httpx
 
-    from tests.stack import count_rows, files_under
+    from tests.support.stack import count_rows, files_under
     from worker.store.schema import Ingestion
 
     stack, base = flower_stack
@@ -225,7 +213,7 @@ def test_flower_shows_no_body_in_chain_mode(tmp_path: Path, broker_url: str) -> 
     each stage's file summary as its arguments and nothing of the document as its result."""
     import httpx
 
-    port = _free_port()
+    port = free_port()
     env = {"SEEDWORKER_FLOWER_PORT": str(port), "SEEDWORKER_FLOWER_BASIC_AUTH": AUTH, "SEEDWORKER_PIPELINE": "chain"}
     stack = Stack(tmp_path, broker_url, f"sqlite:///{tmp_path / 'db.sqlite'}", extra_env=env)
     stack.start("flower", "flower")
@@ -253,61 +241,3 @@ def test_flower_shows_no_body_in_chain_mode(tmp_path: Path, broker_url: str) -> 
         if stack.procs["flower"].poll() is None:
             stack.kill("flower", signal.SIGTERM)
         stack.stop()
-
-
-@pytest.mark.parametrize("address", ["0.0.0.0", "", "10.1.2.3", "::", "flower.example.com", "127.0.0.1.nip.io"])
-def test_flower_refuses_public_address_without_auth(tmp_path: Path, address: str) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path, flower_address=address)  # type: ignore[call-arg]
-    with pytest.raises(ConfigError, match="without SEEDWORKER_FLOWER_BASIC_AUTH"):
-        flower_command(settings, "redis://127.0.0.1:1/0")
-    with_auth = settings.model_copy(update={"flower_basic_auth": SecretStr("a:b")})
-    argv, _ = flower_command(with_auth, "redis://127.0.0.1:1/0")
-    assert f"--address={address}" in argv
-
-
-def test_flower_command_refusal_as_a_real_process(tmp_path: Path) -> None:
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "SEEDWORKER_FLOWER_ADDRESS": "0.0.0.0",
-        "SEEDWORKER_BROKER_URL": "redis://127.0.0.1:1/0",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "flower"],
-        check=False,
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode != 0 and "without SEEDWORKER_FLOWER_BASIC_AUTH" in done.stderr
-
-
-def test_flower_command_keeps_state_and_events(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data", flower_url_prefix="/flower/")  # type: ignore[call-arg]
-    argv, _ = flower_command(settings, "redis://127.0.0.1:1/0")
-    assert "--persistent=True" in argv and f"--db={(tmp_path / 'data' / 'flower.db').resolve()}" in argv
-    assert "--url_prefix=flower" in argv and "--enable_events=True" in argv
-    assert "--app=worker.app:flower_app" in argv
-    columns = next(a for a in argv if a.startswith("--tasks_columns=")).split("=", 1)[1].split(",")
-    assert {"args", "result", "exception"} <= set(columns)  # what happened to each file, in the list
-
-
-def test_flower_secrets_stay_out_of_its_command_line(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path, flower_basic_auth="a:b")  # type: ignore[call-arg]
-    argv, env = flower_command(settings, "redis://:pw@127.0.0.1:1/0")
-    assert "pw" not in " ".join(argv) and "a:b" not in " ".join(argv)
-    assert env["FLOWER_BASIC_AUTH"] == "a:b" and env["CELERY_BROKER_URL"].startswith("redis://:pw@")
-    assert argv[:2] == [sys.executable, "-P"]  # the same interpreter as seedworker, cwd not on sys.path
-
-
-@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.53", "localhost", "::1"])
-def test_flower_on_loopback_gets_a_generated_login(tmp_path: Path, address: str) -> None:
-    """Any local user reaches loopback: without configured auth, a password is generated (0600)."""
-    settings = Settings(_env_file=None, data_dir=tmp_path, flower_address=address)  # type: ignore[call-arg]
-    argv, env = flower_command(settings, "redis://127.0.0.1:1/0")
-    assert f"--address={address}" in argv and "FLOWER_UNAUTHENTICATED_API" not in env
-    user, _, password = env["FLOWER_BASIC_AUTH"].partition(":")
-    assert user == "seedworker" and len(password) >= 20
-    assert (tmp_path / "flower-credentials").stat().st_mode & 0o777 == 0o600
-    assert "--read_only=True" in argv

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import EXAMPLE
-from tests.stack import DUPLICATE, FAILED, STORED, Stack, files_under
-from tests.support.e2e import Run, database
-from worker.broker import EmbeddedRedis, connect
+from tests.support.databases import BACKENDS
+from tests.support.e2e import Run, module_stack, wait_settled
+from tests.support.paths import EXAMPLE
+from tests.support.stack import DUPLICATE, FAILED, STORED
+from worker.broker import EmbeddedRedis
 from worker.store.schema import Document, Failure, TagRow
 
 pytestmark = pytest.mark.e2e
@@ -173,50 +174,27 @@ EXPECTED_EVENTS = len(files(b"x")) + 3  # one per file, but four for batch.jsonl
 # -- one stack per backend, every file at once ---------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def run(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     embedded_redis: EmbeddedRedis,
     example_bytes: bytes,
 ) -> Iterator[Run]:
-    root = tmp_path_factory.mktemp(f"formats-{request.param}")
-    if not embedded_redis.is_running():
-        embedded_redis.start()
-    connect(embedded_redis.url).flushall()
-    with database(request.param, root) as database_url:
-        stack = Stack(
-            root,
-            embedded_redis.url,
-            database_url,
-            extra_env={"SEEDWORKER_MAX_FILE_BYTES": str(MAX_FILE_BYTES), "SEEDWORKER_NER_MODEL": ""},
-        )
-        try:
-            stack.start_all(concurrency=2)
-            dropped = files(example_bytes)
-            for name, data in dropped.items():
-                if name != "example-copy-crlf.txt":
-                    stack.drop(name, data)
-            # The copy goes in once the original is stored, so which one is the duplicate is known.
-            stack.wait_for_events(1, timeout=240, type=STORED, data__filename="example.txt")
-            stack.drop("example-copy-crlf.txt", dropped["example-copy-crlf.txt"])
-            events = stack.wait_for_events(EXPECTED_EVENTS, timeout=240)
-            # Every file archived, or in failed/ with its .error.json, and none left in processing.
-            processing = stack.inbox / ".seedworker-processing"
-            stack.wait_for(
-                lambda: (
-                    len([p for p in stack.archive.rglob("*") if p.is_file()])
-                    + len(list(stack.failed.glob("*.error.json")))
-                    >= len(dropped)
-                    and not files_under(processing)
-                ),
-                timeout=60,
-                what="every file archived or failed",
-            )
-            yield Run(stack, database_url, dropped, events)
-        finally:
-            stack.stop()
-            connect(embedded_redis.url).flushall()
+    env = {"SEEDWORKER_MAX_FILE_BYTES": str(MAX_FILE_BYTES), "SEEDWORKER_NER_MODEL": ""}
+    with module_stack("formats", request.param, tmp_path_factory, embedded_redis, **env) as stack:
+        stack.start_all(concurrency=2)
+        dropped = files(example_bytes)
+        for name, data in dropped.items():
+            if name != "example-copy-crlf.txt":
+                stack.drop(name, data)
+        # The copy goes in once the original is stored, so which one is the duplicate is known.
+        stack.wait_for_events(1, timeout=240, type=STORED, data__filename="example.txt")
+        stack.drop("example-copy-crlf.txt", dropped["example-copy-crlf.txt"])
+        events = stack.wait_for_events(EXPECTED_EVENTS, timeout=240)
+        # Every file archived, or in failed/ with its .error.json, and none left in processing.
+        wait_settled(stack, len(dropped))
+        yield Run(stack, stack.database_url, dropped, events)
 
 
 # -- what each file became --------------------------------------------------------------------------

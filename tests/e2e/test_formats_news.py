@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import DUPLICATE, FAILED, STORED, Stack, files_under
 from tests.support import documents
-from tests.support.e2e import Run, database
-from worker.broker import EmbeddedRedis, connect
+from tests.support.databases import BACKENDS
+from tests.support.e2e import Run, module_stack, wait_settled
+from tests.support.stack import DUPLICATE, FAILED, STORED
+from worker.broker import EmbeddedRedis
 
 pytestmark = pytest.mark.e2e
 
@@ -77,46 +78,23 @@ def _later_feed() -> bytes:
     return raw.replace(b"</channel>", new)
 
 
-@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(scope="module", params=BACKENDS)
 def run(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, embedded_redis: EmbeddedRedis
 ) -> Iterator[Run]:
-    root = tmp_path_factory.mktemp(f"news-formats-{request.param}")
-    if not embedded_redis.is_running():
-        embedded_redis.start()
-    connect(embedded_redis.url).flushall()
-    with database(request.param, root) as database_url:
-        stack = Stack(
-            root,
-            embedded_redis.url,
-            database_url,
-            extra_env={"SEEDWORKER_MAX_FILE_BYTES": str(MAX_FILE_BYTES), "SEEDWORKER_NER_MODEL": ""},
-        )
-        try:
-            stack.start_all(concurrency=2)
-            dropped = _files()
-            for name, data in dropped.items():
-                stack.drop(name, data)
-            expected = sum(sum(EVENTS.get(name, (1, 0))) for name in dropped)
-            stack.wait_for_events(expected, timeout=300)
-            stack.drop("later.rss", _later_feed())
-            dropped["later.rss"] = _later_feed()
-            events = stack.wait_for_events(expected + 4, timeout=300)
-            processing = stack.inbox / ".seedworker-processing"
-            stack.wait_for(
-                lambda: (
-                    len([p for p in stack.archive.rglob("*") if p.is_file()])
-                    + len(list(stack.failed.glob("*.error.json")))
-                    >= len(dropped)
-                    and not files_under(processing)
-                ),
-                timeout=60,
-                what="every file archived or failed",
-            )
-            yield Run(stack, database_url, dropped, events)
-        finally:
-            stack.stop()
-            connect(embedded_redis.url).flushall()
+    env = {"SEEDWORKER_MAX_FILE_BYTES": str(MAX_FILE_BYTES), "SEEDWORKER_NER_MODEL": ""}
+    with module_stack("news-formats", request.param, tmp_path_factory, embedded_redis, **env) as stack:
+        stack.start_all(concurrency=2)
+        dropped = _files()
+        for name, data in dropped.items():
+            stack.drop(name, data)
+        expected = sum(sum(EVENTS.get(name, (1, 0))) for name in dropped)
+        stack.wait_for_events(expected, timeout=300)
+        stack.drop("later.rss", _later_feed())
+        dropped["later.rss"] = _later_feed()
+        events = stack.wait_for_events(expected + 4, timeout=300)
+        wait_settled(stack, len(dropped))
+        yield Run(stack, stack.database_url, dropped, events)
 
 
 def test_every_file_gives_its_events(run: Run) -> None:

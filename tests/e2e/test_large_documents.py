@@ -8,8 +8,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.chaos.faults_support import FAST
-from tests.stack import Stack
+from tests.support.faults import FAST
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,6 @@ latencies, dedup hits, queue depth and outbox lag (which grows while the publish
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,17 +13,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.stack import Stack
+from tests.support.http import free_port
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
 STORED = "org.seedworker.document.stored"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _article(n: int) -> bytes:
@@ -36,7 +30,7 @@ def _article(n: int) -> bytes:
 
 @pytest.fixture
 def stack(tmp_path: Path, broker_url: str, database_url: str) -> Iterator[Stack]:
-    port = _free_port()
+    port = free_port()
     s = Stack(
         tmp_path,
         broker_url,

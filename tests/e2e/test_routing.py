@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE
-from tests.stack import STORED, Stack
+from tests.support.corpus import generate
+from tests.support.paths import EXAMPLE
+from tests.support.stack import STORED, Stack
 from worker.app import create_app
 from worker.settings import Settings
 
@@ -36,8 +37,6 @@ def chain_stack(tmp_path: Path, broker_url: str) -> Iterator[Stack]:
 
 def _articles() -> list[bytes]:
     """The example article and two unrelated generated ones (not near-duplicates of it)."""
-    from tests.e2e.test_scale import generate
-
     files, _ = generate(40)
     return [EXAMPLE.read_bytes(), files["article-00000.txt"], files["article-00001.txt"]]
 

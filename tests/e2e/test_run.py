@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE
+from tests.support.paths import EXAMPLE
 from worker.broker import EmbeddedRedis, connect
 
 pytestmark = pytest.mark.e2e

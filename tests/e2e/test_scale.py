@@ -22,54 +22,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import EXAMPLE
-from tests.stack import Stack, count_rows, files_under
+from tests.support.corpus import generate
+from tests.support.stack import Stack, count_rows, files_under
 from worker.store.engine import make_engine
 from worker.store.schema import Document, Duplicate, Failure, Ingestion, OutboxRow
 
 pytestmark = pytest.mark.e2e
 
 FILES = int(os.environ.get("TEST_SCALE_FILES", "2000"))
-DUPLICATE_SHARE = 0.25  # exact copies of earlier articles under new names
-FAILING_SHARE = 0.025  # empty or binary files
 WORKERS = ("w1", "w2", "w3")
 WATCHERS = ("watcher-a", "watcher-b")
-
-
-def _vocabulary() -> list[str]:
-    words = {w.strip(".,;:()“”\"'’—-").lower() for w in EXAMPLE.read_text(encoding="utf-8").split()}
-    return sorted(w for w in words if w.isalpha() and len(w) > 2)
-
-
-def _article(rng: random.Random, vocab: list[str], number: int) -> bytes:
-    paragraphs = []
-    for _ in range(3):
-        sentences = []
-        for _ in range(rng.randint(3, 5)):
-            words = rng.choices(vocab, k=rng.randint(9, 16))
-            sentences.append(" ".join(words).capitalize() + ".")
-        paragraphs.append(" ".join(sentences))
-    title = f"Report {number}: " + " ".join(rng.choices(vocab, k=5))
-    return (title + "\n\n" + "\n\n".join(paragraphs) + "\n").encode()
-
-
-def generate(count: int, seed: int = 7) -> tuple[dict[str, bytes], Counter[str]]:
-    """``count`` files by name, and how many of them should end stored/duplicate/failed."""
-    rng = random.Random(seed)
-    vocab = _vocabulary()
-    failing = max(1, int(count * FAILING_SHARE))
-    duplicates = int(count * DUPLICATE_SHARE)
-    distinct = count - failing - duplicates
-    files: dict[str, bytes] = {}
-    articles = [_article(rng, vocab, i) for i in range(distinct)]
-    for i, body in enumerate(articles):
-        files[f"article-{i:05d}.txt"] = body
-    for i in range(duplicates):
-        files[f"copy-{i:05d}.txt"] = rng.choice(articles)
-    for i in range(failing):
-        files[f"bad-{i:05d}.txt"] = b"" if i % 2 else b"\x00\x01\x02 not text \x00" * 8
-    expected: Counter[str] = Counter(stored=distinct, duplicate=duplicates, failed=failing)
-    return files, expected
 
 
 def _unpublished(url: str) -> int:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE
-from tests.stack import DUPLICATE, FAILED, STORED, Stack, count_rows
+from tests.support.paths import EXAMPLE
+from tests.support.stack import DUPLICATE, FAILED, STORED, Stack, count_rows
 from worker.store.schema import Document, Duplicate, Failure, OutboxRow
 
 pytestmark = pytest.mark.e2e

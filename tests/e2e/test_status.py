@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,15 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.stack import REPO, Stack
+from tests.support.http import free_port
+from tests.support.paths import REPO
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -112,7 +107,7 @@ def test_health_without_workers(tmp_path: Path, broker_url: str) -> None:
 
 
 def test_health_and_status_with_the_broker_on_a_closed_port(tmp_path: Path) -> None:
-    env = _env(tmp_path, f"redis://127.0.0.1:{_closed_port()}/0", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    env = _env(tmp_path, f"redis://127.0.0.1:{free_port()}/0", f"sqlite:///{tmp_path / 'db.sqlite'}")
     result = _cli(env, tmp_path, "health")
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -125,7 +120,7 @@ def test_health_and_status_with_the_broker_on_a_closed_port(tmp_path: Path) -> N
 
 
 def test_health_with_the_database_unreachable(tmp_path: Path, broker_url: str) -> None:
-    env = _env(tmp_path, broker_url, f"postgresql://postgres@127.0.0.1:{_closed_port()}/nowhere")
+    env = _env(tmp_path, broker_url, f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
     result = _cli(env, tmp_path, "health", "--no-workers", "--timeout", "2")
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from bench.eval_tags import make_corpus
-from tests.stack import STORED, Stack
+from tests.support.stack import STORED, Stack
 from worker.store.engine import make_engine
 from worker.store.schema import TagModel, TagRow
 

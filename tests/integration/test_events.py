@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.integration.test_store import _batch, _store
+from tests.support.store import batch as _batch
+from tests.support.store import new_store as _store
 from worker.consumer import read_events
 from worker.errors import LeaseLost
 from worker.relay.publisher import LEASE_SUFFIX, OutboxPublisher, notify_committed

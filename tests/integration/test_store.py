@@ -11,30 +11,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from tests.support.store import batch as _batch
+from tests.support.store import new_store as _store
 from worker.models import FileSummary, IngestRequest, NormalisedDocument, PipelineBatch, StageItem, Tag
 from worker.store.engine import make_engine
 from worker.store.repository import DocumentStore
 from worker.store.schema import Blob, Document, Duplicate, Ingestion, OutboxRow
-
-
-def _store(url: str, policy: str = "link") -> DocumentStore:
-    store = DocumentStore(make_engine(url), event_source="urn:test", duplicate_policy=policy)
-    store.create_schema()
-    return store
-
-
-def _batch(text: str, key: str, filename: str = "a.txt") -> tuple[PipelineBatch, StageItem, bytes]:
-    raw = text.encode()
-    request = IngestRequest(text=text, filename=filename, idempotency_key=key)
-    doc = NormalisedDocument(
-        text=text,
-        canonical_hash=hashlib.sha256(text.lower().encode()).hexdigest(),
-        language="en",
-        word_count=len(text.split()),
-    )
-    item = StageItem(document=doc, tags=[Tag(kind="topic", name="t", source="rule:t")])
-    batch = PipelineBatch(request=request, key=key, summary=FileSummary.of(filename, raw), items=[item])
-    return batch, item, raw
 
 
 def _count(store: DocumentStore, model: type) -> int:

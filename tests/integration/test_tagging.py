@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from bench.eval_tags import make_corpus
+from tests.support.logs import captured_logs
 from worker import process
 from worker.cli import main
 from worker.errors import NotEnoughTrainingData
@@ -173,6 +174,15 @@ def test_retag_limited_to_one_tag_name(store: DocumentStore) -> None:
     assert names == {"storm"}
 
 
+def _cli_env(database_url: str, tmp_path: Path, taxonomy: Path) -> dict[str, str]:
+    """What ``seedworker tags explain`` needs: the database, a data folder and the taxonomy."""
+    return {
+        "SEEDWORKER_DATABASE_URL": database_url,
+        "SEEDWORKER_DATA_DIR": str(tmp_path / "data"),
+        "SEEDWORKER_TAXONOMY_PATH": str(taxonomy),
+    }
+
+
 def test_explain_says_why_each_tag_was_given(store: DocumentStore, database_url: str, tmp_path: Path) -> None:
     tagger = _tagger()
     _labelled(store, tagger)
@@ -189,11 +199,7 @@ def test_explain_says_why_each_tag_was_given(store: DocumentStore, database_url:
     doc_id, _ = _ingest(store, ruled, text, "x.txt")
     filed_id, _ = _ingest(store, tagger, "Filed under a folder.", "y.txt", folders=["archive"])
 
-    env = {
-        "SEEDWORKER_DATABASE_URL": database_url,
-        "SEEDWORKER_DATA_DIR": str(tmp_path / "data"),
-        "SEEDWORKER_TAXONOMY_PATH": str(taxonomy),
-    }
+    env = _cli_env(database_url, tmp_path, taxonomy)
     result = CliRunner().invoke(main, ["tags", "explain", doc_id, "--json"], env=env)
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
@@ -223,11 +229,7 @@ def test_explain_counts_each_term_and_lists_every_term(store: DocumentStore, dat
     tagger = Tagger(taxonomy=Taxonomy.from_mapping({"tags": {"diplomacy": spec}}), nlp=None)
     text = "The allies met. Sanctions, sanctions and more SANCTIONS were agreed; sanctions stay."
     doc_id, _ = _ingest(store, tagger, text, "d.txt")
-    env = {
-        "SEEDWORKER_DATABASE_URL": database_url,
-        "SEEDWORKER_DATA_DIR": str(tmp_path / "data"),
-        "SEEDWORKER_TAXONOMY_PATH": str(taxonomy),
-    }
+    env = _cli_env(database_url, tmp_path, taxonomy)
     result = CliRunner().invoke(main, ["tags", "explain", doc_id, "--json"], env=env)
     assert result.exit_code == 0, result.output
     [tag] = json.loads(result.output)["tags"]
@@ -426,23 +428,14 @@ def test_concurrent_retags_of_the_same_documents_write_each_change_once(store: D
     assert sorted(rows) == sorted((doc, "storm") for doc in ids)  # no doubled rows
 
 
-def test_an_unreadable_database_is_logged_once_per_outage_not_per_task(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_unreadable_database_is_logged_once_per_outage_not_per_task(tmp_path: Path) -> None:
     """The model version is read before every task; while the database cannot be read the
     worker keeps the model it has and says so once, not once per document."""
-    import structlog
-    from structlog.testing import capture_logs
-
-    # A logger another in-process test used is cached with that test's processors
-    # (cache_logger_on_first_use); a fresh one is bound under capture_logs.
-    monkeypatch.setattr("worker.store.tagging.log", structlog.get_logger("seedworker.store.tagging"))
-
     (tmp_path / "db").mkdir()  # a directory where the database file should be: unreadable
     broken = TagStore(DocumentStore(make_engine(f"sqlite:///{tmp_path / 'db'}"), event_source="urn:test"))
     settings = Settings(_env_file=None, auto_train_after=0)  # type: ignore[call-arg]
     models = AutoModels(broken, settings)
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         assert [models.current() for _ in range(5)] == [None] * 5
     assert [e["event"] for e in logs if e["log_level"] == "error"] == [
         "could not refresh the auto model; keeping the one loaded"

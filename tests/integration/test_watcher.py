@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from tests.support.inbox import Running, inbox_settings
+from tests.support.inbox import Running, inbox_settings, queued, wait_queued
 from worker.app import create_app
 from worker.models import FileSummary, IngestResult, Outcome
 from worker.settings import Settings
@@ -34,32 +34,6 @@ def make_watcher(tmp_path: Path, broker_url: str, redis_client: redis.Redis) -> 
         )
 
     yield make
-
-
-def queued(client: redis.Redis, queue: str = "seedworker") -> list[dict[str, Any]]:
-    """Decode the Celery messages waiting in the Redis list (newest last); a batch message
-    (``seedworker.ingest_batch``) counts as one ``seedworker.ingest`` entry per file in it."""
-    out = []
-    for raw in reversed(client.lrange(queue, 0, -1)):
-        msg = json.loads(raw)
-        _args, kwargs, _ = json.loads(base64.b64decode(msg["body"]))
-        if msg["headers"]["task"] == "seedworker.ingest_batch":
-            for request in kwargs["requests"]:
-                entry = {"task": "seedworker.ingest", "argsrepr": request["filename"], "kwargs": {"request": request}}
-                out.append(entry)
-            continue
-        out.append({"task": msg["headers"]["task"], "argsrepr": msg["headers"]["argsrepr"], "kwargs": kwargs})
-    return out
-
-
-def wait_queued(client: redis.Redis, n: int, timeout: float = 10) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        msgs = queued(client)
-        if len(msgs) >= n:
-            return msgs
-        time.sleep(0.05)
-    raise AssertionError(f"expected {n} queued messages, got {queued(client)}")
 
 
 def test_dropped_file_is_claimed_and_sent_with_content_and_folder_tags(

@@ -5,90 +5,25 @@ one is recorded as failed (and shows in `seedworker status`)."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from tests.integration.test_store import _batch
-from tests.stack import Stack
+from tests.support.http import Receiver
+from tests.support.stack import Stack
+from tests.support.store import batch as _batch
+from tests.support.webhooks import SECRET, start_webhook_worker
 from worker.models import FileSummary
 from worker.relay import webhooks
 from worker.relay.publisher import notify_committed
 from worker.store.engine import make_engine
 from worker.store.repository import DocumentStore
 from worker.store.schema import WebhookDelivery
-
-SECRET = "s3cret-for-tests"
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-    @property
-    def event(self) -> dict[str, Any]:
-        return dict(json.loads(self.body))
-
-
-@dataclass
-class Receiver:
-    """An HTTP server that records every POST; ``fail`` decides the answer per request."""
-
-    fail: Callable[[str, int], bool] = lambda path, n: False
-    delay: float = 0.0  # seconds before each answer (a slow receiver)
-    requests: list[Received] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    server: ThreadingHTTPServer | None = None
-
-    def start(self) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver.lock:
-                    n = sum(1 for r in receiver.requests if r.path == self.path)
-                    status = 503 if receiver.fail(self.path, n) else 204
-                    receiver.requests.append(Received(self.path, dict(self.headers), body, status))
-                time.sleep(receiver.delay)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def url(self, path: str) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-    def ok(self, path: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.requests if r.path == path and r.status < 300]
-
-    def all(self, path: str) -> list[Received]:
-        with self.lock:
-            return [r for r in self.requests if r.path == path]
 
 
 @pytest.fixture
@@ -100,18 +35,6 @@ def receiver() -> Iterator[Receiver]:
 
 def _endpoint(receiver: Receiver, name: str, **kw: Any) -> dict[str, Any]:
     return {"url": receiver.url(f"/{name}"), "secret": SECRET, "name": name, **kw}
-
-
-def start_webhook_worker(stack: Stack, concurrency: int = 4) -> None:
-    """The worker of the webhook queue, as `seedworker run` starts it (worker/supervisor.py)."""
-    stack.start(
-        "webhooks",
-        "worker",
-        "--queues=seedworker.webhooks",
-        "--pool=threads",
-        f"--concurrency={concurrency}",
-        f"--node-name=webhooks@{stack.root.name}",
-    )
 
 
 def _stack(tmp_path: Path, broker_url: str, database_url: str, endpoints: list[dict[str, Any]], **env: str) -> Stack:
@@ -147,6 +70,7 @@ def _wait(stack: Stack, predicate: Callable[[], Any], what: str, timeout: float 
     return stack.wait_for(predicate, timeout=timeout, what=what)
 
 
+@pytest.mark.e2e
 def test_signed_deliveries_respect_type_filters(
     tmp_path: Path, broker_url: str, database_url: str, receiver: Receiver
 ) -> None:
@@ -183,6 +107,7 @@ def test_signed_deliveries_respect_type_filters(
         stack.stop()
 
 
+@pytest.mark.e2e
 def test_flaky_endpoint_receives_every_event_after_retries(tmp_path: Path, broker_url: str, receiver: Receiver) -> None:
     receiver.fail = lambda path, n: n < 4  # the first four requests fail, then it recovers
     database_url = f"sqlite:///{tmp_path / 'seedworker.db'}"
@@ -203,6 +128,7 @@ def test_flaky_endpoint_receives_every_event_after_retries(tmp_path: Path, broke
         stack.stop()
 
 
+@pytest.mark.e2e
 def test_dead_endpoint_is_recorded_failed_after_the_last_attempt(
     tmp_path: Path, broker_url: str, receiver: Receiver
 ) -> None:
@@ -359,6 +285,7 @@ def test_a_delivery_task_carries_the_endpoint_name_not_its_url(tmp_path: Path, b
 
 
 # -- a slow receiver does not hold ingestion ----------------------------------------------------------
+@pytest.mark.e2e
 def test_a_slow_endpoint_does_not_delay_ingestion(tmp_path: Path, broker_url: str) -> None:
     """Each answer takes 20 s; files dropped one after the other are still stored in seconds
     (deliveries have their own queue and threads; on the ingestion pool two slow deliveries

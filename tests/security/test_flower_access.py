@@ -1,46 +1,34 @@
 """Flower is no way in (issue 19 §3): it never shows a secret from the configuration, it
-refuses anonymous callers even on loopback, it sends no task for anyone, and it refuses empty
-credentials.  Each test drives a real Flower over HTTP with httpx, next to a real worker.
+refuses anonymous callers even on loopback, and it sends no task for anyone.  Each test drives
+a real Flower over HTTP with httpx, next to a real worker (empty credentials are refused before
+Flower starts: tests/unit/test_flower_command.py).
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from tests.stack import Stack
-from worker.errors import ConfigError
-from worker.flower import flower_command
-from worker.settings import Settings
+from tests.support.http import free_port
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
 DB_PASSWORD = "db-Pa55word-never-shown"  # PostgreSQL here trusts local clients: any password works
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def flower_on_loopback(tmp_path: Path, broker_url: str, postgres_url: str) -> Iterator[tuple[Stack, str]]:
     """Flower with no SEEDWORKER_FLOWER_BASIC_AUTH on 127.0.0.1, a worker whose database URL
     carries a password."""
-    port = _free_port()
+    port = free_port()
     database_url = make_url(postgres_url).set(password=DB_PASSWORD).render_as_string(hide_password=False)
     stack = Stack(tmp_path, broker_url, database_url, extra_env={"SEEDWORKER_FLOWER_PORT": str(port)})
     stack.start("flower", "flower")
@@ -108,43 +96,3 @@ def test_flower_sends_no_task_and_controls_nothing(flower_on_loopback: tuple[Sta
     assert httpx.post(f"{base}/api/worker/shutdown/{node}", auth=auth, timeout=10).status_code == 403
     assert stack.procs["worker"].poll() is None
     assert not stack.events(), "a document came in through Flower"
-
-
-@pytest.mark.parametrize("auth", [":", "ops:", ":pw", " : ", "ops:pw,:", "ops:pw,other", "opspw"])
-def test_empty_flower_users_and_passwords_are_refused(tmp_path: Path, auth: str) -> None:
-    for address in ("127.0.0.1", "0.0.0.0"):
-        settings = Settings(  # type: ignore[call-arg]
-            _env_file=None, data_dir=tmp_path, flower_address=address, flower_basic_auth=SecretStr(auth)
-        )
-        with pytest.raises(ConfigError, match="user:password with both non-empty"):
-            flower_command(settings, "redis://127.0.0.1:1/0")
-
-
-def test_empty_flower_credentials_stop_the_real_command(tmp_path: Path) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "SEEDWORKER_FLOWER_ADDRESS": "0.0.0.0",
-        "SEEDWORKER_FLOWER_BASIC_AUTH": ":",
-        "SEEDWORKER_BROKER_URL": "redis://127.0.0.1:1/0",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "flower"],
-        check=False,
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode != 0 and "both non-empty" in done.stderr
-
-
-def test_a_credentials_file_others_can_read_is_refused(tmp_path: Path) -> None:
-    settings = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
-    _, env = flower_command(settings, "redis://127.0.0.1:1/0")
-    path = tmp_path / "flower-credentials"
-    assert env["FLOWER_BASIC_AUTH"] == path.read_text().strip()
-    assert flower_command(settings, "redis://127.0.0.1:1/0")[1]["FLOWER_BASIC_AUTH"] == env["FLOWER_BASIC_AUTH"]
-    path.chmod(0o644)
-    with pytest.raises(ConfigError, match="chmod 600"):
-        flower_command(settings, "redis://127.0.0.1:1/0")

@@ -1,20 +1,21 @@
-"""What the end-to-end format tests share: a database per backend, and the outcome of one
-stack's run (its events, and the rows it stored) with look-ups by file name."""
+"""What the end-to-end format tests share: one stack per module and backend on the session's
+embedded Redis, a wait until every dropped file is archived or failed, and the outcome of the
+run (its events, and the rows it stored) with look-ups by file name."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tests.conftest import POSTGRES_URL, _postgres_admin
-from tests.stack import Stack
+from tests.support.databases import database
+from tests.support.stack import Stack, files_under
+from worker.broker import EmbeddedRedis, connect
 from worker.store.engine import make_engine
 from worker.store.schema import Document
 
@@ -57,17 +58,35 @@ class Run:
 
 
 @contextmanager
-def database(backend: str, root: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{root / 'seedworker.db'}"
-        return
-    from sqlalchemy.engine import make_url
+def module_stack(
+    name: str, backend: str, tmp_path_factory: pytest.TempPathFactory, embedded_redis: EmbeddedRedis, **env: str
+) -> Iterator[Stack]:
+    """A stack (not started) on a database of its own and the session's embedded Redis, which
+    is flushed before and after; stopped when the block ends.  For module-scoped fixtures,
+    which cannot use the function-scoped ``broker_url``."""
+    root = tmp_path_factory.mktemp(f"{name}-{backend}")
+    if not embedded_redis.is_running():  # a chaos test may have stopped it
+        embedded_redis.start()
+    connect(embedded_redis.url).flushall()
+    with database(backend, root) as database_url:
+        stack = Stack(root, embedded_redis.url, database_url, extra_env=env)
+        try:
+            yield stack
+        finally:
+            stack.stop()
+            connect(embedded_redis.url).flushall()
 
-    admin: Any = _postgres_admin()
-    name = f"seedworker_test_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+
+def wait_settled(stack: Stack, files: int, timeout: float = 60) -> None:
+    """Until ``files`` files are archived or in failed/ with their .error.json, and none is
+    left in the processing area."""
+    processing = stack.inbox / ".seedworker-processing"
+    stack.wait_for(
+        lambda: (
+            len([p for p in stack.archive.rglob("*") if p.is_file()]) + len(list(stack.failed.glob("*.error.json")))
+            >= files
+            and not files_under(processing)
+        ),
+        timeout=timeout,
+        what="every file archived or failed",
+    )

@@ -51,15 +51,18 @@ class Running:
 
 def queued(client: redis.Redis, queue: str = "seedworker") -> list[dict[str, Any]]:
     """The Celery messages waiting in the queue (oldest first), one entry per file: a batch
-    message counts as one ``seedworker.ingest`` per request in it."""
+    message counts as one ``seedworker.ingest`` per request in it (its ``argsrepr`` the
+    request's file name)."""
     out = []
     for raw in reversed(client.lrange(queue, 0, -1)):
         msg = json.loads(raw)
         _args, kwargs, _ = json.loads(base64.b64decode(msg["body"]))
         if msg["headers"]["task"] == "seedworker.ingest_batch":
-            out.extend({"task": "seedworker.ingest", "kwargs": {"request": r}} for r in kwargs["requests"])
+            for request in kwargs["requests"]:
+                entry = {"task": "seedworker.ingest", "argsrepr": request["filename"], "kwargs": {"request": request}}
+                out.append(entry)
             continue
-        out.append({"task": msg["headers"]["task"], "kwargs": kwargs})
+        out.append({"task": msg["headers"]["task"], "argsrepr": msg["headers"]["argsrepr"], "kwargs": kwargs})
     return out
 
 

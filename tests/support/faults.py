@@ -28,7 +28,7 @@ import psutil
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from tests.stack import STORED, Stack, count_rows, files_under
+from tests.support.stack import STORED, Stack, count_rows, files_under
 from worker.broker import EmbeddedRedis, connect
 from worker.store.engine import make_engine
 from worker.store.schema import Document, Duplicate, Failure, Ingestion, OutboxRow
