@@ -428,9 +428,9 @@ def test_json_lines_file_with_too_many_records_fails_whole_and_fast(tmp_path: Pa
     from worker.pipeline.normalise import MAX_RECORDS
 
     raw = b"[]\n" * (MAX_RECORDS * 50)  # 1.5 MB of tiny bad records: half a million errors otherwise
-    started = time.perf_counter()
+    started = time.process_time()
     [(line, error)] = normalise_records(raw, filename="many.jsonl")
-    assert time.perf_counter() - started < 5
+    assert time.process_time() - started < 5
     assert line is None and isinstance(error, TooLarge) and error.reason == "too_large"
     assert f"more than {MAX_RECORDS} records" in error.message
     with pytest.raises(TooLarge):
@@ -449,8 +449,8 @@ def test_json_with_half_a_million_fields_keeps_ten_thousand_quickly(tmp_path: Pa
     import time
 
     fields = {"text": "A story with far too many metadata fields.", **{f"k{i}": i for i in range(500_000)}}
-    started = time.perf_counter()
+    started = time.process_time()
     doc = normalise(json.dumps(fields).encode(), filename="many.json")
-    assert time.perf_counter() - started < 30  # was quadratic: minutes
+    assert time.process_time() - started < 30  # was quadratic: minutes
     assert len(doc.metadata) == 10_000 and doc.metadata["k0"] == 0
     assert doc.warnings == ["metadata: 490000 more field(s) dropped; at most 10000 values are kept"]

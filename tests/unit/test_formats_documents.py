@@ -116,9 +116,9 @@ def test_email_nested_thousands_of_multiparts_deep_is_refused_quickly() -> None:
     raw = b"From: a@b\nSubject: x\nMessage-ID: <1@b>\nContent-Type: multipart/mixed; boundary=a\n\n" + b"".join(
         b"--a\nContent-Type: multipart/mixed; boundary=a%d\n\n" % i for i in range(2000)
     )
-    started = time.monotonic()
+    started = time.process_time()
     assert isinstance(_one(raw, "nested.eml"), TooLarge)
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 @pytest.mark.parametrize(
@@ -134,9 +134,9 @@ def test_email_nested_thousands_of_multiparts_deep_is_refused_quickly() -> None:
 )
 def test_pathological_email_headers_are_cut_and_read_quickly(headers: bytes) -> None:
     raw = headers + b"Subject: x\nMessage-ID: <1@b>\nDate: Mon, 23 Nov 2026 08:00:00 +0000\n\nThe body of the mail.\n"
-    started = time.monotonic()
+    started = time.process_time()
     doc = _one(raw, "slow.eml")
-    assert time.monotonic() - started < 3.0
+    assert time.process_time() - started < 3.0
     assert isinstance(doc, NormalisedDocument) and doc.text == "The body of the mail."
     assert any(w.startswith("email: 1") or w.startswith("email: 99") for w in doc.warnings), doc.warnings
 

@@ -43,10 +43,10 @@ def test_damaged_copies_fail_typed_and_fast(name: str) -> None:
     rng = random.Random(f"seedworker:{name}")
     for case in range(CASES):
         data = _damaged(raw, rng)
-        started = time.monotonic()
+        started = time.process_time()
         try:
             results = normalise_records(data, filename=name)
         except Exception as exc:  # pragma: no cover - the failure being tested for
             pytest.fail(f"case {case}: {type(exc).__name__}: {exc} (input {data[:200]!r}...)")
         assert all(isinstance(r, InputError) or r.text for _, r in results)
-        assert time.monotonic() - started < 5, f"case {case} took {time.monotonic() - started:.1f} s"
+        assert time.process_time() - started < 5, f"case {case} took {time.process_time() - started:.1f} s"

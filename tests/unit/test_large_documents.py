@@ -79,9 +79,9 @@ def test_a_huge_text_is_tagged_and_fingerprinted_from_its_prefix_only() -> None:
     assert len(doc.text) > 2_000_000
     limit = doc.text.index(tail_name) - 2  # normalising moves offsets: cut just before the name
     tagger = Tagger.from_settings(Settings(_env_file=None, keywords=True, tag_max_chars=limit))  # type: ignore[call-arg]
-    started = time.monotonic()
+    started = time.process_time()
     tags = tagger.tag(doc)
-    took = time.monotonic() - started
+    took = time.process_time() - started
     assert tags, "the prefix is tagged"
     assert all(end <= limit for t in tags for _, end in t.spans), "a tag points past the analysed prefix"
     assert tail_name not in {t.name for t in tags}

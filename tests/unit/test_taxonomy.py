@@ -86,10 +86,10 @@ def test_shipped_taxonomy_is_fast() -> None:
     taxonomy = load_taxonomy(None)
     article = doc(example_text())
     taxonomy.match(article)
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(20):
         taxonomy.match(article)
-    per_doc = (time.perf_counter() - start) / 20
+    per_doc = (time.process_time() - start) / 20
     assert per_doc < 0.05, f"{per_doc * 1000:.1f} ms per document"
 
 
@@ -171,9 +171,9 @@ def test_fuzzy_scores_and_misspellings() -> None:
 def test_fuzzy_is_linear_and_fast_on_long_texts() -> None:
     t = rules(x={"match": ["Zaporizhzhia power plant", "ceasefire"], "algorithm": "fuzzy"})
     long_text = example_text() * 10  # ~5,000 words
-    start = time.perf_counter()
+    start = time.process_time()
     tag = topics(t, long_text)["x"]
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert tag.count > MAX_SPANS and len(tag.spans) == MAX_SPANS
     assert elapsed < 1.0, f"fuzzy took {elapsed:.2f} s"
 
