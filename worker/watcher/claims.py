@@ -282,11 +282,15 @@ class Claims:
             parts = claim.path.parent.relative_to(self.own_dir).parts
         except ValueError:
             return os.open(claim.path.parent, fs.DIR_FLAGS)  # a claim made by hand (tests): as given
-        return fs.open_beneath(self.roots.own, parts)
+        return os.dup(self.roots.own) if not parts else fs.open_beneath(self.roots.own, parts)
 
     @contextlib.contextmanager
     def folder(self, claim: Claim) -> Iterator[int]:
-        """``open_folder``, closed at the end of the block."""
+        """``open_folder``, closed at the end of the block (a flat claim's folder is the
+        watcher's own, whose handle is kept open)."""
+        if claim.flat and claim.path.parent == self.own_dir:
+            yield self.roots.own
+            return
         fd = self.open_folder(claim)
         try:
             yield fd
