@@ -15,7 +15,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import redis
 from celery import Celery
@@ -81,11 +80,6 @@ class InboxWatcher:
         return len(self.claims)
 
     def start(self) -> None:
-        from worker import datamode
-
-        self.inbox.mkdir(parents=True, exist_ok=True)  # the users' folder: its mode is theirs
-        for directory in (self.settings.archive_dir, self.settings.failed_dir):
-            datamode.private_dir(Path(str(directory)), self.settings)
         self.roots.open_all()
         self.detect.start()
         for claim in self.claims.recover():

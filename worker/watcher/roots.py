@@ -36,6 +36,11 @@ class Roots:
         return self._get(name)
 
     def open_all(self) -> None:
+        """At start: the inbox made if missing (the users' folder: its mode is theirs), archive/
+        and failed/ made or brought to the configured mode, then every handle opened."""
+        self.inbox_dir.mkdir(parents=True, exist_ok=True)
+        for directory in (self.settings.archive_dir, self.settings.failed_dir):
+            datamode.private_dir(Path(str(directory)), self.settings)
         for name in ("inbox", "own", "archive", "failed"):
             self._get(name)
 
