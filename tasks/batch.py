@@ -28,6 +28,7 @@ from worker.logs import get_logger
 from worker.models import MAX_BATCH_REQUESTS, FileSummary, IngestRequest, IngestResult, Outcome
 from worker.names import BATCH_TASK, INGEST_TASK
 from worker.runtime import Runtime, get_runtime
+from worker.watcher.sending import chain_mode
 
 log = get_logger("seedworker.tasks.batch")
 
@@ -83,7 +84,7 @@ def _run(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], *, alone: bo
     structlog.contextvars.bind_contextvars(files=len(requests))
     rt = get_runtime()
     settings = rt.settings
-    if settings.pipeline == "chain":
+    if chain_mode(settings):
         # One chain per request; a repeat of this hand-over is harmless (same keys).
         for payload in requests:
             name = payload.get("filename") if isinstance(payload, dict) else None

@@ -20,6 +20,7 @@ from worker.errors import REASON_CODES, InvalidRequest
 from worker.models import FileSummary, IngestRequest, IngestResult, printable, usable_key
 from worker.names import FAILURE_TASK, INGEST_TASK
 from worker.runtime import get_runtime
+from worker.watcher.sending import chain_mode
 
 
 def invalid_message(exc: ValidationError) -> str:
@@ -42,7 +43,7 @@ def ingest(self: Task, *args: Any, **kwargs: Any) -> str:
     structlog.contextvars.bind_contextvars(file=req.filename, key=key)
     rt = get_runtime()
     settings = rt.settings
-    if settings.pipeline == "chain":
+    if chain_mode(settings):
         from tasks.stages import chain_for
 
         raise self.replace(chain_for(req, key, settings))

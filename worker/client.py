@@ -29,6 +29,7 @@ from worker.errors import InvalidRequest
 from worker.models import FileSummary, IngestRequest, IngestResult, Reply
 from worker.names import INGEST_TASK, reply_key
 from worker.settings import Settings, load_settings
+from worker.watcher.sending import send_task
 
 
 @dataclass(frozen=True)
@@ -82,12 +83,12 @@ class Producer:
     def send(self, request: IngestRequest) -> Receipt:
         summary = FileSummary.of(request.filename, request.raw_bytes())
         task_id = uuid.uuid4().hex
-        self.app.send_task(
+        send_task(
+            self.app,
             INGEST_TASK,
             kwargs={"request": request.model_dump(mode="json", exclude_none=True)},
             task_id=task_id,
             argsrepr=str(summary),
-            kwargsrepr="",
         )
         return Receipt(task_id=task_id, key=request.idempotency_key or "", summary=summary, reply_to=request.reply_to)
 

@@ -307,7 +307,7 @@ def test_a_file_that_vanishes_after_its_claim_is_an_unreadable_failure(tmp_path:
     watcher = _watcher(tmp_path)
     claim = Claim(claim_id="c1", path=tmp_path / "gone.txt", rel=Path("gone.txt"))
     with pytest.raises(UnreadableFile, match="vanished"):
-        watcher._read(claim)
+        watcher.reader.read(claim)
 
 
 def test_a_file_swapped_for_a_link_or_a_fifo_after_the_claim_is_refused(tmp_path: Path) -> None:
@@ -317,11 +317,11 @@ def test_a_file_swapped_for_a_link_or_a_fifo_after_the_claim_is_refused(tmp_path
     link = tmp_path / "link.txt"
     os.symlink(secret, link)
     with pytest.raises(UnsafePath):
-        watcher._read(Claim(claim_id="c2", path=link, rel=Path("link.txt")))
+        watcher.reader.read(Claim(claim_id="c2", path=link, rel=Path("link.txt")))
     fifo = tmp_path / "fifo.txt"
     os.mkfifo(fifo)
     with pytest.raises(UnreadableFile, match="FIFO"):
-        watcher._read(Claim(claim_id="c3", path=fifo, rel=Path("fifo.txt")))
+        watcher.reader.read(Claim(claim_id="c3", path=fifo, rel=Path("fifo.txt")))
     assert stat.S_ISFIFO(fifo.lstat().st_mode)  # never opened, still there
 
 
@@ -335,19 +335,19 @@ def test_a_file_without_read_permission_is_an_unreadable_failure(tmp_path: Path)
     locked.write_text("private")
     locked.chmod(0)
     with pytest.raises(UnreadableFile, match="Permission denied"):
-        watcher._read(Claim(claim_id="c4", path=locked, rel=Path("locked.txt")))
+        watcher.reader.read(Claim(claim_id="c4", path=locked, rel=Path("locked.txt")))
 
 
 def test_a_claimed_link_to_a_folder_is_recovered_after_a_restart(tmp_path: Path) -> None:
     """os.walk lists a link to a folder among the folders; a restarted watcher must still
     find it in its claim (and fail it as unsafe_path) instead of deleting the claim."""
-    from worker.watcher import _claimed_entry
+    from worker.watcher.claims import claimed_entry
 
     claim_dir = tmp_path / "claim"
     (claim_dir / "sub").mkdir(parents=True)
     os.symlink(tmp_path, claim_dir / "sub" / "link-to-folder")
-    entry = _claimed_entry(claim_dir)
+    entry = claimed_entry(claim_dir)
     assert entry == claim_dir / "sub" / "link-to-folder"
     with pytest.raises(UnsafePath):
-        _watcher(tmp_path)._read(Claim(claim_id="c5", path=entry, rel=Path("sub/link-to-folder")))
-    assert _claimed_entry(tmp_path / "empty-claim-does-not-exist") is None
+        _watcher(tmp_path).reader.read(Claim(claim_id="c5", path=entry, rel=Path("sub/link-to-folder")))
+    assert claimed_entry(tmp_path / "empty-claim-does-not-exist") is None

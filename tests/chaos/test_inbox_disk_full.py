@@ -74,10 +74,12 @@ def test_archiving_onto_a_full_disk_leaves_no_partial_file_and_completes_later(
         time.sleep(0.5)  # the reply was handled: the move failed with ENOSPC
         assert w.in_flight == 1  # kept, to be moved when there is room
         assert _names(small_disk) == []  # no 0-byte or partial big.txt, no temporary copy left
-        [claimed] = [p for p in w.own_dir.rglob("big.txt")]
+        [claimed] = [p for p in w.own_dir.rglob("*%2Fbig.txt")]
         assert claimed.read_bytes() == story
         filler.unlink()  # room again; the re-send's replayed outcome moves it
-        w._claims[key].sent_at -= 10_000
+        claim = w.claims.get(key)
+        assert claim is not None
+        claim.sent_at -= 10_000
         reply(redis_client, w.reply_key, Outcome(status="stored", key=key, filename="big.txt", replayed=True))
         wait_idle(w)
     assert _names(small_disk) == ["archive/desk/big.txt"]

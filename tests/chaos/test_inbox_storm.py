@@ -139,26 +139,26 @@ def test_a_storm_stops_inotify_files_are_still_claimed_and_inotify_returns_when_
     tmp_path: Path, broker_url: str, redis_client: redis.Redis
 ) -> None:
     w = make_inbox_watcher(tmp_path, broker_url, redis_client, watch_mode="inotify")
-    w.rescan_every = 600.0  # only the storm's own scanning may find the file
+    w.detect.safety.min_interval = 600.0  # only the storm's own scanning may find the file
     with Running(w):
-        w.storm.overflowed()
-        w.storm.overflowed()
+        w.detect.storm.overflowed()
+        w.detect.storm.overflowed()
         deadline = time.monotonic() + 10
-        while not w.scanning_only and time.monotonic() < deadline:
+        while not w.detect.scanning_only and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert w.scanning_only and w.observer is not None and not w.observer.is_alive()
+        assert w.detect.scanning_only and w.observer is not None and not w.observer.is_alive()
         (w.inbox / "during.txt").write_bytes(b"found by scanning")
         wait_queued(redis_client, 1, timeout=10)
-        w.storm.calm = 0.2  # calm again: inotify comes back
+        w.detect.storm.calm = 0.2  # calm again: inotify comes back
         deadline = time.monotonic() + 10
-        while w.scanning_only and time.monotonic() < deadline:
+        while w.detect.scanning_only and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert not w.scanning_only and w.observer is not None and w.observer.is_alive()
+        assert not w.detect.scanning_only and w.observer is not None and w.observer.is_alive()
         start = time.monotonic()
         (w.inbox / "after.txt").write_bytes(b"found by inotify")
         wait_queued(redis_client, 2, timeout=10)
         assert time.monotonic() - start < 2.0  # an event, not a 600 s rescan
-        assert w.storm.storms == 1
+        assert w.detect.storm.storms == 1
 
 
 def test_scan_pacing_and_storm_windows() -> None:

@@ -39,7 +39,11 @@ def test_a_producer_cannot_forge_the_watchers_key(stack: Stack) -> None:
     stack.drop("victim.txt", article(random.Random(14), 1))
     own = stack.inbox / ".seedworker-processing" / "test-watcher"
     claim_id = stack.wait_for(
-        lambda: next((d.name for d in own.iterdir() if (d / "victim.txt").exists()), None) if own.exists() else None,
+        lambda: (
+            next((e.name.partition("_")[0] for e in own.iterdir() if e.name.endswith("_victim.txt")), None)
+            if own.exists()
+            else None
+        ),
         60,
         what="the victim's claim",
     )

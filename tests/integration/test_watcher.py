@@ -16,9 +16,10 @@ import redis
 
 from tests.support.inbox import Running, inbox_settings, queued, wait_queued
 from worker.app import create_app
-from worker.models import FileSummary, IngestResult, Outcome
+from worker.models import FileSummary, IngestResult, Outcome, Reply
 from worker.settings import Settings
 from worker.watcher import InboxWatcher
+from worker.watcher.loop import IDLE_TICK
 
 
 def _settings(tmp_path: Path, **kw: Any) -> Settings:
@@ -152,7 +153,7 @@ def test_claims_of_files_in_nested_folders_keep_the_watch_alive(make_watcher: An
     The events must keep coming: files dropped after the nested claims are seen by inotify,
     long before the 60 s rescan."""
     w = make_watcher()
-    w.rescan_every = 60.0
+    w.detect.safety.min_interval = 60.0
     with Running(w):
         for i in range(40):
             folder = w.inbox / f"d{i}" / "sub" / "deeper"
@@ -242,11 +243,12 @@ def test_killed_while_failing_a_file_leaves_report_and_file_recoverable(
 
     monkeypatch.setattr("worker.inbox.fs.move_at", killed)
     with pytest.raises(_Killed):
-        w._finish(reply)  # dies after the report was written, before the file moved
+        w.outcomes.finish(Reply.model_validate(reply))  # dies after the report was written, before the file moved
     monkeypatch.undo()
     failed_dir = Path(str(w.settings.failed_dir))
     assert json.loads((failed_dir / "bad.txt.error.json").read_text())["reason"] == "binary"
-    assert [p.name for p in w.own_dir.rglob("*") if p.is_file()] == ["bad.txt"]  # still claimed
+    [claimed] = [p.name for p in w.own_dir.rglob("*") if p.is_file()]
+    assert claimed.endswith("_bad.txt")  # still claimed (<claim id>_<inbox path>)
 
     redis_client.delete("seedworker")
     w2 = make_watcher("same")
@@ -277,11 +279,11 @@ def test_a_file_that_cannot_be_moved_stays_claimed(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("worker.inbox.fs.move_at", disk_full)
-    w._finish(reply)
+    w.outcomes.finish(Reply.model_validate(reply))
     monkeypatch.undo()
     assert w.in_flight == 1  # kept, to be re-sent and moved later
     assert [p.read_bytes() for p in w.own_dir.rglob("*") if p.is_file()] == [b"good"]
-    w._finish(reply)
+    w.outcomes.finish(Reply.model_validate(reply))
     assert w.in_flight == 0
     assert (Path(str(w.settings.archive_dir)) / "a.txt").read_bytes() == b"good"
 
@@ -289,19 +291,19 @@ def test_a_file_that_cannot_be_moved_stays_claimed(
 def test_the_loop_wakes_when_a_file_has_settled_not_at_the_next_tick(make_watcher: Any, tmp_path: Path) -> None:
     """Latency: the wait before the next tick ends when the earliest candidate's quiet time does."""
     w = make_watcher(settle_seconds=0.02, stable_seconds=0.3)
-    assert w._next_wait() == 0.05  # nothing pending: the plain tick
+    assert w.next_wait() == IDLE_TICK  # nothing noted, nothing in flight: an event wakes the loop
     (tmp_path / "inbox").mkdir(parents=True, exist_ok=True)
     closed = tmp_path / "inbox" / "closed.txt"
     closed.write_bytes(b"story")
-    w.note(closed, closed=True)
-    assert 0.001 <= w._next_wait() <= 0.02  # settles in 20 ms: wake then, not in 50
-    w._candidates[closed].changed_at -= 1.0
-    assert w._next_wait() == 0.001  # overdue: at once (the tick takes it)
-    w._candidates.clear()
+    w.detect.note(closed, closed=True)
+    assert 0.001 <= w.next_wait() <= 0.02  # settles in 20 ms: wake then, not in 50
+    w.detect.candidates[closed].changed_at -= 1.0
+    assert w.next_wait() == 0.001  # overdue: at once (the tick takes it)
+    w.detect.candidates.clear()
     growing = tmp_path / "inbox" / "growing.txt"
     growing.write_bytes(b"part")
-    w.note(growing, closed=False)
-    assert w._next_wait() == 0.05  # 0.3 s of stability to go: the plain tick
+    w.detect.note(growing, closed=False)
+    assert w.next_wait() == 0.05  # 0.3 s of stability to go: the plain tick
 
 
 def test_no_more_than_watch_max_in_flight_files_are_claimed_and_the_rest_wait_in_the_inbox(

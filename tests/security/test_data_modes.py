@@ -96,6 +96,6 @@ def test_the_watcher_keeps_archive_failed_and_processing_private(
     assert _mode(data / "failed") == folders
     assert _mode(processing.parent) == 0o700  # inside the users' inbox: never shared
     assert _mode(processing) == 0o700
-    claim_dirs = [p for p in processing.rglob("*") if p.is_dir()]
-    assert claim_dirs and all(_mode(p) == folders for p in claim_dirs)
+    claims = list(processing.iterdir())  # one entry per claim inside the 0700 folder (issue 21)
+    assert claims and all(p.is_file() and p.name.endswith("_sub%2Fa.txt") for p in claims)
     assert _mode(tmp_path / "inbox") == 0o1777  # the users' folder keeps the mode it was given

@@ -57,10 +57,10 @@ def test_a_folder_swapped_for_a_link_between_note_and_claim_yields_nothing_from_
     w = make_inbox_watcher(tmp_path, broker_url, redis_client, after_success=after_success)
     decoy = w.inbox / "drop" / "d" / "victim.txt"
     _decoy_like(outside, decoy)
-    w.note(decoy, closed=False)  # noted by path, as an inotify event or a scan would
+    w.detect.note(decoy, closed=False)  # noted by path, as an inotify event or a scan would
     os.rename(w.inbox / "drop" / "d", w.inbox / "drop" / "d-away")
     os.symlink(outside.parent, w.inbox / "drop" / "d")
-    w._candidates[decoy].changed_at -= 60  # stable long since: the claim happens now
+    w.detect.candidates[decoy].changed_at -= 60  # stable long since: the claim happens now
     w._take_ready_files()
     try:
         _nothing_outside_was_taken(outside, redis_client)
@@ -91,9 +91,9 @@ def test_the_swap_against_a_running_watcher_fails_the_link_and_leaves_the_outsid
             st = outside.stat()
             os.utime(decoy, ns=(st.st_atime_ns, st.st_mtime_ns))
             deadline = time.monotonic() + 10
-            while decoy not in w._candidates and time.monotonic() < deadline:
+            while decoy not in w.detect.candidates and time.monotonic() < deadline:
                 time.sleep(0.01)
-            assert decoy in w._candidates, "the watcher never noted the decoy"
+            assert decoy in w.detect.candidates, "the watcher never noted the decoy"
             os.rename(w.inbox / "drop" / "d", w.inbox / "drop" / "d-away")
             os.symlink(outside.parent, w.inbox / "drop" / "d")
             time.sleep(2.5)  # past STABLE_SECONDS: the old watcher claimed the outside file here
@@ -116,13 +116,13 @@ def test_a_file_replaced_by_another_between_note_and_claim_is_not_claimed(
     w.inbox.mkdir(parents=True)
     first = w.inbox / "a.txt"
     first.write_bytes(b"first")
-    w.note(first, closed=True)
+    w.detect.note(first, closed=True)
     st = first.stat()
     other = w.inbox / "other.tmp"
     other.write_bytes(b"other")
     os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
     os.rename(other, first)  # replaced, looking the same
-    w._candidates[first].changed_at -= 60
+    w.detect.candidates[first].changed_at -= 60
     w._take_ready_files()
     try:
         assert queued(redis_client) == [] and w.in_flight == 0

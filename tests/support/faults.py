@@ -156,8 +156,10 @@ def processing_files(stack: Stack) -> list[Path]:
 
 
 def claim_keys_on_disk(stack: Stack) -> set[str]:
-    """``claim:<id>`` of every claim folder holding a file (what a restarted watcher re-sends)."""
-    return {f"claim:{p.relative_to(stack.inbox / PROCESSING).parts[1]}" for p in processing_files(stack)}
+    """``claim:<id>`` of every claim holding a file (what a restarted watcher re-sends): an entry
+    ``<watcher>/<id>_<inbox path>``, or a file in a nested claim folder ``<watcher>/<id>/…``."""
+    folder = stack.inbox / PROCESSING
+    return {f"claim:{p.relative_to(folder).parts[1].partition('_')[0]}" for p in processing_files(stack)}
 
 
 def inbox_files(stack: Stack) -> list[Path]:

@@ -55,8 +55,9 @@ class ScanPacer:
 
 @dataclass
 class StormGuard:
-    """Counts inotify overflows (called from watchdog's reader thread) and decides, in the
-    watcher's loop, when to leave inotify and when to come back."""
+    """Counts inotify overflows (called from watchdog's reader thread, through the watcher's
+    observer: ``worker/watcher/observer.py``) and decides, in the watcher's loop, when to leave
+    inotify and when to come back."""
 
     overflows: int = STORM_OVERFLOWS
     window: float = STORM_WINDOW
@@ -94,36 +95,3 @@ class StormGuard:
         with self._lock:
             self._times.clear()
             self.scanning_since = None
-
-
-_LISTENERS: dict[bytes, list[Callable[[], None]]] = {}
-
-
-def on_overflow(inbox: bytes, listener: Callable[[], None]) -> None:
-    """Call ``listener`` when watchdog's recursive watch on ``inbox`` reports a queue overflow.
-    watchdog offers no hook of its own, so its overflow handler is wrapped once per process,
-    as ``watcher._shorten_move_pairing`` shortens its move delay."""
-    _LISTENERS.setdefault(inbox, []).append(listener)
-    try:
-        from watchdog.observers.inotify import InotifyWatchGroup
-    except ImportError:  # no inotify here: no overflow either
-        return
-    original = InotifyWatchGroup.on_queue_overflow
-    if getattr(original, "_seedworker", False):
-        return
-
-    def counted(self: Any) -> None:
-        for call in list(_LISTENERS.get(getattr(self, "path", b""), ())):
-            call()
-        original(self)
-
-    counted._seedworker = True  # type: ignore[attr-defined]
-    InotifyWatchGroup.on_queue_overflow = counted
-
-
-def off_overflow(inbox: bytes, listener: Callable[[], None]) -> None:
-    listeners = _LISTENERS.get(inbox, [])
-    if listener in listeners:
-        listeners.remove(listener)
-    if not listeners:
-        _LISTENERS.pop(inbox, None)
