@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help setup run test test-fast lint lock lock-check flower bench eval-tags eval-dedup clean
+.PHONY: help setup run test test-fast lint lock lock-check flower bench bench-large eval-tags eval-dedup clean
 
 help:
 	@echo "make run     set up and run seedworker (embedded Redis + SQLite, inbox ./inbox)"
@@ -80,6 +80,11 @@ flower: $(RUN_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Store + dedup CPU/doc with 10,000 and 1,000,000 documents already stored (SQLite, PostgreSQL);
+# prefilled databases are kept and reused.  Example: make bench-large LARGE_ARGS="--sizes 10000,100000"
+bench-large: $(STAMP)
+	$(BIN)/python -m bench.large --store-scaling $(LARGE_ARGS)
 
 eval-tags: $(STAMP)
 	$(BIN)/python -m bench.eval_tags

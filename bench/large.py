@@ -5,6 +5,10 @@ afterwards (issue 19 §9: a 19 MB file took 452 s and 2.9 GB, 1.0 GB held afterw
 
 ``make bench`` runs it after the profiles (``--skip large`` leaves it out, ``--large-mb``
 sets the size).
+
+``python -m bench.large --store-scaling`` (``make bench-large``) measures instead the store +
+dedup CPU per document against the size of the stored corpus, 10,000 and 1,000,000 documents
+prefilled by a bulk loader, on SQLite and PostgreSQL (``bench/store_scaling.py``).
 """
 
 from __future__ import annotations
@@ -109,10 +113,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bytes", type=int, default=DEFAULT_BYTES)
     p.add_argument("--profile", choices=["fast", "full"], default="full")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--store-scaling", action="store_true", help="store + dedup CPU/doc against the corpus size")
+    p.add_argument("--sizes", default="10000,1000000", help="stored documents to measure at (comma-separated)")
+    p.add_argument("--backends", default="sqlite,postgresql", help="sqlite, postgresql or both")
+    p.add_argument("--docs", type=int, default=300, help="new articles per round (plus near and exact copies)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--group", type=int, default=16, help="requests per batch task (SEEDWORKER_WATCH_BATCH)")
+    p.add_argument(
+        "--keep",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "seedworker-bench-large",
+        help="where prefilled SQLite databases are kept (and reused)",
+    )
     p.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         print(json.dumps(_child(args.bytes, args.profile, args.dir)))
+        return 0
+    if args.store_scaling:
+        from bench import store_scaling
+
+        sizes = [int(n) for n in args.sizes.split(",")]
+        backends = args.backends.split(",")
+        result = store_scaling.run(
+            sizes, backends, docs=args.docs, rounds=args.rounds, group=args.group, workdir=args.keep.resolve()
+        )
+        print(json.dumps(result, indent=2))
         return 0
     print(json.dumps(measure(args.bytes, args.profile), indent=2))
     return 0

@@ -97,7 +97,8 @@ def _run(task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], *, alone: bo
     else:
         batches = [process.prepare(req, key, max_bytes=settings.max_file_bytes) for req, key in valid]
         batches = process.tag_many(batches, rt.tagger)
-        results = [process.store(batch, rt.store, max_bytes=settings.max_file_bytes) for batch in batches]
+        # one transaction for the batch's outcomes (one each should it fail): DocumentStore.persist_many
+        results = process.store_many(batches, rt.store, max_bytes=settings.max_file_bytes)
     outcomes: list[Outcome] = []
     replies: dict[str, list[Outcome]] = {}
     for item, outcome in invalid:

@@ -2,7 +2,8 @@
 
 Each function is one stage of the flow the tasks run (inline: all three in one task;
 chain: one task each).  ``prepare`` and ``tag`` are pure; ``store`` decides duplicates and
-writes, one transaction per document with its event.
+writes every outcome with its event, in one transaction per request (``store_many``: per
+several requests), one per outcome should the shared one fail.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from worker.models import (
 )
 from worker.pipeline.normalise import normalise_records
 from worker.pipeline.tag import Tagger
-from worker.store.repository import DocumentStore
+from worker.store.repository import DocumentStore, DocumentWrite, FailureWrite
 
 
 def _failure(record: int | None, error: InputError) -> RecordFailure:
@@ -83,23 +84,47 @@ def tag_many(batches: list[PipelineBatch], tagger: Tagger) -> list[PipelineBatch
     return batches
 
 
-@stage_timer("store")
-def store(batch: PipelineBatch, documents: DocumentStore, *, max_bytes: int) -> IngestResult:
-    """Persist every outcome of the batch; idempotent per item key."""
+def _writes(batch: PipelineBatch, *, max_bytes: int) -> list[DocumentWrite | FailureWrite]:
+    """Every outcome the batch's request will have, to write: its documents, then its failures."""
     raw = batch.request.raw_bytes()
     keep_raw = raw if len(raw) <= max_bytes else None
-    outcomes = [documents.persist_document(batch, item, raw) for item in batch.items]
-    for failure in batch.failures:
-        outcomes.append(
-            documents.persist_failure(
-                key=batch.item_key(failure.record),
-                summary=batch.summary,
-                source=batch.request.source,
-                reason=failure.reason,
-                message=failure.message,
-                details={**failure.details, **({"line": failure.record} if failure.record else {})},
-                raw=keep_raw,
-            )
+    writes: list[DocumentWrite | FailureWrite] = [DocumentWrite(batch, item, raw) for item in batch.items]
+    writes.extend(
+        FailureWrite(
+            key=batch.item_key(failure.record),
+            summary=batch.summary,
+            source=batch.request.source,
+            reason=failure.reason,
+            message=failure.message,
+            details={**failure.details, **({"line": failure.record} if failure.record else {})},
+            raw=keep_raw,
         )
+        for failure in batch.failures
+    )
+    return writes
+
+
+@stage_timer("store")
+def store(batch: PipelineBatch, documents: DocumentStore, *, max_bytes: int) -> IngestResult:
+    """Persist every outcome of the batch; idempotent per item key.  One transaction for all
+    of them (one per outcome should that one fail: ``DocumentStore.persist_many``)."""
+    outcomes = documents.persist_many(_writes(batch, max_bytes=max_bytes))
     outcomes.sort(key=lambda o: o.key)
     return IngestResult(filename=batch.request.filename, outcomes=outcomes)
+
+
+@stage_timer("store")
+def store_many(batches: list[PipelineBatch], documents: DocumentStore, *, max_bytes: int) -> list[IngestResult]:
+    """``store`` for several requests (``seedworker.ingest_batch``): the same outcomes, rows
+    and events, written in one transaction (``DocumentStore.persist_many``, which falls back
+    to one transaction per outcome when the shared one fails)."""
+    writes: list[DocumentWrite | FailureWrite] = []
+    for batch in batches:
+        writes.extend(_writes(batch, max_bytes=max_bytes))
+    outcomes = iter(documents.persist_many(writes))
+    results = []
+    for batch in batches:
+        mine = [next(outcomes) for _ in range(len(batch.items) + len(batch.failures))]
+        mine.sort(key=lambda o: o.key)
+        results.append(IngestResult(filename=batch.request.filename, outcomes=mine))
+    return results

@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
 from worker.pipeline.dedup import DedupParams, Fingerprint, Signature, fingerprint, jaccard, shingles
@@ -45,7 +46,9 @@ _INSERT_BANDS = insert(_BANDS)
 _SELECT_SIGNATURES = select(_DOCUMENTS.c.id, _DOCUMENTS.c.minhash, _DOCUMENTS.c.story_id).where(
     _DOCUMENTS.c.id.in_(bindparam("ids", expanding=True))
 )
-_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(_LOCK_NAMESPACE, bindparam("key")))
+_ADVISORY_LOCKS = sql_text(
+    "SELECT count(pg_advisory_xact_lock(CAST(:namespace AS integer), k)) FROM unnest(CAST(:keys AS integer[])) AS k"
+)
 
 
 @lru_cache(maxsize=16)
@@ -107,11 +110,19 @@ class NearDuplicateIndex:
     @staticmethod
     def lock(s: Session, fp: Fingerprint) -> None:
         """PostgreSQL: serialise with every transaction that shares one of our band keys."""
+        NearDuplicateIndex.lock_all(s, [fp])
+
+    @staticmethod
+    def lock_all(s: Session, fps: Sequence[Fingerprint]) -> None:
+        """:meth:`lock` for several fingerprints at once (one transaction storing a batch).
+
+        One statement takes every lock, in sorted order (``unnest`` yields the array in its
+        order): a round trip per band key cost more than the rest of the write."""
         if s.get_bind().dialect.name != "postgresql":
             return
-        conn = s.connection()
-        for key in sorted({_lock_key(k) for _, k in fp.bands}):
-            conn.execute(_ADVISORY_LOCK, {"key": key})
+        keys = sorted({_lock_key(k) for fp in fps for _, k in fp.bands})
+        if keys:
+            s.connection().execute(_ADVISORY_LOCKS, {"namespace": _LOCK_NAMESPACE, "keys": keys})
 
     def candidates(self, s: Session, fp: Fingerprint) -> list[Candidate]:
         """Documents sharing a band key, with their estimated Jaccard, most similar first."""

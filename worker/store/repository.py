@@ -9,7 +9,7 @@ constraint on the canonical hash, so two workers storing the same text end with 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from worker.events.cloudevents import (
     TagData,
     make_event,
 )
+from worker.logs import get_logger
 from worker.metrics import stage_timer
 from worker.models import FileSummary, Outcome, PipelineBatch, StageItem
 from worker.store import outbox
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # the near-duplicate index (MinHash) is built by the worker, 
     from worker.store.near_index import NearDuplicateIndex
 
 _CONFLICT_RETRIES = 5
+log = get_logger("seedworker.store")
 
 # The write path's statements, built once against the tables (Core, not the ORM's unit of work:
 # a document is a handful of inserts, and building and flushing ORM objects cost more CPU than
@@ -59,6 +61,9 @@ _DOCUMENTS = table_of(Document)
 _INGESTIONS = table_of(Ingestion)
 _BLOBS = table_of(Blob)
 _SELECT_OUTCOME = select(_INGESTIONS.c.outcome).where(_INGESTIONS.c.key == bindparam("key"))
+_SELECT_OUTCOMES = select(_INGESTIONS.c.key, _INGESTIONS.c.outcome).where(
+    _INGESTIONS.c.key.in_(bindparam("keys", expanding=True))
+)
 _SELECT_EXACT = select(_DOCUMENTS.c.id, _DOCUMENTS.c.story_id).where(
     _DOCUMENTS.c.canonical_hash == bindparam("canonical_hash")
 )
@@ -71,6 +76,15 @@ _INSERT_FAILURE = insert(table_of(Failure))
 _INSERT_INGESTION = insert(_INGESTIONS)
 
 
+def _outage(exc: StoreUnavailable) -> bool:
+    """The database is down or locked, not just this transaction refused: a deadlock between
+    two batches storing each other's duplicates (SQLSTATE class 40, PostgreSQL) is not one."""
+    cause = exc.__cause__
+    if not isinstance(cause, OperationalError):
+        return False
+    return not str(getattr(cause.orig, "sqlstate", "") or "").startswith("40")
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
@@ -81,6 +95,32 @@ class DuplicateMatch:
     kind: str  # exact | near
     similarity: float
     story_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DocumentWrite:
+    """A document to store (or link as a duplicate): :meth:`DocumentStore.persist_many`."""
+
+    batch: PipelineBatch
+    item: StageItem
+    raw: bytes
+
+    @property
+    def key(self) -> str:
+        return self.batch.item_key(self.item.record)
+
+
+@dataclass(frozen=True)
+class FailureWrite:
+    """A failure to record: the arguments of :meth:`DocumentStore.persist_failure`."""
+
+    key: str
+    summary: FileSummary
+    source: str
+    reason: str
+    message: str
+    details: dict[str, Any] | None = None
+    raw: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -161,27 +201,9 @@ class DocumentStore:
     # -- writes ------------------------------------------------------------------------------
     def persist_document(self, batch: PipelineBatch, item: StageItem, raw: bytes) -> Outcome:
         """Store the item, or link it to the document it duplicates; emit the event."""
-        key = batch.item_key(item.record)
+        write = DocumentWrite(batch, item, raw)
         fp = self.near.fingerprint(item.document.text) if self.near else None
-        for _ in range(_CONFLICT_RETRIES):
-            try:
-                with self.session() as s:
-                    earlier = self._earlier_outcome(s, key)
-                    if earlier:
-                        return earlier
-                    with stage_timer("dedup"):
-                        if self.near and fp:
-                            # Before any read that decides: a concurrent near copy commits first.
-                            self.near.lock(s, fp)
-                        match = self._find_exact(s, item.document.canonical_hash) or self._find_near(s, fp)
-                    if match:
-                        return self._write_duplicate(s, batch, key, match, raw)
-                    return self._write_document(s, batch, key, item, raw, fp)
-            except IntegrityError:
-                # Another worker stored the same hash or key between our read and write;
-                # the next round sees its row.
-                continue
-        raise StoreUnavailable(f"could not resolve concurrent writes for {key}")
+        return self._in_own_transaction(write, fp)
 
     def persist_failure(
         self,
@@ -194,53 +216,127 @@ class DocumentStore:
         details: dict[str, Any] | None = None,
         raw: bytes | None = None,
     ) -> Outcome:
+        return self._in_own_transaction(FailureWrite(key, summary, source, reason, message, details, raw), None)
+
+    def persist_many(self, writes: Sequence[DocumentWrite | FailureWrite]) -> list[Outcome]:
+        """Every outcome of ``writes`` in one transaction, in order (the watcher's batch task):
+        the same outcomes, rows and events as one :meth:`persist_document` or
+        :meth:`persist_failure` each, for a fraction of the commits and round trips.
+
+        Should anything go wrong in the shared transaction (a concurrent writer's row, a
+        document the database refuses) it is rolled back and every write is done again in its
+        own transaction, so one bad document cannot lose or corrupt the others: they are
+        written, then the bad one's error is raised (the task retries; a redelivery replays
+        them).  A database outage is raised as it is (retryable: nothing was written)."""
+        fps = [
+            self.near.fingerprint(w.item.document.text) if self.near and isinstance(w, DocumentWrite) else None
+            for w in writes
+        ]
+        if len(writes) > 1:
+            try:
+                return self._in_one_transaction(writes, fps)
+            except Exception as exc:
+                if isinstance(exc, StoreUnavailable) and _outage(exc):
+                    raise
+                log.warning("batch write failed; each in its own transaction", writes=len(writes), error=repr(exc))
+        outcomes: list[Outcome] = []
+        first_error: Exception | None = None
+        for write, fp in zip(writes, fps, strict=True):
+            try:
+                outcomes.append(self._in_own_transaction(write, fp))
+            except StoreUnavailable as exc:
+                if _outage(exc):
+                    raise  # the database is down: the others would wait it out one by one
+                first_error = first_error or exc
+            except Exception as exc:  # the others are still written; then the first error is raised
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+        return outcomes
+
+    def _in_one_transaction(
+        self, writes: Sequence[DocumentWrite | FailureWrite], fps: list[Fingerprint | None]
+    ) -> list[Outcome]:
+        with self.session() as s:
+            if self.near:  # every band key of the batch, up front (in a per-document transaction: before its reads)
+                self.near.lock_all(s, [fp for fp in fps if fp])
+            earlier = self._earlier_outcomes(s, [w.key for w in writes])
+            written: set[str] = set()
+            outcomes = []
+            for write, fp in zip(writes, fps, strict=True):
+                # a key written earlier in this transaction: its row, as a second transaction would see it
+                known = self._earlier_outcome(s, write.key) if write.key in written else earlier.get(write.key)
+                outcomes.append(known or self._write(s, write, fp, locked=True))
+                written.add(write.key)
+            return outcomes
+
+    def _in_own_transaction(self, write: DocumentWrite | FailureWrite, fp: Fingerprint | None) -> Outcome:
         for _ in range(_CONFLICT_RETRIES):
             try:
                 with self.session() as s:
-                    earlier = self._earlier_outcome(s, key)
-                    if earlier:
-                        return earlier
-                    failure_id = new_id("fail")
-                    if raw is not None:
-                        self._put_blob(s, summary.sha256, raw)
-                    s.connection().execute(
-                        _INSERT_FAILURE,
-                        {
-                            "id": failure_id,
-                            "ingest_key": key,
-                            "raw_sha256": summary.sha256 if raw is not None else None,
-                            "filename": summary.filename,
-                            "source": source,
-                            "reason": reason,
-                            "message": message,
-                            "details": details or {},
-                        },
-                    )
-                    data = DocumentFailedData(
-                        id=failure_id,
-                        filename=summary.filename,
-                        source=source,
-                        reason=reason,
-                        message=message,
-                        details=details or {},
-                        raw_sha256=summary.sha256 if raw is not None else None,
-                    )
-                    outbox.emit(
-                        s,
-                        make_event("document.failed", key=key, subject=failure_id, source=self.event_source, data=data),
-                    )
-                    outcome = Outcome(
-                        status="failed",
-                        key=key,
-                        filename=summary.filename,
-                        document_id=failure_id,
-                        reason=reason,
-                        message=message,
-                    )
-                    return self._record(s, outcome)
+                    return self._earlier_outcome(s, write.key) or self._write(s, write, fp, locked=False)
             except IntegrityError:
+                # Another worker stored the same hash or key between our read and write;
+                # the next round sees its row.
                 continue
-        raise StoreUnavailable(f"could not resolve concurrent writes for {key}")
+        raise StoreUnavailable(f"could not resolve concurrent writes for {write.key}")
+
+    def _write(
+        self, s: Session, write: DocumentWrite | FailureWrite, fp: Fingerprint | None, *, locked: bool
+    ) -> Outcome:
+        """The outcome of one write with nothing recorded for its key yet, inside ``s``."""
+        if isinstance(write, FailureWrite):
+            return self._write_failure(s, write)
+        batch, item, raw = write.batch, write.item, write.raw
+        with stage_timer("dedup"):
+            if self.near and fp and not locked:
+                # Before any read that decides: a concurrent near copy commits first.
+                self.near.lock(s, fp)
+            match = self._find_exact(s, item.document.canonical_hash) or self._find_near(s, fp)
+        if match:
+            return self._write_duplicate(s, batch, write.key, match, raw)
+        return self._write_document(s, batch, write.key, item, raw, fp)
+
+    def _write_failure(self, s: Session, write: FailureWrite) -> Outcome:
+        key, summary, raw, details = write.key, write.summary, write.raw, write.details
+        failure_id = new_id("fail")
+        if raw is not None:
+            self._put_blob(s, summary.sha256, raw)
+        s.connection().execute(
+            _INSERT_FAILURE,
+            {
+                "id": failure_id,
+                "ingest_key": key,
+                "raw_sha256": summary.sha256 if raw is not None else None,
+                "filename": summary.filename,
+                "source": write.source,
+                "reason": write.reason,
+                "message": write.message,
+                "details": details or {},
+            },
+        )
+        data = DocumentFailedData(
+            id=failure_id,
+            filename=summary.filename,
+            source=write.source,
+            reason=write.reason,
+            message=write.message,
+            details=details or {},
+            raw_sha256=summary.sha256 if raw is not None else None,
+        )
+        outbox.emit(
+            s,
+            make_event("document.failed", key=key, subject=failure_id, source=self.event_source, data=data),
+        )
+        outcome = Outcome(
+            status="failed",
+            key=key,
+            filename=summary.filename,
+            document_id=failure_id,
+            reason=write.reason,
+            message=write.message,
+        )
+        return self._record(s, outcome)
 
     def _write_document(
         self, s: Session, batch: PipelineBatch, key: str, item: StageItem, raw: bytes, fp: Fingerprint | None = None
@@ -415,6 +511,11 @@ class DocumentStore:
         if outcome is None:
             return None
         return Outcome.model_validate({**outcome, "replayed": True})
+
+    @staticmethod
+    def _earlier_outcomes(s: Session, keys: list[str]) -> dict[str, Outcome]:
+        rows = s.connection().execute(_SELECT_OUTCOMES, {"keys": sorted(set(keys))}).all()
+        return {key: Outcome.model_validate({**outcome, "replayed": True}) for key, outcome in rows}
 
     @staticmethod
     def _record(s: Session, outcome: Outcome) -> Outcome:
