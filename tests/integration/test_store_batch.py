@@ -25,8 +25,6 @@ from worker.store.engine import make_engine
 from worker.store.near_index import NearDuplicateIndex, _lock_key
 from worker.store.repository import DocumentStore, DocumentWrite, FailureWrite
 from worker.store.schema import (
-
-ARTICLE = EXAMPLE.read_text(encoding="utf-8")
     Base,
     Blob,
     Document,
@@ -39,6 +37,7 @@ ARTICLE = EXAMPLE.read_text(encoding="utf-8")
     table_of,
 )
 
+ARTICLE = EXAMPLE.read_text(encoding="utf-8")
 MAX_BYTES = 1_000_000
 
 
