@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,10 @@ def docs_show(obj: CliContext, doc_id: str, as_json: bool) -> None:
         "word_count": d.word_count,
         "canonical_hash": d.canonical_hash,
         "raw_sha256": d.raw_sha256,
+        "urgency": d.urgency,
+        "genre": d.genre,
+        "pubstatus": d.pubstatus,
+        "embargoed_until": _aware(d.embargoed_until),
         "metadata": d.meta,
         "warnings": d.warnings,
         "tags": [
@@ -124,6 +129,13 @@ def docs_show(obj: CliContext, doc_id: str, as_json: bool) -> None:
         "text": d.text,
     }
     click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+
+
+def _aware(value: dt.datetime | None) -> str | None:
+    """An instant as ISO 8601 with its offset (SQLite gives naive UTC back)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
 
 
 @docs.command("search", context_settings={"ignore_unknown_options": True})

@@ -11,6 +11,13 @@ wakes up after another took over cannot append its stale batch behind newer even
 gets ``LeaseLost`` and starts over.  Events of one document are written by transactions
 that follow each other, so ``seq`` order is their order.
 
+Held events (``SEEDWORKER_EMBARGO=hold``): a row whose ``not_before`` lies in the future is
+skipped, and so is every later row of the same subject (one document's events keep their
+order); other rows pass it.  It is published in the first round after its time, so on the
+stream it comes after the events committed while it was held.  The time is in the row, so
+a restarted publisher holds and releases it the same way; the idle wait is cut short when
+a held row falls due before the next poll.
+
 Workers PUBLISH a wake-up after each commit, so an event reaches the stream within
 milliseconds; a poll every ``idle_poll`` seconds covers missed wake-ups.  Every
 ``retention_interval`` the active publisher trims the stream by age (XTRIM MINID) and
@@ -31,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import redis
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
+from sqlalchemy.orm import aliased
 
 from worker.errors import RetryableError
 from worker.logs import get_logger
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 WAKEUP_CHANNEL_SUFFIX = ":wakeup"
+_MIN_IDLE = 0.05  # seconds: the shortest idle wait, even when a held row falls due sooner
 LEASE_SUFFIX = ":publisher-lease"
 
 # KEYS: lease; ARGV: identity, lease ms.  Take the lease if free, renew it if ours.
@@ -160,15 +169,37 @@ class OutboxPublisher:
         if holder is not None and holder.decode() == self.identity:
             self.redis.delete(self._lease_key)
 
-    def pending(self) -> list[OutboxEntry]:
+    def pending(self, now: dt.datetime | None = None) -> list[OutboxEntry]:
+        """The next unpublished rows in ``seq`` order, without held ones (see ``_due``)."""
+        now = now or dt.datetime.now(dt.UTC)
         with self.store.session() as s:
             rows = s.execute(
                 select(OutboxRow.seq, OutboxRow.event_id, OutboxRow.type, OutboxRow.subject, OutboxRow.payload)
-                .where(OutboxRow.published_at.is_(None))
+                .where(OutboxRow.published_at.is_(None), *_due(now))
                 .order_by(OutboxRow.seq)
                 .limit(self.batch)
             ).all()
         return [OutboxEntry(*r) for r in rows]
+
+    def next_due(self, now: dt.datetime | None = None) -> dt.datetime | None:
+        """When the earliest held row's time comes (None: nothing is held)."""
+        now = now or dt.datetime.now(dt.UTC)
+        with self.store.session() as s:
+            due = s.scalar(
+                select(func.min(OutboxRow.not_before)).where(
+                    OutboxRow.published_at.is_(None), OutboxRow.not_before > now
+                )
+            )
+        return due.replace(tzinfo=dt.UTC) if due is not None and due.tzinfo is None else due  # SQLite: naive UTC
+
+    def _idle_seconds(self) -> float:
+        """The idle wait: the poll interval, or less when a held row falls due sooner
+        (never below ``_MIN_IDLE``, so a row due in a microsecond cannot spin the loop)."""
+        now = dt.datetime.now(dt.UTC)
+        due = self.next_due(now)
+        if due is None:
+            return self.idle_poll
+        return max(_MIN_IDLE, min(self.idle_poll, (due - now).total_seconds()))
 
     def publish_once(self) -> int:
         """Move one batch; returns how many events were published.  Raises LeaseLost."""
@@ -276,7 +307,7 @@ class OutboxPublisher:
                 while not self.stop_event.is_set() and self.publish_once() >= self.batch:
                     pass
                 self.maintain()
-                self._sleep_until_woken(pubsub)
+                self._sleep_until_woken(pubsub, self._idle_seconds())
             except LeaseLost:
                 log.warning("publisher lease lost mid-batch; standing by")
             except (redis.RedisError, OSError, RetryableError) as exc:
@@ -290,9 +321,9 @@ class OutboxPublisher:
             self.release_lease()
         log.info("publisher stopped")
 
-    def _sleep_until_woken(self, pubsub: redis.client.PubSub) -> None:
-        """Until a worker says "committed", the poll interval passes, or we are stopped."""
-        deadline = time.monotonic() + self.idle_poll
+    def _sleep_until_woken(self, pubsub: redis.client.PubSub, seconds: float) -> None:
+        """Until a worker says "committed", ``seconds`` pass, or we are stopped."""
+        deadline = time.monotonic() + seconds
         while not self.stop_event.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
@@ -301,6 +332,23 @@ class OutboxPublisher:
                 while pubsub.get_message(timeout=0) is not None:  # drain the burst
                     pass
                 return
+
+
+def _due(now: dt.datetime) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a row the publisher may take ``now``: its own ``not_before`` has
+    passed (or it has none), and no earlier unpublished row of the same subject is still
+    held -- a held ``document.stored`` keeps that document's later events (a delete, a
+    retag, a duplicate of it) behind it, so they cannot overtake it on the stream.  Events
+    of other subjects pass.  The inner look-up only ever meets held rows: they are the ones
+    whose ``not_before`` lies in the future (index ``ix_outbox_not_before``)."""
+    held = aliased(OutboxRow)
+    blocked = exists().where(
+        held.not_before > now,
+        held.published_at.is_(None),
+        held.subject == OutboxRow.subject,
+        held.seq < OutboxRow.seq,
+    )
+    return (or_(OutboxRow.not_before.is_(None), OutboxRow.not_before <= now), ~blocked)
 
 
 def notify_committed(client: redis.Redis, stream: str) -> None:

@@ -8,6 +8,7 @@ constraint on the canonical hash, so two workers storing the same text end with 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
@@ -110,10 +111,12 @@ class DocumentStore:
         event_source: str,
         duplicate_policy: str = "link",
         near: NearDuplicateIndex | None = None,
+        embargo: str = "publish",
     ) -> None:
         self.engine = engine
         self.event_source = event_source
         self.duplicate_policy = duplicate_policy
+        self.embargo = embargo  # hold: an embargoed document's event waits in the outbox (not_before)
         self.near = near  # None: exact duplicates only
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
@@ -128,6 +131,7 @@ class DocumentStore:
             event_source=settings.event_source,
             duplicate_policy=settings.duplicate_policy,
             near=near,
+            embargo=settings.embargo,
         )
 
     def create_schema(self) -> None:
@@ -271,6 +275,10 @@ class DocumentStore:
             "canonical_hash": doc.canonical_hash,
             "raw_sha256": summary.sha256,
             "story_id": story_for(doc_id),
+            "urgency": doc.urgency,
+            "genre": doc.genre,
+            "pubstatus": doc.pubstatus,
+            "embargoed_until": doc.embargoed_until,
         }
         conn = s.connection()
         # The unique hash constraint fires here, inside persist_document's retry loop.
@@ -303,7 +311,9 @@ class DocumentStore:
             tags=[TagData.of(t) for t in item.tags],
             **shared,
         )
-        self._emit(s, make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data))
+        hold = doc.embargoed_until if self.embargo == "hold" else None
+        event = make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data)
+        self._emit(s, event, not_before=hold)
         outcome = Outcome(status="stored", key=key, filename=request.filename, document_id=doc_id)
         return self._record(s, outcome)
 
@@ -442,7 +452,8 @@ class DocumentStore:
             conn.execute(_INSERT_BLOB, {"sha256": sha256, "size": len(raw), "data": raw})
 
     @staticmethod
-    def _emit(s: Session, event: CloudEvent) -> None:
+    def _emit(s: Session, event: CloudEvent, *, not_before: dt.datetime | None = None) -> None:
+        """Write the event to the outbox; ``not_before``: the publisher holds it until then."""
         s.connection().execute(
             _INSERT_OUTBOX,
             {
@@ -450,6 +461,7 @@ class DocumentStore:
                 "type": event.type,
                 "subject": event.subject,
                 "payload": json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")),
+                "not_before": not_before,
             },
         )
 
