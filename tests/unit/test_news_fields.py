@@ -70,6 +70,12 @@ def test_an_unreadable_embargo_is_dropped_with_a_warning_never_guessed() -> None
     assert doc.metadata["embargoed"] == "after the match"  # what the provider said is still there
 
 
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+01:00", "2026-13-01T00:00Z"])
+def test_an_embargo_out_of_range_in_utc_is_dropped_not_raised(value: str) -> None:
+    doc = _ninjs(embargoed=value)
+    assert doc.embargoed_until is None and any("embargoed" in w for w in doc.warnings)
+
+
 def test_out_of_range_urgency_and_odd_status_and_genre_names() -> None:
     doc = _ninjs(urgency=12, pubstatus="stat:withheld", genres=[{"name": "Analysis"}])
     assert (doc.urgency, doc.pubstatus, doc.genre) == (None, "withheld", "Analysis")

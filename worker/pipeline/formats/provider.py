@@ -79,13 +79,13 @@ def embargo_time(value: Any, warnings: list[str]) -> dt.datetime | None:
         return None
     try:
         when = dt.datetime.fromisoformat(text)
-    except ValueError:
+        if when.tzinfo is None:
+            warnings.append(f"embargoed: {text[:60]!r} has no UTC offset; taken as UTC")
+            when = when.replace(tzinfo=dt.UTC)
+        return when.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 pushed out of range by its offset
         warnings.append(f"embargoed: {text[:60]!r} is not an ISO 8601 date and time; ignored")
         return None
-    if when.tzinfo is None:
-        warnings.append(f"embargoed: {text[:60]!r} has no UTC offset; taken as UTC")
-        when = when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC)
 
 
 def _clean(value: Any) -> str | None:
