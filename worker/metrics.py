@@ -273,14 +273,16 @@ class SystemCollector(Collector):
         yield stream
 
     def _outbox_metrics(self) -> Iterator[Metric]:
-        from sqlalchemy import func, select
+        from sqlalchemy import func, or_, select
 
-        from worker.store.schema import OutboxRow
+        from worker.store.schema import OutboxRow, outbox_held
 
+        now = dt.datetime.now(dt.UTC)
         with self._db().connect() as conn:
-            count, oldest = conn.execute(
-                select(func.count(), func.min(OutboxRow.created_at)).where(OutboxRow.published_at.is_(None))
-            ).one()
+            # Events held for an embargo (SEEDWORKER_EMBARGO=hold) are not lag: counted apart.
+            owed = (OutboxRow.published_at.is_(None), or_(OutboxRow.not_before.is_(None), ~outbox_held(now)))
+            count, oldest = conn.execute(select(func.count(), func.min(OutboxRow.created_at)).where(*owed)).one()
+            held = conn.scalar(select(func.count()).where(OutboxRow.published_at.is_(None), outbox_held(now)))
         age = 0.0
         if oldest is not None:
             if isinstance(oldest, str):
@@ -290,6 +292,11 @@ class SystemCollector(Collector):
             age = max(0.0, (dt.datetime.now(dt.UTC) - oldest).total_seconds())
         yield GaugeMetricFamily(
             "seedworker_outbox_unpublished", "Events written to the outbox and not yet on the stream.", value=int(count)
+        )
+        yield GaugeMetricFamily(
+            "seedworker_outbox_held",
+            "Events held in the outbox until their embargo lifts (SEEDWORKER_EMBARGO=hold).",
+            value=int(held or 0),
         )
         yield GaugeMetricFamily(
             "seedworker_outbox_oldest_unpublished_age_seconds",

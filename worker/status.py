@@ -51,9 +51,9 @@ def _short(exc: BaseException) -> str:
 
 # -- status -------------------------------------------------------------------------------------------
 def database_status(settings: Settings, *, now: dt.datetime | None = None) -> dict[str, Any]:
-    from sqlalchemy import func, inspect, select, text
+    from sqlalchemy import ColumnElement, func, inspect, or_, select, text
 
-    from worker.store.schema import Ingestion, OutboxRow
+    from worker.store.schema import Ingestion, OutboxRow, outbox_held
 
     now = now or dt.datetime.now(dt.UTC)
     hour_ago = now - dt.timedelta(hours=1)
@@ -67,12 +67,16 @@ def database_status(settings: Settings, *, now: dt.datetime | None = None) -> di
             recent = select(Ingestion.status, func.count()).where(Ingestion.created_at >= hour_ago)
             for status, n in conn.execute(recent.group_by(Ingestion.status)):
                 last_hour[status] = int(n)
-            count, oldest = conn.execute(
-                select(func.count(), func.min(OutboxRow.created_at)).where(OutboxRow.published_at.is_(None))
-            ).one()
+            unpublished: list[ColumnElement[bool]] = [OutboxRow.published_at.is_(None)]
+            held = 0
+            if "not_before" in {c["name"] for c in inspect(conn).get_columns("outbox")}:  # migration 0003
+                # Events held for an embargo are not lag: counted apart, left out of the age.
+                held = int(conn.scalar(select(func.count()).where(*unpublished, outbox_held(now))) or 0)
+                unpublished.append(or_(OutboxRow.not_before.is_(None), ~outbox_held(now)))
+            count, oldest = conn.execute(select(func.count(), func.min(OutboxRow.created_at)).where(*unpublished)).one()
             out: dict[str, Any] = {
                 "documents": {"last_hour": last_hour, "all_time": all_time},
-                "outbox": {"unpublished": int(count), "oldest_age_seconds": _age(oldest, now)},
+                "outbox": {"unpublished": int(count), "held": held, "oldest_age_seconds": _age(oldest, now)},
             }
             if inspect(conn).has_table("webhook_deliveries"):
                 # {endpoint: {"pending": n, "delivered": n, "failed": n}}

@@ -222,3 +222,27 @@ def test_publish_mode_emits_at_once_saying_embargoed_until(tmp_path: Path, broke
         assert dt.datetime.now(dt.UTC) < embargo
     finally:
         stack.stop()
+
+
+# -- status and metrics -----------------------------------------------------------------------
+def test_a_held_event_is_held_in_status_and_metrics_not_publisher_lag(
+    tmp_path: Path, database_url: str, broker_url: str
+) -> None:
+    from worker.metrics import SystemCollector
+    from worker.settings import Settings
+    from worker.status import database_status
+
+    store = _store(database_url, "hold")
+    store.persist_document(*_news("Held for an hour", "k-held", _soon(3600)))
+    settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path / "data")
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)
+    assert database_status(settings, now=later)["outbox"] == {"unpublished": 0, "held": 1, "oldest_age_seconds": 0.0}
+    store.persist_document(*_batch("A story the publisher owes", "k-owed"))
+    outbox = database_status(settings, now=later)["outbox"]
+    assert (outbox["unpublished"], outbox["held"]) == (1, 1) and outbox["oldest_age_seconds"] > 0
+    values = {
+        sample.name: sample.value
+        for family in SystemCollector(settings, broker_url).collect()
+        for sample in family.samples
+    }
+    assert values["seedworker_outbox_held"] == 1 and values["seedworker_outbox_unpublished"] == 1

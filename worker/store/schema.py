@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    ColumnElement,
     Date,
     DateTime,
     Float,
@@ -217,6 +218,11 @@ class OutboxRow(Base):
         Index("ix_outbox_unpublished", "published_at", "seq"),
         Index("ix_outbox_not_before", "not_before"),
     )
+
+
+def outbox_held(now: dt.datetime) -> ColumnElement[bool]:
+    """An outbox row held for an embargo at ``now`` (its ``not_before`` still ahead)."""
+    return OutboxRow.not_before > now
 
 
 class WebhookDelivery(Base):
