@@ -246,3 +246,12 @@ def test_a_held_event_is_held_in_status_and_metrics_not_publisher_lag(
         for sample in family.samples
     }
     assert values["seedworker_outbox_held"] == 1 and values["seedworker_outbox_unpublished"] == 1
+
+
+def test_status_reads_a_database_from_before_the_embargo_migration(tmp_path: Path, database_url: str) -> None:
+    from worker.settings import Settings
+    from worker.status import database_status
+
+    upgrade(database_url, "0002_fulltext")
+    settings = Settings(_env_file=None, database_url=database_url, data_dir=tmp_path / "data")
+    assert database_status(settings)["outbox"] == {"unpublished": 0, "held": 0, "oldest_age_seconds": 0.0}
