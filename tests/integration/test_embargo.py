@@ -90,7 +90,7 @@ def test_a_plain_document_has_null_news_fields(database_url: str, redis_client: 
 # -- hold: ordering, in-process ---------------------------------------------------------------
 def test_a_held_event_waits_for_its_time_and_other_documents_pass(database_url: str, redis_client: redis.Redis) -> None:
     store = _store(database_url, "hold")
-    embargo = _soon(4.0)  # ample for two writes and a publish on a loaded machine
+    embargo = _soon(6.0)  # ample for two writes and a publish on a loaded machine
     held = store.persist_document(*_news("Embargoed results of the study", "k-held", embargo)).document_id
     other = store.persist_document(*_batch("An unrelated story filed later", "k-other")).document_id
     pub = _publisher(store, redis_client)
@@ -106,7 +106,7 @@ def test_a_held_event_waits_for_its_time_and_other_documents_pass(database_url: 
 
 def test_later_events_of_a_held_document_never_overtake_it(database_url: str, redis_client: redis.Redis) -> None:
     store = _store(database_url, "hold")
-    embargo = _soon(5.0)
+    embargo = _soon(8.0)
     held = store.persist_document(*_news("Embargoed budget figures", "k-held", embargo)).document_id
     assert held is not None
     copy = store.persist_document(*_batch("Embargoed budget figures", "k-copy"))  # an exact duplicate of it
@@ -173,7 +173,7 @@ def test_publisher_process_holds_an_embargo_and_publishes_it_when_it_lifts(
     store = _store(database_url, "hold")
     stack = _publisher_process(tmp_path, broker_url, store, database_url)
     try:
-        embargo = _soon(5.0)
+        embargo = _soon(8.0)  # room for a loaded machine between the write and the check
         held = store.persist_document(*_news("Embargoed election poll", "k-held", embargo)).document_id
         other = store.persist_document(*_batch("Traffic news from the ring road", "k-other")).document_id
         _wake(stack)
@@ -197,7 +197,7 @@ def test_publisher_killed_while_holding_publishes_the_event_after_restart(
     store = _store(database_url, "hold")
     stack = _publisher_process(tmp_path, broker_url, store, database_url)
     try:
-        embargo = _soon(5.0)
+        embargo = _soon(10.0)  # runs out while the dead publisher's 10 s lease does
         held = store.persist_document(*_news("Embargoed court ruling", "k-held", embargo)).document_id
         marker = store.persist_document(*_batch("Published at once", "k-marker")).document_id
         _wake(stack)

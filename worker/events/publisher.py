@@ -38,8 +38,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import redis
-from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement, Subquery, delete, func, or_, select, update
 
 from worker.errors import RetryableError
 from worker.logs import get_logger
@@ -172,10 +171,12 @@ class OutboxPublisher:
     def pending(self, now: dt.datetime | None = None) -> list[OutboxEntry]:
         """The next unpublished rows in ``seq`` order, without held ones (see ``_due``)."""
         now = now or dt.datetime.now(dt.UTC)
+        held, due = _due(now)
         with self.store.session() as s:
             rows = s.execute(
                 select(OutboxRow.seq, OutboxRow.event_id, OutboxRow.type, OutboxRow.subject, OutboxRow.payload)
-                .where(OutboxRow.published_at.is_(None), *_due(now))
+                .outerjoin(held, held.c.subject == OutboxRow.subject)
+                .where(OutboxRow.published_at.is_(None), *due)
                 .order_by(OutboxRow.seq)
                 .limit(self.batch)
             ).all()
@@ -334,21 +335,25 @@ class OutboxPublisher:
                 return
 
 
-def _due(now: dt.datetime) -> tuple[ColumnElement[bool], ...]:
-    """The conditions of a row the publisher may take ``now``: its own ``not_before`` has
-    passed (or it has none), and no earlier unpublished row of the same subject is still
-    held -- a held ``document.stored`` keeps that document's later events (a delete, a
-    retag, a duplicate of it) behind it, so they cannot overtake it on the stream.  Events
-    of other subjects pass.  The inner look-up only ever meets held rows: they are the ones
-    whose ``not_before`` lies in the future (index ``ix_outbox_not_before``)."""
-    held = aliased(OutboxRow)
-    blocked = exists().where(
-        held.not_before > now,
-        held.published_at.is_(None),
-        held.subject == OutboxRow.subject,
-        held.seq < OutboxRow.seq,
+def _due(now: dt.datetime) -> tuple[Subquery, tuple[ColumnElement[bool], ...]]:
+    """What makes a row one the publisher may take ``now``: its own ``not_before`` has passed
+    (or it has none), and no earlier unpublished row of the same subject is still held -- a
+    held ``document.stored`` keeps that document's later events (a delete, a retag, a
+    duplicate of it) behind it, so they cannot overtake it on the stream.  Events of other
+    subjects pass.  Returns the held subjects (each with its first held ``seq``: a small
+    table, read through ``ix_outbox_held``, since only held rows have a time ahead) to
+    outer-join on ``subject``, and the conditions."""
+    held = (
+        select(OutboxRow.subject, func.min(OutboxRow.seq).label("first_held"))
+        .where(OutboxRow.not_before > now, OutboxRow.published_at.is_(None))
+        .group_by(OutboxRow.subject)
+        .subquery("held")
     )
-    return (or_(OutboxRow.not_before.is_(None), OutboxRow.not_before <= now), ~blocked)
+    conditions = (
+        or_(OutboxRow.not_before.is_(None), OutboxRow.not_before <= now),
+        or_(held.c.first_held.is_(None), OutboxRow.seq < held.c.first_held),
+    )
+    return held, conditions
 
 
 def notify_committed(client: redis.Redis, stream: str) -> None:

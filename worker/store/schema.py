@@ -216,7 +216,7 @@ class OutboxRow(Base):
 
     __table_args__ = (
         Index("ix_outbox_unpublished", "published_at", "seq"),
-        Index("ix_outbox_not_before", "not_before"),
+        Index("ix_outbox_held", "published_at", "not_before"),  # held rows: NULL, then a time ahead
     )
 
 

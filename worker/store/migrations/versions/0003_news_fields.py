@@ -3,8 +3,8 @@
 ``documents`` gains four nullable columns (ninjs/NewsML-G2 fields, NULL for every other
 format and for documents stored before).  ``outbox.not_before`` holds an embargoed
 document's ``document.stored`` event under ``SEEDWORKER_EMBARGO=hold`` until the embargo
-lifts; its index serves the publisher's "held" look-ups (only held rows have a value in
-the future, so the range scan stays small).
+lifts; the index ix_outbox_held (published_at, not_before) serves the "held" look-ups of the
+publisher, status and metrics (unpublished rows with a time ahead: a short range).
 
 Plain ``ADD COLUMN``s (no batch copy of ``documents``: that would change SQLite rowids and
 break the FTS5 external-content index of 0002_fulltext).
@@ -35,8 +35,8 @@ def upgrade() -> None:
     _add_column("documents", sa.Column("pubstatus", sa.String(length=20), nullable=True))
     _add_column("documents", sa.Column("embargoed_until", sa.DateTime(timezone=True), nullable=True))
     _add_column("outbox", sa.Column("not_before", sa.DateTime(timezone=True), nullable=True))
-    if "ix_outbox_not_before" not in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes("outbox")}:
-        op.create_index("ix_outbox_not_before", "outbox", ["not_before"], unique=False)
+    if "ix_outbox_held" not in {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes("outbox")}:
+        op.create_index("ix_outbox_held", "outbox", ["published_at", "not_before"], unique=False)
 
 
 def _add_column(table: str, column: sa.Column[Any]) -> None:
@@ -45,7 +45,7 @@ def _add_column(table: str, column: sa.Column[Any]) -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_not_before", table_name="outbox")
+    op.drop_index("ix_outbox_held", table_name="outbox")
     op.drop_column("outbox", "not_before")  # SQLite >= 3.35 drops a column in place
     for column in ("embargoed_until", "pubstatus", "genre", "urgency"):
         op.drop_column("documents", column)
