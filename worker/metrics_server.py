@@ -183,6 +183,11 @@ class SystemCollector(Collector):
             value=lag.unpublished,
         )
         yield GaugeMetricFamily(
+            "seedworker_outbox_held",
+            "Events held in the outbox until their embargo lifts (SEEDWORKER_EMBARGO=hold).",
+            value=lag.held,
+        )
+        yield GaugeMetricFamily(
             "seedworker_outbox_oldest_unpublished_age_seconds",
             "Age of the oldest unpublished outbox event (0 when none): the publisher's lag.",
             value=lag.oldest_age_seconds,

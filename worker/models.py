@@ -272,6 +272,18 @@ class NormalisedDocument(_Strict):
     metadata: dict[str, JSONValue] = Field(default_factory=dict)
     producer_tags: list[str] = Field(default_factory=list)  # tags found in the input itself
     warnings: list[str] = Field(default_factory=list)
+    # What a news agency's item says about itself (ninjs, NewsML-G2); None for other formats.
+    urgency: int | None = Field(default=None, ge=1, le=9)  # IPTC urgency: 1 most urgent, 9 least
+    genre: str | None = Field(default=None, max_length=100)  # QCode ("genre:Current"), else name
+    pubstatus: str | None = Field(default=None, max_length=20)  # usable | withheld | canceled
+    embargoed_until: dt.datetime | None = None  # aware (UTC): not to be published before
+
+    @field_validator("embargoed_until")
+    @classmethod
+    def _aware_embargo(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("embargoed_until must carry its UTC offset")
+        return value.astimezone(dt.UTC) if value is not None else None
 
 
 TagKind = Literal["entity", "topic", "subject", "auto", "folder", "producer", "keyword"]

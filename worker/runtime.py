@@ -75,6 +75,7 @@ class Runtime:
             event_source=settings.event_source,
             duplicate_policy=settings.duplicate_policy,
             near=NearDuplicateIndex.from_settings(settings),
+            embargo=settings.embargo,
         )
         return cls(settings=settings, store=store, redis=connect(broker_url), app=app)
 

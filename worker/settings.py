@@ -194,6 +194,11 @@ class Settings(BaseSettings):
     event_source: str = Field("urn:seedworker", description="CloudEvents 'source' attribute.")
     stream_maxlen: int = Field(1_000_000, gt=0, description="Approximate MAXLEN the stream is trimmed to.")
     publish_batch: int = Field(500, gt=0, description="Outbox rows the publisher moves per round trip.")
+    embargo: Literal["publish", "hold"] = Field(
+        "publish",
+        description="publish: an embargoed item's document.stored goes out at once, saying embargoed_until;"
+        " hold: it reaches the stream only when the embargo lifts (later events of that document wait behind it).",
+    )
     stream_max_age: float = Field(
         0, ge=0, description="Seconds of events kept on the stream (XTRIM MINID); 0: trimmed by length only."
     )

@@ -56,7 +56,11 @@ def database_status(settings: Settings, *, now: dt.datetime | None = None) -> di
             lag = probes.lag(conn, now)
             out: dict[str, Any] = {
                 "documents": {"last_hour": last_hour, "all_time": all_time},
-                "outbox": {"unpublished": lag.unpublished, "oldest_age_seconds": lag.oldest_age_seconds},
+                "outbox": {
+                    "unpublished": lag.unpublished,
+                    "held": lag.held,
+                    "oldest_age_seconds": lag.oldest_age_seconds,
+                },
             }
             hooks = probes.webhook_counts(conn)
             if hooks is not None:

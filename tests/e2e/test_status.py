@@ -74,7 +74,7 @@ def test_status_and_health_of_a_running_stack(stack: Stack) -> None:
     # Celery's default queue is consumed too; webhook deliveries have a queue of their own.
     assert report["queues"] == {"celery": 0, "seedworker": 0, "seedworker.webhooks": 0}
     assert report["stream"] == {"name": stack.stream, "length": 4}
-    assert report["outbox"] == {"unpublished": 0, "oldest_age_seconds": 0.0}
+    assert report["outbox"] == {"unpublished": 0, "held": 0, "oldest_age_seconds": 0.0}
 
     table = _cli(env, stack.root, "status", "--timeout", "1.5")
     assert table.returncode == 0, table.stderr

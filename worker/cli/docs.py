@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -83,14 +84,27 @@ def resolve_id(store: DocumentStore, given: str) -> str:
 
 @docs.command("show")
 @click.argument("doc_id")
-@click.option("--json", "as_json", is_flag=True, help="JSON (the only form; accepted for scripts).")
+@click.option("--json", "as_json", is_flag=True, help="JSON (the default form; accepted for scripts).")
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["json", "ninjs"]),
+    default="json",
+    show_default=True,
+    help="json: seedworker's own fields; ninjs: the document as IPTC ninjs 2.1.",
+)
 @click.pass_obj
-def docs_show(obj: CliContext, doc_id: str, as_json: bool) -> None:
-    """One document with its tags, as JSON.  DOC_ID may be any unique prefix of the id."""
+def docs_show(obj: CliContext, doc_id: str, as_json: bool, form: str) -> None:
+    """One document with its tags, as JSON (or as ninjs).  DOC_ID may be any unique prefix of the id."""
     store = obj.store()
     d = store.get_document(resolve_id(store, doc_id))
     if d is None:
         raise Failure(f"no document {doc_id}")
+    if form == "ninjs":
+        from worker.export.ninjs import to_ninjs
+
+        click.echo(json.dumps(to_ninjs(d), ensure_ascii=False, indent=2))
+        return
     out = {
         "id": d.id,
         "filename": d.filename,
@@ -105,6 +119,10 @@ def docs_show(obj: CliContext, doc_id: str, as_json: bool) -> None:
         "word_count": d.word_count,
         "canonical_hash": d.canonical_hash,
         "raw_sha256": d.raw_sha256,
+        "urgency": d.urgency,
+        "genre": d.genre,
+        "pubstatus": d.pubstatus,
+        "embargoed_until": _aware(d.embargoed_until),
         "metadata": d.meta,
         "warnings": d.warnings,
         "tags": [
@@ -124,6 +142,13 @@ def docs_show(obj: CliContext, doc_id: str, as_json: bool) -> None:
         "text": d.text,
     }
     click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+
+
+def _aware(value: dt.datetime | None) -> str | None:
+    """An instant as ISO 8601 with its offset (SQLite gives naive UTC back)."""
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
 
 
 @docs.command("search", context_settings={"ignore_unknown_options": True})

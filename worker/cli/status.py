@@ -66,6 +66,8 @@ def render_status(report: dict[str, Any]) -> None:
         system.add_row("unacknowledged messages", str(report["unacked"]))
     if "outbox" in report:
         system.add_row("outbox unpublished", str(report["outbox"]["unpublished"]))
+        if report["outbox"].get("held"):
+            system.add_row("outbox held (embargo)", str(report["outbox"]["held"]))
         system.add_row("outbox oldest unpublished", f"{report['outbox']['oldest_age_seconds']:.1f}s")
     if "stream" in report:
         system.add_row(f"stream {report['stream']['name']}", f"{report['stream']['length']} entries")

@@ -76,6 +76,13 @@ class DocumentStoredData(_Data):
     raw_sha256: str
     tags: list[TagData]
     story_id: str | None = None  # near-duplicate cluster: a new document starts its own story
+    # A news agency item's own fields (ninjs, NewsML-G2); None for other formats.
+    urgency: int | None = None  # IPTC urgency, 1 (most urgent) to 9
+    genre: str | None = None  # QCode of the first genre ("genre:Current"), else its name
+    pubstatus: str | None = None  # usable | withheld | canceled
+    # The provider's embargo: not to be published before this time (UTC).  Under
+    # SEEDWORKER_EMBARGO=hold the event itself reaches the stream only once it has passed.
+    embargoed_until: dt.datetime | None = None
 
 
 class DocumentDuplicateData(_Data):

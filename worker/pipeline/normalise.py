@@ -175,6 +175,10 @@ def _document(parsed: Parsed, decoded: Decoded) -> NormalisedDocument:
         metadata=parsed.metadata,
         producer_tags=parsed.tags,
         warnings=warnings,
+        urgency=parsed.urgency,
+        genre=parsed.genre,
+        pubstatus=parsed.pubstatus,
+        embargoed_until=parsed.embargoed,
     )
 
 

@@ -11,6 +11,13 @@ wakes up after another took over cannot append its stale batch behind newer even
 gets ``LeaseLost`` and starts over.  Events of one document are written by transactions
 that follow each other, so ``seq`` order is their order.
 
+Held events (``SEEDWORKER_EMBARGO=hold``): a row whose ``not_before`` lies in the future is
+skipped, and so is every later row of the same subject (one document's events keep their
+order); other rows pass it.  It is published in the first round after its time, so on the
+stream it comes after the events committed while it was held.  The time is in the row, so
+a restarted publisher holds and releases it the same way; the idle wait is cut short when
+a held row falls due before the next poll.
+
 Workers PUBLISH a wake-up after each commit, so an event reaches the stream within
 milliseconds; a poll every ``idle_poll`` seconds covers missed wake-ups.  Every
 ``retention_interval`` the active publisher trims the stream by age (XTRIM MINID) and
@@ -44,6 +51,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 WAKEUP_CHANNEL_SUFFIX = ":wakeup"
+_MIN_IDLE = 0.05  # seconds: the shortest idle wait, even when a held row falls due sooner
 LEASE_SUFFIX = ":publisher-lease"
 
 # KEYS: lease; ARGV: identity, lease ms.  Take the lease if free, renew it if ours.
@@ -150,8 +158,22 @@ class OutboxPublisher:
         if holder is not None and holder.decode() == self.identity:
             self.redis.delete(self._lease_key)
 
-    def pending(self) -> list[OutboxEntry]:
-        return outbox.pending(self.store, self.batch)
+    def pending(self, now: dt.datetime | None = None) -> list[OutboxEntry]:
+        """The next unpublished rows in ``seq`` order, without held ones (``outbox.pending``)."""
+        return outbox.pending(self.store, self.batch, now)
+
+    def next_due(self, now: dt.datetime | None = None) -> dt.datetime | None:
+        """When the earliest held row's time comes (None: nothing is held)."""
+        return outbox.next_due(self.store, now)
+
+    def _idle_seconds(self) -> float:
+        """The idle wait: the poll interval, or less when a held row falls due sooner
+        (never below ``_MIN_IDLE``, so a row due in a microsecond cannot spin the loop)."""
+        now = dt.datetime.now(dt.UTC)
+        due = self.next_due(now)
+        if due is None:
+            return self.idle_poll
+        return max(_MIN_IDLE, min(self.idle_poll, (due - now).total_seconds()))
 
     def publish_once(self) -> int:
         """Move one batch; returns how many events were published.  Raises LeaseLost."""
@@ -219,7 +241,7 @@ class OutboxPublisher:
                 while not self.stop_event.is_set() and self.publish_once() >= self.batch:
                     pass
                 self.maintain()
-                self._sleep_until_woken(pubsub)
+                self._sleep_until_woken(pubsub, self._idle_seconds())
             except LeaseLost:
                 log.warning("publisher lease lost mid-batch; standing by")
             except (redis.RedisError, OSError, RetryableError) as exc:
@@ -233,9 +255,9 @@ class OutboxPublisher:
             self.release_lease()
         log.info("publisher stopped")
 
-    def _sleep_until_woken(self, pubsub: redis.client.PubSub) -> None:
-        """Until a worker says "committed", the poll interval passes, or we are stopped."""
-        deadline = time.monotonic() + self.idle_poll
+    def _sleep_until_woken(self, pubsub: redis.client.PubSub, seconds: float) -> None:
+        """Until a worker says "committed", ``seconds`` pass, or we are stopped."""
+        deadline = time.monotonic() + seconds
         while not self.stop_event.is_set():
             left = deadline - time.monotonic()
             if left <= 0:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Subquery, delete, func, insert, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from worker.store.schema import OutboxRow, WebhookDelivery, table_of
@@ -34,7 +34,18 @@ class Sessions(Protocol):
     def session(self) -> AbstractContextManager[Session]: ...
 
 
-__all__ = ["OutboxEntry", "OutboxLag", "OutboxRow", "emit", "lag", "mark_published", "pending", "purge"]
+__all__ = [
+    "OutboxEntry",
+    "OutboxLag",
+    "OutboxRow",
+    "emit",
+    "held",
+    "lag",
+    "mark_published",
+    "next_due",
+    "pending",
+    "purge",
+]
 
 _INSERT = insert(table_of(OutboxRow))
 _ENTRY_COLUMNS = (OutboxRow.seq, OutboxRow.event_id, OutboxRow.type, OutboxRow.subject, OutboxRow.payload)
@@ -51,13 +62,15 @@ class OutboxEntry(NamedTuple):
 
 
 class OutboxLag(NamedTuple):
-    unpublished: int
+    unpublished: int  # owed to the stream now (held events are not lag)
     oldest_age_seconds: float  # 0 when nothing waits
+    held: int = 0  # held until their embargo lifts (SEEDWORKER_EMBARGO=hold)
 
 
 # -- writing (inside the caller's transaction) ----------------------------------------------------
-def emit(s: Session, event: CloudEvent) -> None:
-    """Write ``event`` to the outbox in the session's transaction (Core insert: the write path)."""
+def emit(s: Session, event: CloudEvent, *, not_before: dt.datetime | None = None) -> None:
+    """Write ``event`` to the outbox in the session's transaction (Core insert: the write path).
+    ``not_before``: the relay holds it until then (an embargo under ``SEEDWORKER_EMBARGO=hold``)."""
     s.connection().execute(
         _INSERT,
         {
@@ -65,6 +78,7 @@ def emit(s: Session, event: CloudEvent) -> None:
             "type": event.type,
             "subject": event.subject,
             "payload": json.dumps(event.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")),
+            "not_before": not_before,
         },
     )
 
@@ -76,13 +90,53 @@ def emitted(s: Session, event_id: str) -> bool:
 
 
 # -- the publisher's side -------------------------------------------------------------------------
-def pending(store: Sessions, limit: int) -> list[OutboxEntry]:
-    """The oldest ``limit`` unpublished entries, in ``seq`` order."""
+def held(now: dt.datetime) -> ColumnElement[bool]:
+    """An outbox row held for an embargo at ``now`` (its ``not_before`` still ahead)."""
+    return OutboxRow.not_before > now
+
+
+def _due(now: dt.datetime) -> tuple[Subquery, tuple[ColumnElement[bool], ...]]:
+    """What makes a row one the publisher may take ``now``: its own ``not_before`` has passed
+    (or it has none), and no earlier unpublished row of the same subject is still held -- a
+    held ``document.stored`` keeps that document's later events (a delete, a retag, a
+    duplicate of it) behind it, so they cannot overtake it on the stream.  Events of other
+    subjects pass.  Returns the held subjects (each with its first held ``seq``: a small
+    table, read through ``ix_outbox_held``, since only held rows have a time ahead) to
+    outer-join on ``subject``, and the conditions."""
+    held_subjects = (
+        select(OutboxRow.subject, func.min(OutboxRow.seq).label("first_held"))
+        .where(held(now), OutboxRow.published_at.is_(None))
+        .group_by(OutboxRow.subject)
+        .subquery("held")
+    )
+    conditions = (
+        or_(OutboxRow.not_before.is_(None), OutboxRow.not_before <= now),
+        or_(held_subjects.c.first_held.is_(None), OutboxRow.seq < held_subjects.c.first_held),
+    )
+    return held_subjects, conditions
+
+
+def pending(store: Sessions, limit: int, now: dt.datetime | None = None) -> list[OutboxEntry]:
+    """The oldest ``limit`` unpublished entries the relay may take ``now``, in ``seq`` order
+    (held ones and those queued behind them left out: see ``_due``)."""
+    held_subjects, due = _due(now or dt.datetime.now(dt.UTC))
     with store.session() as s:
         rows = s.execute(
-            select(*_ENTRY_COLUMNS).where(OutboxRow.published_at.is_(None)).order_by(OutboxRow.seq).limit(limit)
+            select(*_ENTRY_COLUMNS)
+            .outerjoin(held_subjects, held_subjects.c.subject == OutboxRow.subject)
+            .where(OutboxRow.published_at.is_(None), *due)
+            .order_by(OutboxRow.seq)
+            .limit(limit)
         ).all()
     return [OutboxEntry(*r) for r in rows]
+
+
+def next_due(store: Sessions, now: dt.datetime | None = None) -> dt.datetime | None:
+    """When the earliest held row's time comes (None: nothing is held)."""
+    now = now or dt.datetime.now(dt.UTC)
+    with store.session() as s:
+        due = s.scalar(select(func.min(OutboxRow.not_before)).where(OutboxRow.published_at.is_(None), held(now)))
+    return due.replace(tzinfo=dt.UTC) if due is not None and due.tzinfo is None else due  # SQLite: naive UTC
 
 
 def mark_published(store: Sessions, entries: Sequence[OutboxEntry], when: dt.datetime | None = None) -> None:
@@ -163,15 +217,22 @@ def replay_batch(
 
 
 def lag(conn: Connection | Session, now: dt.datetime | None = None) -> OutboxLag:
-    """How many events wait for the publisher and how old the oldest is (the publisher's lag)."""
-    count, oldest = conn.execute(
-        select(func.count(), func.min(OutboxRow.created_at)).where(OutboxRow.published_at.is_(None))
-    ).one()
+    """How many events wait for the publisher and how old the oldest is (the publisher's lag).
+    Events held for an embargo are not lag: counted apart and left out of the age.  A database
+    from before migration 0003 (``seedworker status`` never migrates) has no ``not_before``."""
+    now = now or dt.datetime.now(dt.UTC)
+    owed: list[ColumnElement[bool]] = [OutboxRow.published_at.is_(None)]
+    held_count = 0
+    bind = conn.connection() if isinstance(conn, Session) else conn
+    if "not_before" in {c["name"] for c in inspect(bind).get_columns(OutboxRow.__tablename__)}:
+        held_count = int(conn.scalar(select(func.count()).where(*owed, held(now))) or 0)
+        owed.append(or_(OutboxRow.not_before.is_(None), ~held(now)))
+    count, oldest = conn.execute(select(func.count(), func.min(OutboxRow.created_at)).where(*owed)).one()
     if oldest is None:
-        return OutboxLag(int(count), 0.0)
+        return OutboxLag(int(count), 0.0, held_count)
     if isinstance(oldest, str):  # SQLite without type affinity
         oldest = dt.datetime.fromisoformat(oldest)
     if oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=dt.UTC)
-    age = max(0.0, float(((now or dt.datetime.now(dt.UTC)) - oldest).total_seconds()))
-    return OutboxLag(int(count), round(age, 3))
+    age = max(0.0, float((now - oldest).total_seconds()))
+    return OutboxLag(int(count), round(age, 3), held_count)

@@ -147,10 +147,12 @@ class DocumentStore:
         event_source: str,
         duplicate_policy: str = "link",
         near: NearDuplicateIndex | None = None,
+        embargo: str = "publish",
     ) -> None:
         self.engine = engine
         self.event_source = event_source
         self.duplicate_policy = duplicate_policy
+        self.embargo = embargo  # hold: an embargoed document's event waits in the outbox (not_before)
         self.near = near  # None: exact duplicates only
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
@@ -165,6 +167,7 @@ class DocumentStore:
             event_source=settings.event_source,
             duplicate_policy=settings.duplicate_policy,
             near=near,
+            embargo=settings.embargo,
         )
 
     def create_schema(self) -> None:
@@ -360,6 +363,10 @@ class DocumentStore:
             "canonical_hash": doc.canonical_hash,
             "raw_sha256": summary.sha256,
             "story_id": story_for(doc_id),
+            "urgency": doc.urgency,
+            "genre": doc.genre,
+            "pubstatus": doc.pubstatus,
+            "embargoed_until": doc.embargoed_until,
         }
         conn = s.connection()
         # The unique hash constraint fires here, inside persist_document's retry loop.
@@ -392,7 +399,9 @@ class DocumentStore:
             tags=[TagData.of(t) for t in item.tags],
             **shared,
         )
-        outbox.emit(s, make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data))
+        hold = doc.embargoed_until if self.embargo == "hold" else None
+        event = make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data)
+        outbox.emit(s, event, not_before=hold)
         outcome = Outcome(status="stored", key=key, filename=request.filename, document_id=doc_id)
         return self._record(s, outcome)
 

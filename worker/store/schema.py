@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 #: The newest migration (``worker/store/migrations/versions``), known without importing
 #: Alembic: processes that find the database at this revision never load it
 #: (``worker.store.schema_check.ensure_schema``).  A unit test keeps it equal to Alembic's head.
-SCHEMA_REVISION = "0002_fulltext"
+SCHEMA_REVISION = "0003_news_fields"
 
 
 def utcnow() -> dt.datetime:
@@ -115,6 +115,11 @@ class Document(Base):
     # and its MinHash signature (uint32 little endian per permutation).
     story_id: Mapped[str | None] = mapped_column(String(40), index=True)
     minhash: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # What a news agency's item said about itself (ninjs, NewsML-G2; migration 0003_news_fields).
+    urgency: Mapped[int | None] = mapped_column(SmallInteger)
+    genre: Mapped[str | None] = mapped_column(String(100))
+    pubstatus: Mapped[str | None] = mapped_column(String(20))
+    embargoed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     tags: Mapped[list[TagRow]] = relationship(
         back_populates="document", cascade="all, delete-orphan", order_by="TagRow.id"
@@ -203,8 +208,15 @@ class OutboxRow(Base):
     payload: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     published_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Not published before this time (an embargoed document under SEEDWORKER_EMBARGO=hold);
+    # NULL for every other event.  The publisher also holds back later events of the same
+    # subject behind it (docs/events.md, "Embargoed events").
+    not_before: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "seq"),)
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "published_at", "seq"),
+        Index("ix_outbox_held", "published_at", "not_before"),  # held rows: NULL, then a time ahead
+    )
 
 
 class WebhookDelivery(Base):

@@ -89,6 +89,11 @@ class Parsed:
     encoding: str | None = None
     located: str | None = None  # where the provider says the story was filed ("Washington")
     dateline_raw: str | None = None  # the provider's own dateline ("WASHINGTON, Nov 24 (AP)")
+    # The news industry's own fields (ninjs, NewsML-G2), typed: see ``provider``.
+    urgency: int | None = None  # 1 (most urgent) to 9
+    genre: str | None = None  # the first genre: its QCode ("genre:Current"), else its name
+    pubstatus: str | None = None  # usable | withheld | canceled
+    embargoed: dt.datetime | None = None  # UTC; not to be published before
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,14 @@ from worker.pipeline.formats.base import (
     xml_root,
 )
 from worker.pipeline.formats.markup import element_text
-from worker.pipeline.formats.provider import MAX_CODES, status_word, subject_code, urgency_level
+from worker.pipeline.formats.provider import (
+    MAX_CODES,
+    embargo_time,
+    primary_genre,
+    status_word,
+    subject_code,
+    urgency_level,
+)
 from worker.pipeline.formats.xmlsafe import attribute, child, children, parse_xml, text_of
 
 NEWSML = "newsml"
@@ -95,6 +102,10 @@ def _item(item: Any, encoding: str) -> Parsed:
     version_created = text_of(child(meta_el, "versionCreated")) if meta_el is not None else None
     parsed.date_raw = first or version_created or text_of(child(content, "contentCreated"))
     parsed.metadata = _metadata(item, meta_el, content, headlines, body_kind, version_created, first)
+    parsed.urgency = parsed.metadata.get("urgency")
+    parsed.pubstatus = parsed.metadata.get("pubstatus")
+    parsed.genre = primary_genre(parsed.metadata.get("genres", []))
+    parsed.embargoed = embargo_time(parsed.metadata.get("embargoed"), parsed.warnings)
     return parsed
 
 
@@ -179,7 +190,8 @@ FORMAT = Format(
     record_name="item",
     recognised="an XML root `newsItem` or `newsMessage` in the NewsML-G2 namespace, whatever the extension",
     fields="contentMeta headline → title; by (else creator) → author; firstCreated, else versionCreated → date;"
-    " language; located, dateline → dateline; inlineXML XHTML (or inlineData) → text; subject and genre"
-    " qcodes, urgency, pubStatus, embargoed, rightsInfo → metadata; a newsMessage → one record per newsItem",
+    " language; located, dateline → dateline; inlineXML XHTML (or inlineData) → text; urgency, pubStatus,"
+    " embargoed, the first genre → their own fields; subject and genre qcodes, rightsInfo → metadata;"
+    " a newsMessage → one record per newsItem",
     failures=("invalid_xml", "unsafe_xml", "missing_text", "empty", "too_large", "too_slow"),
 )

@@ -15,7 +15,14 @@ from typing import Any, NoReturn
 from worker.errors import InvalidJSON, MissingText
 from worker.pipeline.formats.base import CERTAIN, NO, Format, Head, Parsed, Source, as_line, byline_name, jsonable
 from worker.pipeline.formats.markup import html_text
-from worker.pipeline.formats.provider import MAX_CODES, status_word, subject_code, urgency_level
+from worker.pipeline.formats.provider import (
+    MAX_CODES,
+    embargo_time,
+    primary_genre,
+    status_word,
+    subject_code,
+    urgency_level,
+)
 
 NINJS = "ninjs"
 _START = re.compile(r"\A[\s\ufeff]*\{")
@@ -57,6 +64,10 @@ def parse(source: Source) -> Parsed:
     parsed.dateline_raw = as_line(dateline.get("text") if isinstance(dateline, dict) else dateline)
     parsed.tags = [t for t in (as_line(k) for k in _list(fields.get("keywords"))) if t][:100]
     parsed.metadata = _metadata(fields, body_kind, parsed.warnings)
+    parsed.urgency = parsed.metadata.get("urgency")
+    parsed.pubstatus = parsed.metadata.get("pubstatus")
+    parsed.genre = primary_genre(parsed.metadata.get("genres", []))
+    parsed.embargoed = embargo_time(parsed.metadata.get("embargoed"), parsed.warnings)
     return parsed
 
 
@@ -182,7 +193,7 @@ FORMAT = Format(
     recognised="a JSON object naming the ninjs schema, or with `uri` and a ninjs body (`body_text`,"
     " `body_html`, `bodies`), whatever the extension",
     fields="headline/headlines → title; by/byline/bylines → author; firstcreated, else versioncreated → date;"
-    " body_text, body_html or bodies → text; language; located → dateline; subject(s), genre(s), urgency,"
-    " pubstatus, embargoed, copyright, usageterms, associations → metadata",
+    " body_text, body_html or bodies → text; language; located → dateline; urgency, pubstatus, embargoed,"
+    " the first genre → their own fields; subject(s), genre(s), copyright, usageterms, associations → metadata",
     failures=("invalid_json", "missing_text"),
 )

@@ -5,6 +5,7 @@ docs/formats.md ("Provider metadata")."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -57,6 +58,34 @@ def status_word(value: Any) -> str | None:
     if text is None:
         return None
     return text.rsplit(":", 1)[-1].lower()
+
+
+def primary_genre(genres: list[dict[str, str]]) -> str | None:
+    """The first genre, as one short value: its QCode (``genre:Current``), else its name."""
+    for genre in genres:
+        if genre.get("code"):
+            return f"{genre['scheme']}:{genre['code']}"[:100] if genre.get("scheme") else genre["code"][:100]
+        if genre.get("name"):
+            return genre["name"][:100]
+    return None
+
+
+def embargo_time(value: Any, warnings: list[str]) -> dt.datetime | None:
+    """The embargo as an aware UTC time.  An ISO 8601 value without an offset is taken as UTC
+    (with a warning); one that is not a date at all is dropped with a warning: an embargo the
+    worker cannot read must not be guessed."""
+    text = _clean(value if isinstance(value, str) else None)
+    if text is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+        if when.tzinfo is None:
+            warnings.append(f"embargoed: {text[:60]!r} has no UTC offset; taken as UTC")
+            when = when.replace(tzinfo=dt.UTC)
+        return when.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 pushed out of range by its offset
+        warnings.append(f"embargoed: {text[:60]!r} is not an ISO 8601 date and time; ignored")
+        return None
 
 
 def _clean(value: Any) -> str | None:

@@ -1,0 +1,1 @@
+"""Stored documents rendered in the standards downstream systems already read."""
