@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import one_line_error, seedworker, user_env
+from tests.support.cli import one_line_error, seedworker, user_env
 from tests.support.ninjs import date_time_problems, ninjs_problems, store_file
 from worker.store.engine import make_engine
 from worker.store.migrations import upgrade

@@ -237,7 +237,7 @@ def test_publish_mode_emits_at_once_saying_embargoed_until(tmp_path: Path, broke
 def test_a_held_event_is_held_in_status_and_metrics_not_publisher_lag(
     tmp_path: Path, database_url: str, broker_url: str
 ) -> None:
-    from worker.metrics import SystemCollector
+    from worker.metrics_server import SystemCollector
     from worker.settings import Settings
     from worker.status import database_status
 

@@ -52,6 +52,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "store": ("worker.store",),
     "relay/tasks": (
         "worker.relay",
+        "worker.export",
         "tasks",
         "worker.process",
         "worker.runtime",

@@ -561,5 +561,6 @@ class DocumentStore:
             rows = s.execute(select(Ingestion.status, func.count()).group_by(Ingestion.status)).all()
             out = {"stored": 0, "duplicate": 0, "failed": 0}
             out.update({status: int(n) for status, n in rows})
-            out["outbox_unpublished"] = outbox.lag(s).unpublished
+            lag = outbox.lag(s)
+            out["outbox_unpublished"] = lag.unpublished + lag.held  # every row not yet on the stream
             return out
