@@ -17,6 +17,7 @@ from worker.settings import Settings
 from worker.store.engine import make_engine
 from worker.store.near_index import NearDuplicateIndex
 from worker.store.repository import DocumentStore
+from worker.store.writethru_index import WriteThruIndex
 
 if TYPE_CHECKING:
     from worker.pipeline.tag import Tagger
@@ -65,6 +66,7 @@ class Runtime:
             event_source=settings.event_source,
             duplicate_policy=settings.duplicate_policy,
             near=NearDuplicateIndex.from_settings(settings),
+            writethru=WriteThruIndex.from_settings(settings),
         )
         return cls(settings=settings, store=store, redis=connect(broker_url))
 

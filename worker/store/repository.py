@@ -31,9 +31,11 @@ from worker.events.cloudevents import (
 )
 from worker.metrics import stage_timer
 from worker.models import FileSummary, Outcome, PipelineBatch, StageItem
+from worker.store.decision import Decider, DuplicateMatch, Verdict, find_exact
 from worker.store.schema import (
     Base,
     Blob,
+    ContainmentBand,
     Document,
     Duplicate,
     Failure,
@@ -45,11 +47,21 @@ from worker.store.schema import (
     table_of,
     tag_values,
 )
+from worker.store.updates import (
+    Update,
+    duplicate_item_fields,
+    newest_only,
+    unlink_deleted,
+    updated_data,
+    version_columns,
+)
 
 if TYPE_CHECKING:  # the near-duplicate index (MinHash) is built by the worker, not imported by every user of the store
+    from worker.models import NormalisedDocument
     from worker.pipeline.dedup import Fingerprint
     from worker.settings import Settings
     from worker.store.near_index import NearDuplicateIndex
+    from worker.store.writethru_index import WriteThruIndex
 
 _CONFLICT_RETRIES = 5
 
@@ -61,9 +73,6 @@ _DOCUMENTS = table_of(Document)
 _INGESTIONS = table_of(Ingestion)
 _BLOBS = table_of(Blob)
 _SELECT_OUTCOME = select(_INGESTIONS.c.outcome).where(_INGESTIONS.c.key == bindparam("key"))
-_SELECT_EXACT = select(_DOCUMENTS.c.id, _DOCUMENTS.c.story_id).where(
-    _DOCUMENTS.c.canonical_hash == bindparam("canonical_hash")
-)
 _SELECT_BLOB = select(_BLOBS.c.sha256).where(_BLOBS.c.sha256 == bindparam("sha256"))
 _INSERT_BLOB = insert(_BLOBS)
 _INSERT_DOCUMENT = insert(_DOCUMENTS)
@@ -78,12 +87,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-@dataclass(frozen=True)
-class DuplicateMatch:
-    document_id: str
-    kind: str  # exact | near
-    similarity: float
-    story_id: str | None = None
+__all__ = ["DeleteResult", "DeletedDocument", "DocumentStore", "DuplicateMatch", "new_id"]
 
 
 @dataclass(frozen=True)
@@ -110,17 +114,25 @@ class DocumentStore:
         event_source: str,
         duplicate_policy: str = "link",
         near: NearDuplicateIndex | None = None,
+        writethru: WriteThruIndex | None = None,
     ) -> None:
         self.engine = engine
         self.event_source = event_source
         self.duplicate_policy = duplicate_policy
         self.near = near  # None: exact duplicates only
+        self.writethru = writethru  # None: no write-thru (containment) updates; item versions always
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, near: NearDuplicateIndex | None = None) -> DocumentStore:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        near: NearDuplicateIndex | None = None,
+        writethru: WriteThruIndex | None = None,
+    ) -> DocumentStore:
         """The store the settings describe (database, event source, duplicate policy).  Only a
-        caller that deduplicates passes ``near``: readers need not build MinHash."""
+        caller that deduplicates passes ``near`` (and ``writethru``): readers need not build MinHash."""
         from worker.store.engine import make_engine
 
         return cls(
@@ -128,6 +140,7 @@ class DocumentStore:
             event_source=settings.event_source,
             duplicate_policy=settings.duplicate_policy,
             near=near,
+            writethru=writethru,
         )
 
     def create_schema(self) -> None:
@@ -156,14 +169,35 @@ class DocumentStore:
 
     @staticmethod
     def _find_exact(s: Session, canonical_hash: str) -> DuplicateMatch | None:
-        row = s.connection().execute(_SELECT_EXACT, {"canonical_hash": canonical_hash}).first()
-        return DuplicateMatch(row.id, "exact", 1.0, row.story_id) if row else None
+        return find_exact(s, canonical_hash)
 
     def _find_near(self, s: Session, fp: Fingerprint | None) -> DuplicateMatch | None:
         if self.near is None or fp is None:
             return None
         cand = self.near.find(s, fp)
         return DuplicateMatch(cand.document_id, "near", cand.similarity, cand.story_id) if cand else None
+
+    @property
+    def _decider(self) -> Decider:
+        return Decider(self.near, self.writethru)
+
+    def decide(self, document: NormalisedDocument) -> Verdict:
+        """What ``persist_document`` would do with this document now (nothing is written)."""
+        fp = self.near.fingerprint(document.text) if self.near else None
+        with self.session() as s:
+            return self._decider.decide(s, document, fp, lock=False)
+
+    def explain_duplicate(
+        self, document: NormalisedDocument, *, show: int = 5, near_detection: bool = True
+    ) -> dict[str, Any]:
+        """The verdict ``persist_document`` would reach for this document, in words, with the
+        candidates it weighed (``seedworker dedup check``).  Needs the near index, which
+        ``near_detection=False`` (DEDUP_NEAR off) keeps out of the verdict; writes nothing."""
+        if self.near is None:
+            raise ValueError("explain_duplicate needs a store with the near-duplicate index")
+        fp = self.near.fingerprint(document.text)
+        with self.session() as s:
+            return Decider(self.near, self.writethru, near_on=near_detection).explain(s, document, fp, show=show)
 
     # -- writes ------------------------------------------------------------------------------
     def persist_document(self, batch: PipelineBatch, item: StageItem, raw: bytes) -> Outcome:
@@ -177,13 +211,12 @@ class DocumentStore:
                     if earlier:
                         return earlier
                     with stage_timer("dedup"):
-                        if self.near and fp:
-                            # Before any read that decides: a concurrent near copy commits first.
-                            self.near.lock(s, fp)
-                        match = self._find_exact(s, item.document.canonical_hash) or self._find_near(s, fp)
-                    if match:
-                        return self._write_duplicate(s, batch, key, match, raw)
-                    return self._write_document(s, batch, key, item, raw, fp)
+                        # Locks first (worker/store/decision.py): a concurrent near copy or
+                        # version of the same item commits before we read what decides.
+                        verdict = self._decider.decide(s, item.document, fp)
+                    if verdict.duplicate:
+                        return self._write_duplicate(s, batch, key, verdict.duplicate, raw, item.document)
+                    return self._write_document(s, batch, key, item, raw, fp, verdict.update)
             except IntegrityError:
                 # Another worker stored the same hash or key between our read and write;
                 # the next round sees its row.
@@ -250,7 +283,14 @@ class DocumentStore:
         raise StoreUnavailable(f"could not resolve concurrent writes for {key}")
 
     def _write_document(
-        self, s: Session, batch: PipelineBatch, key: str, item: StageItem, raw: bytes, fp: Fingerprint | None = None
+        self,
+        s: Session,
+        batch: PipelineBatch,
+        key: str,
+        item: StageItem,
+        raw: bytes,
+        fp: Fingerprint | None = None,
+        update: Update | None = None,
     ) -> Outcome:
         doc = item.document
         request, summary = batch.request, batch.summary
@@ -270,7 +310,7 @@ class DocumentStore:
             "word_count": doc.word_count,
             "canonical_hash": doc.canonical_hash,
             "raw_sha256": summary.sha256,
-            "story_id": story_for(doc_id),
+            "story_id": update.story_id if update else story_for(doc_id),
         }
         conn = s.connection()
         # The unique hash constraint fires here, inside persist_document's retry loop.
@@ -289,6 +329,7 @@ class DocumentStore:
                 "metadata": {**request.metadata, **doc.metadata},  # the column of Document.meta
                 "warnings": list(doc.warnings),
                 "minhash": fp.signature.to_bytes() if fp else None,
+                **version_columns(doc, update),
                 **shared,
             },
         )
@@ -296,19 +337,34 @@ class DocumentStore:
             conn.execute(_INSERT_TAGS, [{"document_id": doc_id, **tag_values(t)} for t in item.tags])
         if self.near and fp:
             self.near.add(s, doc_id, fp)
-        data = DocumentStoredData(
-            id=doc_id,
-            dateline_place=place,
-            dateline_country=country,
-            tags=[TagData.of(t) for t in item.tags],
-            **shared,
+        if self.writethru and fp:
+            self.writethru.add(s, doc_id, self.writethru.keys(fp))
+        fields = {"id": doc_id, "dateline_place": place, "dateline_country": country, **shared}
+        tags = [TagData.of(t) for t in item.tags]
+        if update is None:
+            data: DocumentStoredData = DocumentStoredData(tags=tags, **fields)
+            event = make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data)
+        else:
+            data = updated_data(doc, update, tags, fields)
+            event = make_event("document.updated", key=key, subject=doc_id, source=self.event_source, data=data)
+        self._emit(s, event)
+        outcome = Outcome(
+            status="stored",
+            key=key,
+            filename=request.filename,
+            document_id=doc_id,
+            updates=update.previous_id if update else None,
         )
-        self._emit(s, make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data))
-        outcome = Outcome(status="stored", key=key, filename=request.filename, document_id=doc_id)
         return self._record(s, outcome)
 
     def _write_duplicate(
-        self, s: Session, batch: PipelineBatch, key: str, match: DuplicateMatch, raw: bytes
+        self,
+        s: Session,
+        batch: PipelineBatch,
+        key: str,
+        match: DuplicateMatch,
+        raw: bytes,
+        doc: NormalisedDocument | None = None,
     ) -> Outcome:
         request, summary = batch.request, batch.summary
         dup_id: str | None = None
@@ -338,6 +394,7 @@ class DocumentStore:
             similarity=match.similarity,
             raw_sha256=summary.sha256,
             story_id=match.story_id,
+            **duplicate_item_fields(doc, match),
         )
         self._emit(
             s, make_event("document.duplicate", key=key, subject=match.document_id, source=self.event_source, data=data)
@@ -392,6 +449,8 @@ class DocumentStore:
         ).all()
         s.execute(delete(TagRow).where(TagRow.document_id == doc_id))
         s.execute(delete(MinhashBand).where(MinhashBand.document_id == doc_id))
+        s.execute(delete(ContainmentBand).where(ContainmentBand.document_id == doc_id))
+        unlink_deleted(s, doc_id, doc.updates)
         s.execute(delete(Duplicate).where(Duplicate.document_id == doc_id))
         s.execute(delete(Document).where(Document.id == doc_id))
         candidates = sorted({sha for sha in [raw, *(d.raw_sha256 for d in dups)] if sha})
@@ -461,9 +520,11 @@ class DocumentStore:
                 _ = list(doc.tags)
             return doc
 
-    def list_documents(self, limit: int = 50) -> list[Document]:
+    def list_documents(self, limit: int = 50, *, newest_versions: bool = False) -> list[Document]:
+        """The newest documents; ``newest_versions``: only the newest version of each story."""
+        query = select(Document).order_by(Document.created_at.desc()).limit(limit)
         with self.session() as s:
-            return list(s.scalars(select(Document).order_by(Document.created_at.desc()).limit(limit)))
+            return list(s.scalars(newest_only(query) if newest_versions else query))
 
     def counts(self) -> dict[str, int]:
         with self.session() as s:

@@ -89,6 +89,12 @@ class Parsed:
     encoding: str | None = None
     located: str | None = None  # where the provider says the story was filed ("Washington")
     dateline_raw: str | None = None  # the provider's own dateline ("WASHINGTON, Nov 24 (AP)")
+    # An item that names itself and counts its versions (ninjs ``uri``/``version``/
+    # ``versioncreated``, NewsML-G2 ``guid``/``version``/``versionCreated``): a newer version of
+    # a stored item is an update of it (worker.pipeline.versions, docs/dedup.md "Updates").
+    item_id: str | None = None
+    item_version: str | None = None
+    version_created: str | None = None
 
 
 @dataclass(frozen=True)

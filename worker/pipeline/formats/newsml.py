@@ -95,6 +95,7 @@ def _item(item: Any, encoding: str) -> Parsed:
     version_created = text_of(child(meta_el, "versionCreated")) if meta_el is not None else None
     parsed.date_raw = first or version_created or text_of(child(content, "contentCreated"))
     parsed.metadata = _metadata(item, meta_el, content, headlines, body_kind, version_created, first)
+    parsed.item_id, parsed.item_version, parsed.version_created = guid, attribute(item, "version"), version_created
     return parsed
 
 

@@ -57,6 +57,9 @@ def parse(source: Source) -> Parsed:
     parsed.dateline_raw = as_line(dateline.get("text") if isinstance(dateline, dict) else dateline)
     parsed.tags = [t for t in (as_line(k) for k in _list(fields.get("keywords"))) if t][:100]
     parsed.metadata = _metadata(fields, body_kind, parsed.warnings)
+    parsed.item_id = as_line(fields.get("uri"))
+    parsed.item_version = as_line(fields.get("version"))
+    parsed.version_created = _str(fields, "versioncreated")
     return parsed
 
 
