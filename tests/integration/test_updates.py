@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -185,3 +186,52 @@ def test_without_the_write_thru_index_a_write_thru_is_a_new_story(database_url: 
         assert later.status == "stored" and later.updates is None and later.document_id != first.document_id
     finally:
         store.engine.dispose()
+
+
+def test_cli_explains_an_update_and_shows_the_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from worker.cli import main
+    from worker.services import ensure_schema
+    from worker.settings import load_settings
+
+    monkeypatch.setenv("SEEDWORKER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("SEEDWORKER_INBOX", str(tmp_path / "inbox"))
+    settings = load_settings(_env_file=None)
+    ensure_schema(settings)
+    params = DedupParams()
+    store = DocumentStore(
+        make_engine(settings.effective_database_url),
+        event_source="urn:test",
+        near=NearDuplicateIndex(params),
+        writethru=WriteThruIndex(params),
+    )
+    first = store.persist_document(*_batch("\n\n".join(PARAGRAPHS[:5]).encode(), "c1", "first.txt"))
+    (tmp_path / "whole.txt").write_text(ARTICLE)
+    runner = CliRunner()
+    out = runner.invoke(main, ["dedup", "check", str(tmp_path / "whole.txt"), "--json"])
+    assert out.exit_code == 0, out.output
+    [verdict] = json.loads(out.output)["documents"]
+    assert (verdict["verdict"], verdict["updates"], verdict["how"], verdict["version"]) == (
+        "update",
+        first.document_id,
+        "containment",
+        2,
+    )
+    text = runner.invoke(main, ["dedup", "check", str(tmp_path / "whole.txt")])
+    assert "whole.txt: UPDATE" in text.output and f"earlier version? {first.document_id}" in text.output
+    monkeypatch.setenv("SEEDWORKER_DEDUP_UPDATES", "false")
+    off = runner.invoke(main, ["dedup", "check", str(tmp_path / "whole.txt"), "--json"])
+    assert json.loads(off.output)["documents"][0]["verdict"] == "new"
+
+    later = store.persist_document(*_batch(ARTICLE.encode(), "c2", "whole.txt"))
+    shown = json.loads(runner.invoke(main, ["docs", "show", str(later.document_id)]).output)
+    assert shown["story"]["version"] == 2 and shown["story"]["updates"] == first.document_id
+    assert shown["story"]["latest"] is True and shown["story"]["id"] == _doc(store, first.document_id).story_id
+    earlier = json.loads(runner.invoke(main, ["docs", "show", str(first.document_id)]).output)["story"]
+    assert (earlier["version"], earlier["updated_by"], earlier["latest"]) == (1, [later.document_id], False)
+    listed = [json.loads(line)["id"] for line in runner.invoke(main, ["docs", "list", "--json"]).output.splitlines()]
+    assert listed == [later.document_id]
+    every = runner.invoke(main, ["docs", "list", "--json", "--all-versions"]).output.splitlines()
+    assert len(every) == 2
+    store.engine.dispose()
