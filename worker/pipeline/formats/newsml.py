@@ -181,6 +181,7 @@ FORMAT = Format(
     recognised="an XML root `newsItem` or `newsMessage` in the NewsML-G2 namespace, whatever the extension",
     fields="contentMeta headline → title; by (else creator) → author; firstCreated, else versionCreated → date;"
     " language; located, dateline → dateline; inlineXML XHTML (or inlineData) → text; subject and genre"
-    " qcodes, urgency, pubStatus, embargoed, rightsInfo → metadata; a newsMessage → one record per newsItem",
+    " qcodes, urgency, pubStatus, embargoed, rightsInfo → metadata; guid, version, versionCreated → the item's id"
+    " and version (a newer version is an update, docs/dedup.md); a newsMessage → one record per newsItem",
     failures=("invalid_xml", "unsafe_xml", "missing_text", "empty", "too_large", "too_slow"),
 )

@@ -186,6 +186,7 @@ FORMAT = Format(
     " `body_html`, `bodies`), whatever the extension",
     fields="headline/headlines → title; by/byline/bylines → author; firstcreated, else versioncreated → date;"
     " body_text, body_html or bodies → text; language; located → dateline; subject(s), genre(s), urgency,"
-    " pubstatus, embargoed, copyright, usageterms, associations → metadata",
+    " pubstatus, embargoed, copyright, usageterms, associations → metadata; uri, version, versioncreated → the"
+    " item's id and version (a newer version is an update, docs/dedup.md)",
     failures=("invalid_json", "missing_text"),
 )
