@@ -31,7 +31,7 @@ from worker.events.cloudevents import (
 )
 from worker.metrics import stage_timer
 from worker.models import FileSummary, Outcome, PipelineBatch, StageItem
-from worker.store.decision import Decider, DuplicateMatch, Verdict, find_exact
+from worker.store.decision import Decider, DuplicateMatch, find_exact
 from worker.store.schema import (
     Base,
     Blob,
@@ -180,12 +180,6 @@ class DocumentStore:
     @property
     def _decider(self) -> Decider:
         return Decider(self.near, self.writethru)
-
-    def decide(self, document: NormalisedDocument) -> Verdict:
-        """What ``persist_document`` would do with this document now (nothing is written)."""
-        fp = self.near.fingerprint(document.text) if self.near else None
-        with self.session() as s:
-            return self._decider.decide(s, document, fp, lock=False)
 
     def explain_duplicate(
         self, document: NormalisedDocument, *, show: int = 5, near_detection: bool = True
