@@ -23,6 +23,9 @@ permutations) runs the same algorithm in memory to show why the defaults were ch
 Cost.  Insert and lookup time per document through the real store with 10k and 100k stored
 documents (bulk-loaded in batches through the same index code), rows and bytes per document.
 
+Updates.  Write-thrus (a story filed short, then whole) linked as updates by containment,
+with same-topic and shared-boilerplate negatives: ``bench/eval_updates.py``.
+
 Writes ``bench/eval_dedup.json``.  ``python -m bench.eval_dedup [--quick]``.
 """
 
@@ -822,6 +825,14 @@ def cost(
     return rows
 
 
+def _updates(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Update linking (write-thrus by containment), bench/eval_updates.py."""
+    from bench.eval_updates import evaluate
+
+    print("", flush=True)
+    return evaluate(args.seed, work, quick=args.quick, with_cost=not args.no_cost)
+
+
 # -- report ------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -834,6 +845,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-sweep", action="store_true")
     ap.add_argument("--no-cost", action="store_true", help="quality and sweep only")
     ap.add_argument("--quick", action="store_true", help="small set, cost at 2k and 10k (a smoke run)")
+    ap.add_argument("--no-updates", action="store_true", help="skip update linking (bench/eval_updates.py)")
     args = ap.parse_args(argv)
     if args.quick:
         args.bases, args.sizes, args.probes = 300, "2000,10000", 50
@@ -882,6 +894,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"  {row['ms_per_query']:>8.2f}  {row['similar_story_jaccard_max']:>16.3f}"
                     f"  {row['edited_share_at_or_above_threshold']:>18.3f}{mark}"
                 )
+        updates = {} if args.no_updates else _updates(args, work)
         sizes = [] if args.no_cost else [int(x) for x in args.sizes.split(",")]
         print("\nindex cost (real store on SQLite; bulk load in batches, then per-document timings):", flush=True)
         probe_rng = random.Random(args.seed + 1)
@@ -912,6 +925,7 @@ def main(argv: list[str] | None = None) -> int:
             "rows": r,
         },
         "quality": q,
+        "updates": updates,
         "sweep": rows,
         "cost": costs,
         "seconds": time.perf_counter() - t0,

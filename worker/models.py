@@ -285,6 +285,12 @@ class NormalisedDocument(_Strict):
             raise ValueError("embargoed_until must carry its UTC offset")
         return value.astimezone(dt.UTC) if value is not None else None
 
+    # Versioned items (ninjs ``uri``, NewsML-G2 ``guid``): the provider's id, version number and
+    # version time; a newer version of a stored item is stored as its update (docs/dedup.md).
+    item_id: str | None = Field(default=None, max_length=300)
+    item_version: int | None = None
+    version_created: dt.datetime | None = None
+
 
 TagKind = Literal["entity", "topic", "subject", "auto", "folder", "producer", "keyword"]
 #: Where a tag came from, besides ``spacy:<model>``, ``rule:<name>``, ``auto:v<N>``, ``yake``:
@@ -359,10 +365,11 @@ class Outcome(_Strict):
     reason: str | None = None
     message: str | None = None
     replayed: bool = False  # True when an earlier delivery already did the work
+    updates: str | None = None  # stored as a new version of this document (document.updated)
 
     def short(self) -> str:
         if self.status == "stored":
-            return f"stored {self.document_id}"
+            return f"stored {self.document_id}" + (f" (updates {self.updates})" if self.updates else "")
         if self.status == "duplicate":
             return f"duplicate of {self.duplicate_of}"
         return f"failed: {self.reason}"

@@ -18,6 +18,7 @@ from worker.settings import Settings
 from worker.store.engine import make_engine
 from worker.store.near_index import NearDuplicateIndex
 from worker.store.repository import DocumentStore
+from worker.store.writethru_index import WriteThruIndex
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -76,6 +77,7 @@ class Runtime:
             duplicate_policy=settings.duplicate_policy,
             near=NearDuplicateIndex.from_settings(settings),
             embargo=settings.embargo,
+            writethru=WriteThruIndex.from_settings(settings),
         )
         return cls(settings=settings, store=store, redis=connect(broker_url), app=app)
 

@@ -188,6 +188,17 @@ class Settings(BaseSettings):
     dedup_num_perm: int = Field(
         128, ge=16, le=1024, description="MinHash permutations; change it, then run `seedworker dedup rebuild`."
     )
+    dedup_updates: bool = Field(
+        True,
+        description="Link a longer re-filing that contains a stored shorter text (a write-thru) as its update; "
+        "needs DEDUP_NEAR.",
+    )
+    dedup_containment: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Share of the shorter text's shingles in the longer at or above which it is a write-thru.",
+    )
 
     # -- events ----------------------------------------------------------------------------
     event_stream: str = Field("seedworker:events", description="Redis Stream the publisher writes CloudEvents to.")

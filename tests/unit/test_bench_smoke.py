@@ -150,3 +150,16 @@ def test_the_ceiling_runs_the_real_stage_code_in_a_child(tmp_path: Path) -> None
     assert result.docs == 6 and result.docs_per_second > 0
     assert set(result.as_dict()["stage_cpu_ms_per_doc"]) == {"prepare", "tag", "store"}
     assert result.cpu_ms_per_doc > 0
+
+
+def test_update_linking_evaluation_runs_through_the_real_store(tmp_path: Path) -> None:
+    """``make eval-dedup``'s write-thru case on a few articles: first takes stored alone, the
+    wholes linked to them, same-topic stories and shared-boilerplate stories left alone."""
+    from bench.eval_updates import linking
+
+    result = linking(seed=3, trial=3, wide=3, negatives=1, workdir=tmp_path)
+    groups = result["groups"]
+    assert groups["similar"]["linked"] == 0 and groups["boilerplate"]["linked"] == 0
+    assert groups["trial"]["documents"] == 3 and result["fp"] == 0
+    assert result["tp"] + result["fn"] + sum(g.get("near_duplicates", 0) for g in groups.values()) == 6
+    assert result["recall"] >= 0.8

@@ -9,7 +9,14 @@ import sys
 import pytest
 
 # The worker's heavy dependencies: the topic classifier (numpy), MinHash (rensa), the tag stage.
-_WORKER_ONLY = ("numpy", "rensa", "worker.pipeline.tag", "worker.pipeline.classifier", "worker.store.near_index")
+_WORKER_ONLY = (
+    "numpy",
+    "rensa",
+    "worker.pipeline.tag",
+    "worker.pipeline.classifier",
+    "worker.store.near_index",
+    "worker.store.writethru_index",
+)
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,14 @@ class CliContext:
                     num_perm=settings.dedup_num_perm,
                 )
             )
-        store = DocumentStore.from_settings(settings, near=index)
+        writethru = None
+        if near:
+            from worker.store.writethru_index import WriteThruIndex
+
+            writethru = WriteThruIndex(index.params, threshold=settings.dedup_containment) if index else None
+            if not settings.dedup_updates:
+                writethru = None
+        store = DocumentStore.from_settings(settings, near=index, writethru=writethru)
         self._stores.append(store)
         return store
 

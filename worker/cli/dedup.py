@@ -1,4 +1,5 @@
-"""``seedworker dedup``: what a file would duplicate (without storing it), and index rebuilds."""
+"""``seedworker dedup``: what a file would duplicate or update (without storing it), and index
+rebuilds.  The verdict is the store's own (``DocumentStore.explain_duplicate``): the CLI only prints it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from worker.cli.context import CliContext
-from worker.settings import Settings
 
 if TYPE_CHECKING:
     from worker.store.near_index import NearDuplicateIndex
@@ -32,11 +32,11 @@ def check(obj: CliContext, file: Path, as_json: bool, show: int) -> None:
     from worker.models import IngestRequest
 
     settings = obj.settings
-    store = obj.store(near=True)
+    store = obj.store(near=True)  # with the write-thru index unless DEDUP_UPDATES is off
     request = IngestRequest.from_bytes(file.read_bytes(), filename=file.name, source="dedup-check")
     batch = process.prepare(request, "check", max_bytes=settings.max_file_bytes)
     reports = [
-        _verdict(store, settings, item.record, item.document.text, item.document.canonical_hash, show)
+        {"record": item.record, **store.explain_duplicate(item.document, show=show, near_detection=settings.dedup_near)}
         for item in batch.items
     ]
     reports += [{"record": f.record, "verdict": "failed", "reason": f.reason, "why": f.message} for f in batch.failures]
@@ -59,6 +59,12 @@ def check(obj: CliContext, file: Path, as_json: bool, show: int) -> None:
                 f"  candidate {c['document_id']}  estimate {c['similarity']:.3f}  "
                 f"shared bands {c['shared_bands']}/{r['bands']}  story {c['story_id']}"
             )
+        for c in r.get("containment_candidates", []):
+            exact = f"  contained {c['containment']:.3f}" if c["containment"] is not None else ""
+            click.echo(
+                f"  earlier version? {c['document_id']}  estimated containment {c['estimated_containment']:.3f}"
+                f"{exact}  story {c['story_id']}"
+            )
 
 
 def _near(store: DocumentStore) -> NearDuplicateIndex:
@@ -78,75 +84,6 @@ def _unindexed(store: Any) -> int:
     with store.session() as s:
         query = select(func.count()).where(or_(Document.minhash.is_(None), func.length(Document.minhash) != size))
         return int(s.scalar(query) or 0)
-
-
-def _verdict(store: Any, settings: Settings, record: int | None, text: str, chash: str, show: int) -> dict[str, Any]:
-    near = store.near
-    params = near.params
-    fp = near.fingerprint(text)
-    bands = len(fp.bands)
-    with store.session() as s:
-        exact = store._find_exact(s, chash)
-        candidates = near.candidates(s, fp)
-        confirmed = {c.document_id: c for c in near.confirmed(s, fp, candidates)}
-    threshold = params.threshold
-    out: dict[str, Any] = {
-        "record": record,
-        "shingles": fp.shingle_count,
-        "bands": bands,
-        "threshold": threshold,
-        "near_detection": settings.dedup_near,
-        "candidates": [
-            {
-                **c.as_dict(),
-                "confirmed_similarity": round(confirmed[c.document_id].similarity, 4)
-                if c.document_id in confirmed
-                else None,
-            }
-            for c in candidates[:show]
-        ],
-    }
-    best = max(confirmed.values(), key=lambda c: c.similarity, default=None)
-    closest = candidates[0] if candidates else None
-    if exact:
-        out.update(
-            verdict="exact",
-            duplicate_of=exact.document_id,
-            similarity=1.0,
-            story_id=exact.story_id,
-            why=f"its canonical text hashes like {exact.document_id} (case, quotes, dashes, spacing folded)",
-        )
-    elif best and settings.dedup_near:
-        estimate = next(c.similarity for c in candidates if c.document_id == best.document_id)
-        how = (
-            f"estimated Jaccard {estimate:.3f} >= {threshold} + {params.margin:.3f}"
-            if estimate >= threshold + params.margin
-            else f"estimate {estimate:.3f} is within {params.margin:.3f} of {threshold}, "
-            f"so the exact Jaccard decided: {best.similarity:.3f} >= {threshold}"
-        )
-        out.update(
-            verdict="near",
-            duplicate_of=best.document_id,
-            similarity=round(best.similarity, 4),
-            shared_bands=best.shared_bands,
-            story_id=best.story_id,
-            why=(
-                f"shares {best.shared_bands} of {bands} LSH bands with {best.document_id}; "
-                f"{params.shingle_size}-word shingles: {how}"
-            ),
-        )
-    else:
-        if closest is None:
-            why = f"no stored document shares any of its {bands} LSH bands"
-        elif best is not None:
-            why = f"{best.document_id} is at {best.similarity:.3f}, but near detection is off (DEDUP_NEAR)"
-        else:
-            why = (
-                f"closest stored document {closest.document_id} (estimated Jaccard {closest.similarity:.3f}) "
-                f"is not a near duplicate at threshold {threshold}"
-            )
-        out.update(verdict="new", duplicate_of=None, similarity=None, story_id=None, why=why)
-    return out
 
 
 @dedup.command("rebuild")
@@ -170,6 +107,8 @@ def rebuild(obj: CliContext, batch_size: int) -> None:
     with Progress(*columns) as progress:
         job = progress.add_task("rebuild", total=total)
         done = near.rebuild(store.session, batch_size=batch_size, progress=lambda n: progress.advance(job, n))
+    if store.writethru is not None:  # from the signatures just written
+        store.writethru.rebuild(store.session, batch_size=batch_size)
     bands, rows = near.params.bands
     click.echo(
         f"indexed {done} documents: {bands} bands of {rows} rows, {near.params.num_perm} permutations, "

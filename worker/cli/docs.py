@@ -23,10 +23,11 @@ def docs() -> None:
 @docs.command("list")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--all-versions", is_flag=True, help="Also the earlier versions of updated stories.")
 @click.pass_obj
-def docs_list(obj: CliContext, limit: int, as_json: bool) -> None:
-    """The newest documents."""
-    rows = obj.store().list_documents(limit)
+def docs_list(obj: CliContext, limit: int, as_json: bool, all_versions: bool) -> None:
+    """The newest documents (the newest version of each story; --all-versions for every one)."""
+    rows = obj.store().list_documents(limit, newest_versions=not all_versions)
     if as_json:
         for d in rows:
             click.echo(
@@ -38,6 +39,8 @@ def docs_list(obj: CliContext, limit: int, as_json: bool) -> None:
                         "place": d.place,
                         "language": d.language,
                         "words": d.word_count,
+                        "story_id": d.story_id,
+                        "version": d.version,
                     }
                 )
             )
@@ -123,6 +126,7 @@ def docs_show(obj: CliContext, doc_id: str, as_json: bool, form: str) -> None:
         "genre": d.genre,
         "pubstatus": d.pubstatus,
         "embargoed_until": _aware(d.embargoed_until),
+        "story": _story(store, d),
         "metadata": d.meta,
         "warnings": d.warnings,
         "tags": [
@@ -149,6 +153,27 @@ def _aware(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
+
+
+def _story(store: DocumentStore, d: Any) -> dict[str, Any]:
+    """Where the document stands in its story: its version, the version it updates, the
+    versions that update it, and the provider's item id and version."""
+    from sqlalchemy import select
+
+    from worker.store.schema import Document
+
+    with store.session() as s:
+        later = list(s.scalars(select(Document.id).where(Document.updates == d.id).order_by(Document.created_at)))
+    return {
+        "id": d.story_id,
+        "version": d.version,
+        "updates": d.updates,
+        "updated_by": later,
+        "latest": not later,
+        "item_id": d.item_id,
+        "item_version": d.item_version,
+        "version_created": d.version_created.isoformat() if d.version_created else None,
+    }
 
 
 @docs.command("search", context_settings={"ignore_unknown_options": True})

@@ -31,6 +31,7 @@ EventName = Literal[
     "document.failed",
     "document.retagged",
     "document.deleted",
+    "document.updated",
 ]
 
 
@@ -94,6 +95,24 @@ class DocumentDuplicateData(_Data):
     similarity: float
     raw_sha256: str
     story_id: str | None = None  # the canonical document's story: group events by it
+    # A versioned item (ninjs uri, NewsML-G2 guid) repeated: ``same_version`` (already stored) or
+    # ``older_version`` (a late older version; ``duplicate_of`` is the newer one it must not replace).
+    reason: Literal["same_version", "older_version"] | None = None
+    item_id: str | None = None
+    item_version: int | None = None
+
+
+class DocumentUpdatedData(DocumentStoredData):
+    """A new version of a stored story: stored as its own document (every field of
+    ``document.stored``), in the story of the version it updates (docs/dedup.md, "Updates")."""
+
+    updates: str  # the id of the previous version, which stays stored
+    version: int  # this version's number in its story (the first version is 1)
+    previous_version: int  # the number of the version it updates
+    match: Literal["item_version", "containment"]  # a newer version of the same item id, or a write-thru
+    containment: float | None = None  # write-thrus: the share of the previous version inside this one
+    item_id: str | None = None  # the provider's item id (ninjs uri, NewsML-G2 guid)
+    item_version: int | None = None  # the provider's version number
 
 
 class DocumentFailedData(_Data):
@@ -146,6 +165,7 @@ DATA_MODELS: dict[str, type[_Data]] = {
     "document.failed": DocumentFailedData,
     "document.retagged": DocumentRetaggedData,
     "document.deleted": DocumentDeletedData,
+    "document.updated": DocumentUpdatedData,
 }
 
 

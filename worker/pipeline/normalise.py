@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 from worker.errors import EmptyDocument, InputError, InvalidJSON, SeveralDocuments
 from worker.models import Dateline, NormalisedDocument
@@ -34,6 +35,7 @@ from worker.pipeline.formats.base import (
 )
 from worker.pipeline.language import detect_language, language_code
 from worker.pipeline.textclean import canonical_hash, clean_text, count_words
+from worker.pipeline.versions import MAX_ITEM_ID_CHARS, ItemVersion, item_identity_hash, version_number, version_time
 
 __all__ = ["MAX_RECORDS", "canonical_hash", "normalise", "normalise_records"]
 
@@ -169,7 +171,7 @@ def _document(parsed: Parsed, decoded: Decoded) -> NormalisedDocument:
         author=_clip(parsed.author or lead.author, "author", MAX_AUTHOR_CHARS, warnings),
         language=_language(parsed.language, text, warnings),
         word_count=count_words(text),
-        canonical_hash=_identity_hash(parsed.identity) if parsed.identity else canonical_hash(text),
+        canonical_hash=_document_hash(parsed, text),
         format=parsed.format,
         encoding=parsed.encoding or decoded.encoding,
         metadata=parsed.metadata,
@@ -179,7 +181,32 @@ def _document(parsed: Parsed, decoded: Decoded) -> NormalisedDocument:
         genre=parsed.genre,
         pubstatus=parsed.pubstatus,
         embargoed_until=parsed.embargoed,
+        **_item_fields(parsed),
     )
+
+
+def _item_fields(parsed: Parsed) -> dict[str, Any]:
+    """A self-identified item's id and version (ninjs, NewsML-G2), for update detection."""
+    item_id = (parsed.item_id or "")[:MAX_ITEM_ID_CHARS] or None
+    if item_id is None:
+        return {}
+    return {
+        "item_id": item_id,
+        "item_version": version_number(parsed.item_version),
+        "version_created": version_time(parsed.version_created),
+    }
+
+
+def _document_hash(parsed: Parsed, text: str) -> str:
+    """What exact duplicates are found by: a feed item's guid, one version of a versioned item
+    (so a new version with an unchanged body is still a new row), else the canonical text."""
+    if parsed.identity:
+        return _identity_hash(parsed.identity)
+    fields = _item_fields(parsed)
+    version = ItemVersion(fields.get("item_version"), fields.get("version_created"))
+    if fields and version.known:
+        return item_identity_hash(fields["item_id"], version)
+    return canonical_hash(text)
 
 
 def _clip(value: str | None, name: str, limit: int, warnings: list[str]) -> str | None:

@@ -31,9 +31,11 @@ from worker.logs import get_logger
 from worker.metrics import stage_timer
 from worker.models import FileSummary, Outcome, PipelineBatch, StageItem
 from worker.store import outbox
+from worker.store.decision import Decider, DuplicateMatch, find_exact
 from worker.store.schema import (
     Base,
     Blob,
+    ContainmentBand,
     Document,
     Duplicate,
     Failure,
@@ -44,11 +46,22 @@ from worker.store.schema import (
     table_of,
     tag_values,
 )
+from worker.store.updates import (
+    Update,
+    duplicate_item_fields,
+    lock_item,
+    newest_only,
+    unlink_deleted,
+    updated_data,
+    version_columns,
+)
 
 if TYPE_CHECKING:  # the near-duplicate index (MinHash) is built by the worker, not imported by every user of the store
+    from worker.models import NormalisedDocument
     from worker.pipeline.dedup import Fingerprint
     from worker.settings import Settings
     from worker.store.near_index import NearDuplicateIndex
+    from worker.store.writethru_index import WriteThruIndex
 
 _CONFLICT_RETRIES = 5
 log = get_logger("seedworker.store")
@@ -63,9 +76,6 @@ _BLOBS = table_of(Blob)
 _SELECT_OUTCOME = select(_INGESTIONS.c.outcome).where(_INGESTIONS.c.key == bindparam("key"))
 _SELECT_OUTCOMES = select(_INGESTIONS.c.key, _INGESTIONS.c.outcome).where(
     _INGESTIONS.c.key.in_(bindparam("keys", expanding=True))
-)
-_SELECT_EXACT = select(_DOCUMENTS.c.id, _DOCUMENTS.c.story_id).where(
-    _DOCUMENTS.c.canonical_hash == bindparam("canonical_hash")
 )
 _SELECT_BLOB = select(_BLOBS.c.sha256).where(_BLOBS.c.sha256 == bindparam("sha256"))
 _INSERT_BLOB = insert(_BLOBS)
@@ -89,12 +99,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
 
 
-@dataclass(frozen=True)
-class DuplicateMatch:
-    document_id: str
-    kind: str  # exact | near
-    similarity: float
-    story_id: str | None = None
+__all__ = ["DeleteResult", "DeletedDocument", "DocumentStore", "DuplicateMatch", "new_id"]
 
 
 @dataclass(frozen=True)
@@ -148,18 +153,26 @@ class DocumentStore:
         duplicate_policy: str = "link",
         near: NearDuplicateIndex | None = None,
         embargo: str = "publish",
+        writethru: WriteThruIndex | None = None,
     ) -> None:
         self.engine = engine
         self.event_source = event_source
         self.duplicate_policy = duplicate_policy
         self.embargo = embargo  # hold: an embargoed document's event waits in the outbox (not_before)
         self.near = near  # None: exact duplicates only
+        self.writethru = writethru  # None: no write-thru (containment) updates; item versions always
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, near: NearDuplicateIndex | None = None) -> DocumentStore:
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        near: NearDuplicateIndex | None = None,
+        writethru: WriteThruIndex | None = None,
+    ) -> DocumentStore:
         """The store the settings describe (database, event source, duplicate policy).  Only a
-        caller that deduplicates passes ``near``: readers need not build MinHash."""
+        caller that deduplicates passes ``near`` (and ``writethru``): readers need not build MinHash."""
         from worker.store.engine import make_engine
 
         return cls(
@@ -168,6 +181,7 @@ class DocumentStore:
             duplicate_policy=settings.duplicate_policy,
             near=near,
             embargo=settings.embargo,
+            writethru=writethru,
         )
 
     def create_schema(self) -> None:
@@ -192,14 +206,29 @@ class DocumentStore:
 
     @staticmethod
     def _find_exact(s: Session, canonical_hash: str) -> DuplicateMatch | None:
-        row = s.connection().execute(_SELECT_EXACT, {"canonical_hash": canonical_hash}).first()
-        return DuplicateMatch(row.id, "exact", 1.0, row.story_id) if row else None
+        return find_exact(s, canonical_hash)
 
     def _find_near(self, s: Session, fp: Fingerprint | None) -> DuplicateMatch | None:
         if self.near is None or fp is None:
             return None
         cand = self.near.find(s, fp)
         return DuplicateMatch(cand.document_id, "near", cand.similarity, cand.story_id) if cand else None
+
+    @property
+    def _decider(self) -> Decider:
+        return Decider(self.near, self.writethru)
+
+    def explain_duplicate(
+        self, document: NormalisedDocument, *, show: int = 5, near_detection: bool = True
+    ) -> dict[str, Any]:
+        """The verdict ``persist_document`` would reach for this document, in words, with the
+        candidates it weighed (``seedworker dedup check``).  Needs the near index, which
+        ``near_detection=False`` (DEDUP_NEAR off) keeps out of the verdict; writes nothing."""
+        if self.near is None:
+            raise ValueError("explain_duplicate needs a store with the near-duplicate index")
+        fp = self.near.fingerprint(document.text)
+        with self.session() as s:
+            return Decider(self.near, self.writethru, near_on=near_detection).explain(s, document, fp, show=show)
 
     # -- writes ------------------------------------------------------------------------------
     def persist_document(self, batch: PipelineBatch, item: StageItem, raw: bytes) -> Outcome:
@@ -263,6 +292,10 @@ class DocumentStore:
         with self.session() as s:
             if self.near:  # every band key of the batch, up front (in a per-document transaction: before its reads)
                 self.near.lock_all(s, [fp for fp in fps if fp])
+            docs = [w.item.document for w in writes if isinstance(w, DocumentWrite)]
+            items = {d.item_id for d in docs if d.item_id}
+            for item_id in sorted(items):  # and every versioned item's, in one order
+                lock_item(s, item_id)
             earlier = self._earlier_outcomes(s, [w.key for w in writes])
             written: set[str] = set()
             outcomes = []
@@ -292,13 +325,12 @@ class DocumentStore:
             return self._write_failure(s, write)
         batch, item, raw = write.batch, write.item, write.raw
         with stage_timer("dedup"):
-            if self.near and fp and not locked:
-                # Before any read that decides: a concurrent near copy commits first.
-                self.near.lock(s, fp)
-            match = self._find_exact(s, item.document.canonical_hash) or self._find_near(s, fp)
-        if match:
-            return self._write_duplicate(s, batch, write.key, match, raw)
-        return self._write_document(s, batch, write.key, item, raw, fp)
+            # Locks first (worker/store/decision.py): a concurrent near copy or version of the
+            # same item commits before we read what decides (a batch took them all up front).
+            verdict = self._decider.decide(s, item.document, fp, lock=not locked)
+        if verdict.duplicate:
+            return self._write_duplicate(s, batch, write.key, verdict.duplicate, raw, item.document)
+        return self._write_document(s, batch, write.key, item, raw, fp, verdict.update)
 
     def _write_failure(self, s: Session, write: FailureWrite) -> Outcome:
         key, summary, raw, details = write.key, write.summary, write.raw, write.details
@@ -342,7 +374,14 @@ class DocumentStore:
         return self._record(s, outcome)
 
     def _write_document(
-        self, s: Session, batch: PipelineBatch, key: str, item: StageItem, raw: bytes, fp: Fingerprint | None = None
+        self,
+        s: Session,
+        batch: PipelineBatch,
+        key: str,
+        item: StageItem,
+        raw: bytes,
+        fp: Fingerprint | None = None,
+        update: Update | None = None,
     ) -> Outcome:
         doc = item.document
         request, summary = batch.request, batch.summary
@@ -362,7 +401,7 @@ class DocumentStore:
             "word_count": doc.word_count,
             "canonical_hash": doc.canonical_hash,
             "raw_sha256": summary.sha256,
-            "story_id": story_for(doc_id),
+            "story_id": update.story_id if update else story_for(doc_id),
             "urgency": doc.urgency,
             "genre": doc.genre,
             "pubstatus": doc.pubstatus,
@@ -385,6 +424,7 @@ class DocumentStore:
                 "metadata": {**request.metadata, **doc.metadata},  # the column of Document.meta
                 "warnings": list(doc.warnings),
                 "minhash": fp.signature.to_bytes() if fp else None,
+                **version_columns(doc, update),
                 **shared,
             },
         )
@@ -392,21 +432,35 @@ class DocumentStore:
             conn.execute(_INSERT_TAGS, [{"document_id": doc_id, **tag_values(t)} for t in item.tags])
         if self.near and fp:
             self.near.add(s, doc_id, fp)
-        data = DocumentStoredData(
-            id=doc_id,
-            dateline_place=place,
-            dateline_country=country,
-            tags=[TagData.of(t) for t in item.tags],
-            **shared,
-        )
-        hold = doc.embargoed_until if self.embargo == "hold" else None
-        event = make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data)
+        if self.writethru and fp:
+            self.writethru.add(s, doc_id, self.writethru.keys(fp))
+        fields = {"id": doc_id, "dateline_place": place, "dateline_country": country, **shared}
+        tags = [TagData.of(t) for t in item.tags]
+        if update is None:
+            data: DocumentStoredData = DocumentStoredData(tags=tags, **fields)
+            event = make_event("document.stored", key=key, subject=doc_id, source=self.event_source, data=data)
+        else:
+            data = updated_data(doc, update, tags, fields)
+            event = make_event("document.updated", key=key, subject=doc_id, source=self.event_source, data=data)
+        hold = doc.embargoed_until if self.embargo == "hold" else None  # an embargoed update waits too
         outbox.emit(s, event, not_before=hold)
-        outcome = Outcome(status="stored", key=key, filename=request.filename, document_id=doc_id)
+        outcome = Outcome(
+            status="stored",
+            key=key,
+            filename=request.filename,
+            document_id=doc_id,
+            updates=update.previous_id if update else None,
+        )
         return self._record(s, outcome)
 
     def _write_duplicate(
-        self, s: Session, batch: PipelineBatch, key: str, match: DuplicateMatch, raw: bytes
+        self,
+        s: Session,
+        batch: PipelineBatch,
+        key: str,
+        match: DuplicateMatch,
+        raw: bytes,
+        doc: NormalisedDocument | None = None,
     ) -> Outcome:
         request, summary = batch.request, batch.summary
         dup_id: str | None = None
@@ -436,6 +490,7 @@ class DocumentStore:
             similarity=match.similarity,
             raw_sha256=summary.sha256,
             story_id=match.story_id,
+            **duplicate_item_fields(doc, match),
         )
         outbox.emit(
             s, make_event("document.duplicate", key=key, subject=match.document_id, source=self.event_source, data=data)
@@ -490,6 +545,8 @@ class DocumentStore:
         ).all()
         s.execute(delete(TagRow).where(TagRow.document_id == doc_id))
         s.execute(delete(MinhashBand).where(MinhashBand.document_id == doc_id))
+        s.execute(delete(ContainmentBand).where(ContainmentBand.document_id == doc_id))
+        unlink_deleted(s, doc_id, doc.updates)
         s.execute(delete(Duplicate).where(Duplicate.document_id == doc_id))
         s.execute(delete(Document).where(Document.id == doc_id))
         candidates = sorted({sha for sha in [raw, *(d.raw_sha256 for d in dups)] if sha})
@@ -552,9 +609,11 @@ class DocumentStore:
                 _ = list(doc.tags)
             return doc
 
-    def list_documents(self, limit: int = 50) -> list[Document]:
+    def list_documents(self, limit: int = 50, *, newest_versions: bool = False) -> list[Document]:
+        """The newest documents; ``newest_versions``: only the newest version of each story."""
+        query = select(Document).order_by(Document.created_at.desc()).limit(limit)
         with self.session() as s:
-            return list(s.scalars(select(Document).order_by(Document.created_at.desc()).limit(limit)))
+            return list(s.scalars(newest_only(query) if newest_versions else query))
 
     def counts(self) -> dict[str, int]:
         with self.session() as s:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 #: The newest migration (``worker/store/migrations/versions``), known without importing
 #: Alembic: processes that find the database at this revision never load it
 #: (``worker.store.schema_check.ensure_schema``).  A unit test keeps it equal to Alembic's head.
-SCHEMA_REVISION = "0003_news_fields"
+SCHEMA_REVISION = "0004_story_versions"
 
 
 def utcnow() -> dt.datetime:
@@ -120,6 +120,15 @@ class Document(Base):
     genre: Mapped[str | None] = mapped_column(String(100))
     pubstatus: Mapped[str | None] = mapped_column(String(20))
     embargoed_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Versions of a story (worker/store/updates.py, docs/dedup.md "Updates"): every version is
+    # its own row in the story of the first; ``updates`` names the version it supersedes (the
+    # newest versions are those no row ``updates``); ``version`` counts from 1 in the story.
+    # ``item_*``: the provider's own id and version (ninjs ``uri``, NewsML-G2 ``guid``).
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    updates: Mapped[str | None] = mapped_column(String(40), index=True)
+    item_id: Mapped[str | None] = mapped_column(String(300), index=True)
+    item_version: Mapped[int | None] = mapped_column(Integer)
+    version_created: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     tags: Mapped[list[TagRow]] = relationship(
         back_populates="document", cascade="all, delete-orphan", order_by="TagRow.id"
@@ -167,6 +176,18 @@ class MinhashBand(Base):
     """The shared near-duplicate index: one row per LSH band of each stored document."""
 
     __tablename__ = "minhash_bands"
+    band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class ContainmentBand(Base):
+    """The write-thru index: one row per containment band (3-row LSH bands over the same
+    MinHash signature, worker/pipeline/containment.py) of each stored document."""
+
+    __tablename__ = "containment_bands"
     band: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     document_id: Mapped[str] = mapped_column(

@@ -94,6 +94,12 @@ class Parsed:
     genre: str | None = None  # the first genre: its QCode ("genre:Current"), else its name
     pubstatus: str | None = None  # usable | withheld | canceled
     embargoed: dt.datetime | None = None  # UTC; not to be published before
+    # An item that names itself and counts its versions (ninjs ``uri``/``version``/
+    # ``versioncreated``, NewsML-G2 ``guid``/``version``/``versionCreated``): a newer version of
+    # a stored item is an update of it (worker.pipeline.versions, docs/dedup.md "Updates").
+    item_id: str | None = None
+    item_version: str | None = None
+    version_created: str | None = None
 
 
 @dataclass(frozen=True)

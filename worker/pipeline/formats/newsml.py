@@ -106,6 +106,7 @@ def _item(item: Any, encoding: str) -> Parsed:
     parsed.pubstatus = parsed.metadata.get("pubstatus")
     parsed.genre = primary_genre(parsed.metadata.get("genres", []))
     parsed.embargoed = embargo_time(parsed.metadata.get("embargoed"), parsed.warnings)
+    parsed.item_id, parsed.item_version, parsed.version_created = guid, attribute(item, "version"), version_created
     return parsed
 
 
@@ -191,7 +192,8 @@ FORMAT = Format(
     recognised="an XML root `newsItem` or `newsMessage` in the NewsML-G2 namespace, whatever the extension",
     fields="contentMeta headline → title; by (else creator) → author; firstCreated, else versionCreated → date;"
     " language; located, dateline → dateline; inlineXML XHTML (or inlineData) → text; urgency, pubStatus,"
-    " embargoed, the first genre → their own fields; subject and genre qcodes, rightsInfo → metadata;"
+    " embargoed, the first genre → their own fields; subject and genre qcodes, rightsInfo → metadata; guid,"
+    " version, versionCreated → the item's id and version (a newer version is an update, docs/dedup.md);"
     " a newsMessage → one record per newsItem",
     failures=("invalid_xml", "unsafe_xml", "missing_text", "empty", "too_large", "too_slow"),
 )

@@ -68,6 +68,9 @@ def parse(source: Source) -> Parsed:
     parsed.pubstatus = parsed.metadata.get("pubstatus")
     parsed.genre = primary_genre(parsed.metadata.get("genres", []))
     parsed.embargoed = embargo_time(parsed.metadata.get("embargoed"), parsed.warnings)
+    parsed.item_id = as_line(fields.get("uri"))
+    parsed.item_version = as_line(fields.get("version"))
+    parsed.version_created = _str(fields, "versioncreated")
     return parsed
 
 
@@ -194,6 +197,7 @@ FORMAT = Format(
     " `body_html`, `bodies`), whatever the extension",
     fields="headline/headlines → title; by/byline/bylines → author; firstcreated, else versioncreated → date;"
     " body_text, body_html or bodies → text; language; located → dateline; urgency, pubstatus, embargoed,"
-    " the first genre → their own fields; subject(s), genre(s), copyright, usageterms, associations → metadata",
+    " the first genre → their own fields; subject(s), genre(s), copyright, usageterms, associations → metadata;"
+    " uri, version, versioncreated → the item's id and version (a newer version is an update, docs/dedup.md)",
     failures=("invalid_json", "missing_text"),
 )
