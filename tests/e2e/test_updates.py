@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EXAMPLE
-from tests.stack import DUPLICATE, STORED, Stack
 from tests.support.e2e import Run, database
+from tests.support.paths import EXAMPLE
+from tests.support.stack import DUPLICATE, STORED, Stack
 from worker.broker import EmbeddedRedis, connect
 
 pytestmark = pytest.mark.e2e

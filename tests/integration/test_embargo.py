@@ -212,7 +212,9 @@ def test_publisher_killed_while_holding_publishes_the_event_after_restart(
         assert held not in _stored_subjects(stack)  # nothing else publishes it
         stack.start("publisher", "publish")  # takes over once the dead one's lease expires
         stack.wait_for(lambda: held in _stored_subjects(stack), 45, "the held event from the restarted publisher")
-        assert _stored_subjects(stack)[1:] == [marker, held]
+        # at-least-once: a publisher killed between XADD and marking its batch published has it
+        # sent again by the next one, so an event may repeat; the order of first sight may not change
+        assert list(dict.fromkeys(_stored_subjects(stack)))[1:] == [marker, held]
     finally:
         stack.stop()
 

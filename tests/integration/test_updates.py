@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import EXAMPLE
+from tests.support.paths import EXAMPLE
 from worker.models import FileSummary, IngestRequest, PipelineBatch, StageItem
 from worker.pipeline.dedup import DedupParams
 from worker.pipeline.normalise import normalise
