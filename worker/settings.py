@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     )
     keywords: bool = Field(
         True,
-        description="YAKE keyword tags (yake-rust); about a third of a document's CPU without NER (off: no keywords).",
+        description="Keyword tags (phrases by frequency and rarity); ~1 ms of a document's CPU (off: no keywords).",
     )
     tag_max_chars: int = Field(
         500_000, ge=1000, description="Characters of a document that tagging reads (NER, rules, keywords, topics)."

@@ -151,3 +151,49 @@ BIG_LINE = b"WASHINGTON (AP) " + b"word \xe2\x80\x94 " * 5_000_000  # 50 MB, no 
 def test_huge_single_lines_are_handled_without_blowing_up(filename: str, raw: bytes) -> None:
     records = normalise_records(raw, filename=filename)
     assert all(isinstance(result, NormalisedDocument) for _, result in records)
+
+
+# -- cheaper forms of clean_text and canonical_text give the same text (issue 21) ---------------
+
+
+def _clean_text_before(text: str) -> str:
+    """clean_text as it was until 3 Dec 2026: always two repair-and-tidy passes."""
+    import unicodedata
+
+    from worker.pipeline import textclean
+
+    if not text.isascii():
+        text = textclean._tidy(textclean._repair(text))
+        text = unicodedata.normalize("NFC", textclean._tidy(textclean._repair(text)))
+    else:
+        text = textclean._tidy(text)
+    if " \n" in text:
+        text = textclean._TRAILING_SPACES.sub("\n", text)
+    return textclean._BLANK_RUNS.sub("\n\n", text).strip()
+
+
+def _canonical_text_before(text: str) -> str:
+    """canonical_text as it was until 3 Dec 2026: whitespace runs by regex."""
+    import re
+    import unicodedata
+
+    from worker.pipeline import textclean
+
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    folded = unicodedata.normalize("NFKC", folded)
+    folded = textclean._FOLDABLE.sub(lambda m: textclean._FOLDS[m[0]], folded)
+    return re.sub(r"\s{2,}|[^\S ]", " ", folded).strip()
+
+
+_MESSY = st.text(
+    alphabet=st.sampled_from(list("ab é\n\t\r\x85\u2028\u00a0\u200b\u3000’“—Ã©â€™\x80\x9d\u0301 ")), max_size=80
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_MESSY, st.text(max_size=200)))
+def test_clean_and_canonical_text_as_before(text: str) -> None:
+    from worker.pipeline.textclean import canonical_text
+
+    assert clean_text(text) == _clean_text_before(text)
+    assert canonical_text(text) == _canonical_text_before(text)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from worker.pipeline.classifier import TopicModel
     from worker.settings import Settings
 
-#: Anything that turns a document into keyword tags (``YakeKeywords`` is the shipped one).
+#: Anything that turns a document into keyword tags (``PhraseKeywords`` is the shipped one).
 KeywordExtractor = Callable[[NormalisedDocument], list[Tag]]
 
 TagBatchItem = tuple[NormalisedDocument, Sequence[str], Sequence[str]]
@@ -138,7 +138,7 @@ class Tagger:
     @classmethod
     def from_settings(cls, settings: Settings, *, keywords: bool | None = None) -> Tagger:
         """Taxonomy from ``taxonomy_path`` (None: the shipped one), NER from ``ner_model``
-        (empty: no entities, the fast profile), YAKE keywords (yake-rust) when ``yake_rust`` is installed.
+        (empty: no entities, the fast profile), keywords (worker/pipeline/keywords.py) unless turned off.
         The ``auto`` model is set later by the runtime (it lives in the database).
 
         Raises ConfigError for an invalid taxonomy or a pipeline that cannot be loaded.
@@ -147,10 +147,9 @@ class Tagger:
         nlp = shared_ner(settings.ner_model) if settings.ner_model else None
         extractor: KeywordExtractor | None = None
         if settings.keywords if keywords is None else keywords:
-            from worker.pipeline.keywords import YakeKeywords, yake_available
+            from worker.pipeline.keywords import PhraseKeywords
 
-            if yake_available():
-                extractor = YakeKeywords()
+            extractor = PhraseKeywords()
         return cls(
             taxonomy=taxonomy,
             nlp=nlp,

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from worker.errors import ConfigError
 from worker.models import NormalisedDocument, Tag
+from worker.pipeline.termscan import TermFinder, TermScanner
 
 DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "data" / "taxonomy.toml"
 #: QCode aliases and the scheme URIs they stand for (NewsML-G2's catalog alias ``medtop``).
@@ -222,6 +223,10 @@ def _trie(sequences: list[list[str]]) -> str:
     return "(?:" + build(root) + ")"
 
 
+#: One rule's matches from the scanner: field -> the rule's finder index -> spans.
+_Scanned = Mapping[str, Mapping[int, list[tuple[int, int]]]]
+
+
 class _Problem(Exception):
     """A rule that validated as data but cannot be compiled (bad regex, ...)."""
 
@@ -271,23 +276,34 @@ class Rule:
             gates = [None] * len(finders)
         return cls(name=name, spec=spec, _finders=tuple(finders), _gates=tuple(gates))
 
-    def find(self, title: str | None, text: str, words: _Words | None = None) -> list[RuleMatch]:
+    def find(
+        self, title: str | None, text: str, words: _Words | None = None, scanned: _Scanned | None = None
+    ) -> list[RuleMatch]:
         """Every match in the configured fields, in field order then position; [] if none.
 
         ``all`` returns [] unless every term matched somewhere in the fields.  With ``words``
         (the document's, from :class:`Taxonomy.match`) a finder whose gate says it cannot
-        match a field is not run on it; the result is the same.
+        match a field is not run on it; the result is the same.  With ``scanned`` (this
+        rule's finders' matches per field, from the taxonomy's one-pass scanner) no finder
+        runs at all; the result is the same again (tests/unit/test_taxonomy.py).
         """
         sources = {"title": title or "", "text": text}
         cased = self.spec.case_sensitive
         per_finder: list[list[RuleMatch]] = []
-        for finder, gate in zip(self._finders, self._gates, strict=True):
-            found = [
-                RuleMatch(fld, s, e, sources[fld][s:e], score)
-                for fld in self.spec.fields
-                if gate is None or words is None or gate.may_match(words.of(fld, sources[fld], cased))
-                for s, e, score in finder(sources[fld])
-            ]
+        for i, (finder, gate) in enumerate(zip(self._finders, self._gates, strict=True)):
+            if scanned is not None:
+                found = [
+                    RuleMatch(fld, s, e, sources[fld][s:e])
+                    for fld in self.spec.fields
+                    for s, e in scanned.get(fld, {}).get(i, ())
+                ]
+            else:
+                found = [
+                    RuleMatch(fld, s, e, sources[fld][s:e], score)
+                    for fld in self.spec.fields
+                    if gate is None or words is None or gate.may_match(words.of(fld, sources[fld], cased))
+                    for s, e, score in finder(sources[fld])
+                ]
             if self.spec.algorithm == "all" and not found:
                 return []
             per_finder.append(found)
@@ -295,8 +311,10 @@ class Rule:
         merged = {(m.field, m.start, m.end): m for found in per_finder for m in found}
         return sorted(merged.values(), key=lambda m: (order[m.field], m.start, m.end))
 
-    def apply(self, doc: NormalisedDocument, words: _Words | None = None) -> Tag | None:
-        matches = self.find(doc.title, doc.text, words)
+    def apply(
+        self, doc: NormalisedDocument, words: _Words | None = None, scanned: _Scanned | None = None
+    ) -> Tag | None:
+        matches = self.find(doc.title, doc.text, words, scanned)
         if len(matches) < self.spec.min_count:
             return None
         spans = sorted((m.start, m.end) for m in matches if m.field == "text")[:MAX_SPANS]
@@ -497,6 +515,29 @@ class Taxonomy:
 
     rules: tuple[Rule, ...] = ()
     source: str = "<empty>"
+    # The finders of every any/all/literal rule, in one scanner; per rule, the scanner's index
+    # of its first finder (None: a regex or fuzzy rule, whose finders run on their own).
+    _scanner: TermScanner = field(init=False, repr=False, compare=False)
+    _first_finder: tuple[int | None, ...] = field(init=False, repr=False, compare=False)
+    _rule_of: tuple[int, ...] = field(init=False, repr=False, compare=False)  # scanner finder -> rule
+
+    def __post_init__(self) -> None:
+        finders: list[TermFinder] = []
+        first: list[int | None] = []
+        rule_of: list[int] = []
+        for r, rule in enumerate(self.rules):
+            spec = rule.spec
+            if spec.algorithm not in ("any", "all", "literal"):
+                first.append(None)
+                continue
+            first.append(len(finders))
+            literal, cased, terms = spec.algorithm == "literal", spec.case_sensitive, spec.terms()
+            groups = [(t,) for t in terms] if spec.algorithm == "all" else [tuple(terms)]
+            finders.extend(TermFinder(group, literal, cased) for group in groups)
+            rule_of.extend([r] * len(groups))
+        object.__setattr__(self, "_scanner", TermScanner(finders))
+        object.__setattr__(self, "_rule_of", tuple(rule_of))
+        object.__setattr__(self, "_first_finder", tuple(first))
 
     @classmethod
     def empty(cls) -> Taxonomy:
@@ -545,9 +586,23 @@ class Taxonomy:
         raise KeyError(name)
 
     def match(self, doc: NormalisedDocument) -> list[Tag]:
-        """Topic tags for ``doc``, sorted by name."""
+        """Topic tags for ``doc``, sorted by name: the term rules from one pass of the scanner
+        over each field, the regex and fuzzy rules by their own finders."""
         words = _Words()
-        return [tag for rule in self.rules if (tag := rule.apply(doc, words)) is not None]
+        # per rule: field -> the rule's own finder index -> spans
+        scanned: list[dict[str, dict[int, list[tuple[int, int]]]]] = [{} for _ in self.rules]
+        for fld, value in (("title", doc.title or ""), ("text", doc.text)):
+            for i, spans in self._scanner.scan(value).items():
+                r = self._rule_of[i]
+                scanned[r].setdefault(fld, {})[i - self._first_finder[r]] = spans  # type: ignore[operator]
+        tags = []
+        for r, rule in enumerate(self.rules):
+            found = scanned[r] if self._first_finder[r] is not None else None
+            if found == {}:  # a term rule the scanner found nothing of: no tag (min_count >= 1)
+                continue
+            if (tag := rule.apply(doc, words, found)) is not None:
+                tags.append(tag)
+        return tags
 
 
 def _describe(source: str, exc: ValidationError) -> list[str]:
