@@ -97,7 +97,7 @@ def _burst_size(requested: int, ceiling_rate: float | None, budget: float, notes
     return capped
 
 
-RATIOS = ("ratio_to_ceiling", "ratio_by_cpu", "ratio_to_spacy")
+RATIOS = ("ratio_to_ceiling", "ratio_by_cpu", "ratio_to_spacy", "ratio_to_spacy_by_cpu", "ceiling_to_spacy_by_cpu")
 
 
 def _ratios(measured: dict[str, Any]) -> dict[str, float]:
@@ -112,6 +112,11 @@ def _ratios(measured: dict[str, Any]) -> dict[str, float]:
             ratios["ratio_by_cpu"] = round(ceil["cpu_ms_per_doc"] / e2e["cpu_ms_per_doc"], 3)
     if e2e and spacy:
         ratios["ratio_to_spacy"] = round(e2e["docs_per_second"] / spacy["docs_per_second"], 3)
+        if e2e["cpu_ms_per_doc"]:
+            # The full-profile target: spaCy's own CPU per document over the whole stack's.
+            ratios["ratio_to_spacy_by_cpu"] = round(spacy["cpu_ms_per_doc"] / e2e["cpu_ms_per_doc"], 3)
+    if ceil and spacy and ceil["cpu_ms_per_doc"]:
+        ratios["ceiling_to_spacy_by_cpu"] = round(spacy["cpu_ms_per_doc"] / ceil["cpu_ms_per_doc"], 3)
     return ratios
 
 
@@ -143,7 +148,17 @@ def _measure_round(
         measured["e2e"] = run
         if not run["correct"]:
             notes.append(f"{profile}: events do not account for every file: {run['events']}")
-    return {**measured, **_ratios(measured)}
+    stages = report.stage_costs(profile, measured)
+    return {**measured, **_ratios(measured), **({"stages": stages} if stages else {})}
+
+
+def _median_stages(profile: str, rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each stage's median CPU ms/doc over the rounds, judged against its budget."""
+    out: dict[str, dict[str, Any]] = {}
+    for stage in rounds[0]["stages"]:
+        values = [r["stages"][stage]["cpu_ms_per_doc"] for r in rounds if stage in r.get("stages", {})]
+        out[stage] = {**report.stage_row(profile, stage, round(statistics.median(values), 2)), "rounds": values}
+    return out
 
 
 def run_profile(
@@ -164,6 +179,8 @@ def run_profile(
     for ratio in RATIOS:
         if ratio in rounds[0]:
             out[ratio] = round(statistics.median(r[ratio] for r in rounds), 3)
+    if "stages" in rounds[0]:
+        out["stages"] = _median_stages(profile, rounds)
     if len(rounds) > 1:
         out["rounds"] = [
             {
@@ -173,6 +190,12 @@ def run_profile(
                     if part in r
                 },
                 **{ratio: r[ratio] for ratio in RATIOS if ratio in r},
+                **({"cpu_ms_per_doc": {p: r[p]["cpu_ms_per_doc"] for p in ("ceiling", "spacy", "e2e") if p in r}}),
+                **(
+                    {"stage_cpu_ms_per_doc": {k: v["cpu_ms_per_doc"] for k, v in r["stages"].items()}}
+                    if "stages" in r
+                    else {}
+                ),
             }
             for r in rounds
         ]
