@@ -90,6 +90,8 @@ def _burst_size(requested: int, ceiling_rate: float | None, budget: float, notes
     if ceiling_rate is None or ceiling_rate * budget >= requested:
         return requested
     capped = max(min(500, requested), int(ceiling_rate * budget))
+    if capped >= requested:
+        return requested
     notes.append(
         f"{profile}: burst of {capped} files instead of {requested}: at the ceiling's "
         f"{ceiling_rate:.0f} docs/s, {requested} would take over {budget:.0f} s (--budget)"
