@@ -154,6 +154,17 @@ def _measure_round(
     return {**measured, **_ratios(measured), **({"stages": stages} if stages else {})}
 
 
+def _round_summary(r: dict[str, Any]) -> dict[str, Any]:
+    """One round as ``rounds[]`` keeps it: throughputs, ratios, CPU per document by part and by stage."""
+    parts = [part for part in ("ceiling", "spacy", "e2e") if part in r]
+    summary: dict[str, Any] = {f"{part}_docs_per_second": r[part]["docs_per_second"] for part in parts}
+    summary.update({ratio: r[ratio] for ratio in RATIOS if ratio in r})
+    summary["cpu_ms_per_doc"] = {part: r[part]["cpu_ms_per_doc"] for part in parts}
+    if "stages" in r:
+        summary["stage_cpu_ms_per_doc"] = {k: v["cpu_ms_per_doc"] for k, v in r["stages"].items()}
+    return summary
+
+
 def _median_stages(profile: str, rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each stage's median CPU ms/doc over the rounds, judged against its budget."""
     out: dict[str, dict[str, Any]] = {}
@@ -184,23 +195,7 @@ def run_profile(
     if "stages" in rounds[0]:
         out["stages"] = _median_stages(profile, rounds)
     if len(rounds) > 1:
-        out["rounds"] = [
-            {
-                **{
-                    f"{part}_docs_per_second": r[part]["docs_per_second"]
-                    for part in ("ceiling", "spacy", "e2e")
-                    if part in r
-                },
-                **{ratio: r[ratio] for ratio in RATIOS if ratio in r},
-                **({"cpu_ms_per_doc": {p: r[p]["cpu_ms_per_doc"] for p in ("ceiling", "spacy", "e2e") if p in r}}),
-                **(
-                    {"stage_cpu_ms_per_doc": {k: v["cpu_ms_per_doc"] for k, v in r["stages"].items()}}
-                    if "stages" in r
-                    else {}
-                ),
-            }
-            for r in rounds
-        ]
+        out["rounds"] = [_round_summary(r) for r in rounds]
         for ratio in RATIOS:
             if ratio in out:
                 values = ", ".join(f"{r[ratio]:.3f}" for r in rounds)
