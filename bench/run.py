@@ -9,7 +9,10 @@ For each profile (fast: no NER; full: NER with the shipped spaCy pipeline):
    until the last event is on the stream, with peak RSS and CPU of every process;
 4. latency at light load (:mod:`bench.latency`): p50/p99 from file close to event.
 
-Prints a table with each target's PASS/MISS and writes ``bench/results.json``.
+Per round, each stage's CPU per document is judged against issue 21's budgets (prepare,
+tag and store from the ceiling; the message path as the whole stack's CPU per document end
+to end minus those three: :func:`bench.report.stage_costs`).  Prints tables with each
+target's PASS/MISS and writes ``bench/results.json`` (schema in docs/benchmarks.md).
 A burst is capped by ``--budget``: at most ceiling × budget files (never fewer than 500),
 so a slow profile still finishes in minutes; the output says when the cap applied.
 """
