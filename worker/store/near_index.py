@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Select, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Select, Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session
 
@@ -51,18 +51,22 @@ _ADVISORY_LOCKS = sql_text(
 )
 
 
-@lru_cache(maxsize=16)
-def _candidates_query(bands: int, limit: int) -> Select[tuple[str, int]]:
-    """Documents sharing any of ``bands`` (band, key) pairs, most shared first.  Built once per
-    band count with bound parameters, so each lookup only binds values: building the OR of
-    bands clauses per call cost more CPU than the index probes."""
+@lru_cache(maxsize=32)
+def candidates_query(bands_table: Table, pairs: int, limit: int) -> Select[tuple[str, int]]:
+    """Documents sharing any of ``pairs`` (band, key) pairs of ``bands_table``, most shared
+    first.  Built once per table and pair count with bound parameters, so each lookup only
+    binds values: building the OR of band clauses per call (or an expanding row-value IN list,
+    re-rendered on every call) cost more CPU than the index probes.  The near-duplicate bands
+    and the write-thru index's containment bands share it."""
     shared = func.count().label("shared")
-    pairs = [(_BANDS.c.band == bindparam(f"b{i}")) & (_BANDS.c.key == bindparam(f"k{i}")) for i in range(bands)]
+    match = [
+        (bands_table.c.band == bindparam(f"b{i}")) & (bands_table.c.key == bindparam(f"k{i}")) for i in range(pairs)
+    ]
     return (
-        select(_BANDS.c.document_id, shared)
-        .where(or_(*pairs))
-        .group_by(_BANDS.c.document_id)
-        .order_by(shared.desc(), _BANDS.c.document_id)
+        select(bands_table.c.document_id, shared)
+        .where(or_(*match))
+        .group_by(bands_table.c.document_id)
+        .order_by(shared.desc(), bands_table.c.document_id)
         .limit(limit)
     )
 
@@ -132,7 +136,7 @@ class NearDuplicateIndex:
         params: dict[str, int] = {}
         for i, (band, key) in enumerate(fp.bands):
             params[f"b{i}"], params[f"k{i}"] = band, key
-        rows = conn.execute(_candidates_query(len(fp.bands), self.max_candidates), params).all()
+        rows = conn.execute(candidates_query(_BANDS, len(fp.bands), self.max_candidates), params).all()
         if not rows:
             return []
         counts = {doc_id: int(n) for doc_id, n in rows}

@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, or_, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from worker.pipeline.containment import (
@@ -31,6 +30,7 @@ from worker.pipeline.containment import (
     shingle_count,
 )
 from worker.pipeline.dedup import DedupParams, Fingerprint, Signature, signature_of_shingles
+from worker.store.near_index import candidates_query
 from worker.store.schema import ContainmentBand, Document, story_for, table_of
 from worker.store.updates import Update
 
@@ -74,22 +74,6 @@ class ContainmentCandidate:
             "weakest_third": round(c.weakest_part, 4) if c else None,
             "story_id": self.story_id,
         }
-
-
-@lru_cache(maxsize=8)
-def _candidates_query(pairs: int, limit: int) -> Select[tuple[str, int]]:
-    """Documents sharing any of ``pairs`` (band, key) pairs, most shared first; built once per
-    number of pairs (42 or 126) with bound parameters, as near_index's query is (an expanding
-    row-value IN list is re-rendered on every call and cost twice the CPU)."""
-    shared = func.count().label("shared")
-    match = [(_BANDS.c.band == bindparam(f"b{i}")) & (_BANDS.c.key == bindparam(f"k{i}")) for i in range(pairs)]
-    return (
-        select(_BANDS.c.document_id, shared)
-        .where(or_(*match))
-        .group_by(_BANDS.c.document_id)
-        .order_by(shared.desc(), _BANDS.c.document_id)
-        .limit(limit)
-    )
 
 
 class WriteThruIndex:
@@ -146,7 +130,7 @@ class WriteThruIndex:
         params: dict[str, int] = {}
         for i, (band, key) in enumerate(keys):
             params[f"b{i}"], params[f"k{i}"] = band, key
-        rows = conn.execute(_candidates_query(len(keys), MAX_CANDIDATES), params).all()
+        rows = conn.execute(candidates_query(_BANDS, len(keys), MAX_CANDIDATES), params).all()
         if not rows:
             return []
         counts = {doc_id: int(n) for doc_id, n in rows}
