@@ -16,10 +16,10 @@ from worker.pipeline.taxonomy import (
     DEFAULT_TAXONOMY,
     MAX_SPANS,
     Taxonomy,
-    _term_atoms,
-    _whole_words,
     load_taxonomy,
 )
+from worker.pipeline.termmatch import term_atoms as _term_atoms
+from worker.pipeline.termmatch import whole_words as _whole_words
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "articles" / "000_fd88bd66912dc591.txt"
 DATELINE = "WASHINGTON (AP) — "

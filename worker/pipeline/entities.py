@@ -22,6 +22,10 @@ Per document, mentions are canonicalised (:func:`canonicalise`):
   found, they take the gazetteer's name and ISO country code (``U.S.`` -> ``United States``,
   ``US``); not found, they are kept without a country.  A PERSON whose name is a country,
   US state, continent or city of 100,000 people is relabelled a place.
+
+One concept over ~560 lines: how a model's span becomes an entity tag, read top to bottom
+(load, extract, canonicalise, check against the gazetteer); split, each part would import the
+others' rules.
 """
 
 from __future__ import annotations

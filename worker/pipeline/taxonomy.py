@@ -36,7 +36,6 @@ tag and the reason; nothing is checked lazily at match time.
 
 from __future__ import annotations
 
-import bisect
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -49,6 +48,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from worker.errors import ConfigError
 from worker.models import NormalisedDocument, Tag
+from worker.pipeline.termmatch import (
+    TOKEN,
+    FuzzyFinder,
+    Gate,
+    Words,
+    literal_atoms,
+    regex_finder,
+    term_atoms,
+    whole_words,
+)
 from worker.pipeline.termscan import TermFinder, TermScanner
 
 DEFAULT_TAXONOMY = Path(__file__).resolve().parent.parent / "data" / "taxonomy.toml"
@@ -65,9 +74,6 @@ FieldName = Literal["title", "text"]
 ALL_FIELDS: tuple[FieldName, ...] = ("title", "text")
 
 _TAG_NAME = re.compile(r"^[^\s\x00-\x1f](?:[^\x00-\x1f]{0,98}[^\s\x00-\x1f])?$")
-_WORD_CHAR = re.compile(r"\w")
-_TOKEN = re.compile(r"\w+")
-_OPEN_ENDED = frozenset({r"\w*", r"(?!\w)"})
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -108,7 +114,7 @@ class RuleSpec(BaseModel):
                 raise ValueError(f"term {term!r}: '*' is only allowed at the end of a term")
             if self.algorithm in ("any", "all") and not term.rstrip("*").strip():
                 raise ValueError(f"term {term!r} has nothing to match besides '*'")
-            if self.algorithm == "fuzzy" and not _TOKEN.search(term):
+            if self.algorithm == "fuzzy" and not TOKEN.search(term):
                 raise ValueError(f"fuzzy term {term!r} has no letters or digits")
         return self
 
@@ -155,74 +161,6 @@ class RuleMatch:
     score: float = 1.0
 
 
-def _term_atoms(term: str) -> list[str]:
-    """An any/all term as regex atoms: flexible whitespace, optional trailing ``*``."""
-    wildcard = term.endswith("*")
-    core = term.rstrip("*").strip()
-    atoms: list[str] = []
-    for i, part in enumerate(core.split()):
-        if i:
-            atoms.append(r"\s+")
-        atoms.extend(re.escape(ch) for ch in part)
-    if wildcard:
-        atoms.append(r"\w*")
-    return atoms
-
-
-def _literal_atoms(phrase: str) -> list[str]:
-    return [re.escape(ch) for ch in phrase]
-
-
-def _whole_words(terms: list[str], to_atoms: Callable[[str], list[str]], flags: int) -> str:
-    r"""One regex matching any of ``terms`` as whole words, built as a character trie.
-
-    A trie (``pres(?:iden(?:cy|t))``) instead of a flat alternation lets the regex engine
-    reject most positions after one character; with the shared ``(?<!\w)`` in front it is
-    about 15x faster than one alternative per term on a news article.  Longer terms win:
-    at a node where a term ends, the longer continuations are tried first.
-    """
-    fold = (lambda t: t) if not flags & re.IGNORECASE else str.lower
-    word_start: list[list[str]] = []
-    other: list[list[str]] = []
-    for term in terms:
-        atoms = to_atoms(fold(term))
-        wildcard = to_atoms is _term_atoms and term.endswith("*")
-        core = term.rstrip("*").strip() if wildcard else term
-        if wildcard or _WORD_CHAR.match(core[-1]):
-            atoms.append(r"(?!\w)")
-        (word_start if _WORD_CHAR.match(core[0]) else other).append(atoms)
-    parts = []
-    if word_start:
-        parts.append(r"(?<!\w)" + _trie(word_start))
-    if other:
-        parts.append(_trie(other))
-    return "|".join(parts)
-
-
-def _trie(sequences: list[list[str]]) -> str:
-    end = ""
-    root: dict[str, Any] = {}
-    for seq in sequences:
-        node = root
-        for atom in seq:
-            node = node.setdefault(atom, {})
-        node[end] = {}
-
-    def build(node: dict[str, Any]) -> str:
-        terminal = end in node
-        # literal continuations before a wildcard or the end, so the longest term wins
-        ordered = sorted((a for a in node if a), key=lambda a: (a in _OPEN_ENDED, a))
-        alternatives = [atom + build(node[atom]) for atom in ordered]
-        if not alternatives:
-            return ""
-        if len(alternatives) == 1 and not terminal:
-            return alternatives[0]
-        group = "(?:" + "|".join(alternatives) + ")"
-        return group + "?" if terminal else group
-
-    return "(?:" + build(root) + ")"
-
-
 #: One rule's matches from the scanner: field -> the rule's finder index -> spans.
 _Scanned = Mapping[str, Mapping[int, list[tuple[int, int]]]]
 
@@ -240,25 +178,25 @@ class Rule:
     _finders: tuple[Callable[[str], list[tuple[int, int, float]]], ...] = field(repr=False)
     # One per finder: the words a text must contain for the finder to match at all, or None
     # (always run it).  Taxonomy.match checks them against the document's words first.
-    _gates: tuple[_Gate | None, ...] = field(repr=False)
+    _gates: tuple[Gate | None, ...] = field(repr=False)
 
     @classmethod
     def compile(cls, name: str, spec: RuleSpec) -> Rule:
         flags = 0 if spec.case_sensitive else re.IGNORECASE
         terms = spec.terms()
         finders: list[Callable[[str], list[tuple[int, int, float]]]]
-        gates: list[_Gate | None]
+        gates: list[Gate | None]
         if spec.algorithm == "any":
-            pattern = _whole_words(terms, _term_atoms, flags)
-            finders = [_regex_finder(re.compile(pattern, flags))]
-            gates = [_Gate.of(terms, wildcards=True, case_sensitive=spec.case_sensitive)]
+            pattern = whole_words(terms, term_atoms, flags)
+            finders = [regex_finder(re.compile(pattern, flags))]
+            gates = [Gate.of(terms, wildcards=True, case_sensitive=spec.case_sensitive)]
         elif spec.algorithm == "all":
-            finders = [_regex_finder(re.compile(_whole_words([t], _term_atoms, flags), flags)) for t in terms]
-            gates = [_Gate.of([t], wildcards=True, case_sensitive=spec.case_sensitive) for t in terms]
+            finders = [regex_finder(re.compile(whole_words([t], term_atoms, flags), flags)) for t in terms]
+            gates = [Gate.of([t], wildcards=True, case_sensitive=spec.case_sensitive) for t in terms]
         elif spec.algorithm == "literal":
-            pattern = _whole_words(terms, _literal_atoms, flags)
-            finders = [_regex_finder(re.compile(pattern, flags))]
-            gates = [_Gate.of(terms, wildcards=False, case_sensitive=spec.case_sensitive)]
+            pattern = whole_words(terms, literal_atoms, flags)
+            finders = [regex_finder(re.compile(pattern, flags))]
+            gates = [Gate.of(terms, wildcards=False, case_sensitive=spec.case_sensitive)]
         elif spec.algorithm == "regex":
             finders = []
             for pattern in terms:
@@ -268,16 +206,16 @@ class Rule:
                     raise _Problem(f"invalid regex {pattern!r}: {exc}") from exc
                 if compiled.fullmatch(""):
                     raise _Problem(f"regex {pattern!r} matches the empty string")
-                finders.append(_regex_finder(compiled))
+                finders.append(regex_finder(compiled))
         else:
             cutoff = 100.0 * (spec.min_score or DEFAULT_FUZZY_SCORE)
-            finders = [_FuzzyFinder(t, cutoff, spec.case_sensitive) for t in terms]
+            finders = [FuzzyFinder(t, cutoff, spec.case_sensitive) for t in terms]
         if spec.algorithm in ("regex", "fuzzy"):
             gates = [None] * len(finders)
         return cls(name=name, spec=spec, _finders=tuple(finders), _gates=tuple(gates))
 
     def find(
-        self, title: str | None, text: str, words: _Words | None = None, scanned: _Scanned | None = None
+        self, title: str | None, text: str, words: Words | None = None, scanned: _Scanned | None = None
     ) -> list[RuleMatch]:
         """Every match in the configured fields, in field order then position; [] if none.
 
@@ -311,9 +249,7 @@ class Rule:
         merged = {(m.field, m.start, m.end): m for found in per_finder for m in found}
         return sorted(merged.values(), key=lambda m: (order[m.field], m.start, m.end))
 
-    def apply(
-        self, doc: NormalisedDocument, words: _Words | None = None, scanned: _Scanned | None = None
-    ) -> Tag | None:
+    def apply(self, doc: NormalisedDocument, words: Words | None = None, scanned: _Scanned | None = None) -> Tag | None:
         matches = self.find(doc.title, doc.text, words, scanned)
         if len(matches) < self.spec.min_count:
             return None
@@ -381,129 +317,6 @@ def explain_rule_tag(tag: Tag, rule: Rule | None, title: str | None, text: str) 
     evidence = ", ".join(f"{t!r} ({n}x)" for t, n in found) or f"{tag.matched!r} ({tag.count}x)"
     out["text"] = f"rule {tag.name!r}{how} matched {evidence}"
     return out
-
-
-# Characters that Python's case-insensitive matching equates with an ASCII letter although
-# str.lower() does not turn them into it: dotted capital I (simple lowercase "i", full
-# lowercase "i" + U+0307), dotless i and long s (the regex engine's equivalence classes).  A
-# text holding one is scanned by every case-insensitive rule, ungated.
-_FOLD_TRAPS = re.compile("[\u0130\u0131\u017f]")
-
-
-@dataclass(frozen=True, slots=True)
-class _Gate:
-    """What a whole-word finder needs in a text: its first word, at a word start.
-
-    Every term of an ``any``/``all``/``literal`` finder that starts with a word character
-    starts, in the text, a maximal run of word characters (the ``(?<!\\w)`` in front) equal
-    to the term's own first run -- or starting with it, for a one-word term with ``*``.  So a
-    text whose words include none of ``exact`` and start with none of ``prefixes`` cannot
-    match; checking that costs a set lookup per term instead of a scan of the text.  Built
-    only for ASCII terms that start with a word character; otherwise ``of`` answers None and
-    the finder always runs.
-    """
-
-    exact: frozenset[str]
-    prefixes: tuple[str, ...]
-
-    @classmethod
-    def of(cls, terms: list[str], *, wildcards: bool, case_sensitive: bool) -> _Gate | None:
-        exact: set[str] = set()
-        prefixes: set[str] = set()
-        for term in terms:
-            wildcard = wildcards and term.endswith("*")
-            core = term.rstrip("*").strip() if wildcard else term
-            first = _TOKEN.match(core)  # None unless the term starts with a word character
-            if first is None or not core.isascii():
-                return None
-            run = first.group() if case_sensitive else first.group().lower()
-            (prefixes if wildcard and first.end() == len(core) else exact).add(run)
-        return cls(frozenset(exact), tuple(sorted(prefixes)))
-
-    def may_match(self, words: _FieldWords | None) -> bool:
-        if words is None:  # the text holds a case-folding trap: scan it
-            return True
-        if not self.exact.isdisjoint(words.words):
-            return True
-        for prefix in self.prefixes:
-            i = bisect.bisect_left(words.ordered, prefix)
-            if i < len(words.ordered) and words.ordered[i].startswith(prefix):
-                return True
-        return False
-
-
-@dataclass(frozen=True, slots=True)
-class _FieldWords:
-    words: frozenset[str]
-    ordered: list[str]  # sorted, for prefix look-ups
-
-
-class _Words:
-    """The words of one document's fields, split once and shared by all rules' gates."""
-
-    __slots__ = ("_cache",)
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, bool], _FieldWords | None] = {}
-
-    def of(self, fld: str, text: str, case_sensitive: bool) -> _FieldWords | None:
-        key = (fld, case_sensitive)
-        if key not in self._cache:
-            if not case_sensitive and _FOLD_TRAPS.search(text):
-                self._cache[key] = None
-            else:
-                found = set(_TOKEN.findall(text if case_sensitive else text.lower()))
-                self._cache[key] = _FieldWords(frozenset(found), sorted(found))
-        return self._cache[key]
-
-
-def _regex_finder(pattern: re.Pattern[str]) -> Callable[[str], list[tuple[int, int, float]]]:
-    def find(text: str) -> list[tuple[int, int, float]]:
-        return [(m.start(), m.end(), 1.0) for m in pattern.finditer(text) if m.end() > m.start()]
-
-    return find
-
-
-class _FuzzyFinder:
-    """rapidfuzz ``ratio`` of one term against the text's word n-grams of about its length.
-
-    Only windows of ``k-1``, ``k`` and ``k+1`` words are scored (``k`` = the term's word
-    count), each distinct window string once, so the cost is linear in the text's words.
-    Overlapping windows are resolved greedily by best score.
-    """
-
-    def __init__(self, term: str, cutoff: float, case_sensitive: bool) -> None:
-        self.case_sensitive = case_sensitive
-        words = _TOKEN.findall(term)
-        self.term = " ".join(words) if case_sensitive else " ".join(words).casefold()
-        self.sizes = sorted({max(1, len(words) - 1), len(words), len(words) + 1})
-        self.cutoff = cutoff
-
-    def __call__(self, text: str) -> list[tuple[int, int, float]]:
-        from rapidfuzz import fuzz, process
-
-        tokens = [(m.start(), m.end(), m.group()) for m in _TOKEN.finditer(text)]
-        if not tokens:
-            return []
-        windows: dict[str, list[tuple[int, int]]] = {}
-        for size in self.sizes:
-            for i in range(len(tokens) - size + 1):
-                chunk = tokens[i : i + size]
-                key = " ".join(t[2] for t in chunk)
-                if not self.case_sensitive:
-                    key = key.casefold()
-                windows.setdefault(key, []).append((chunk[0][0], chunk[-1][1]))
-        choices = list(windows)
-        hits = process.extract(self.term, choices, scorer=fuzz.ratio, score_cutoff=self.cutoff, limit=None)
-        candidates = sorted(
-            ((float(score), start, end) for key, score, _ in hits for start, end in windows[key]),
-            key=lambda c: (-c[0], c[1], c[2]),
-        )
-        taken: list[tuple[int, int, float]] = []
-        for score, start, end in candidates:
-            if all(end <= s or start >= e for s, e, _ in taken):
-                taken.append((start, end, score / 100.0))
-        return sorted(taken)
 
 
 # -- the taxonomy ------------------------------------------------------------------------------
@@ -588,7 +401,7 @@ class Taxonomy:
     def match(self, doc: NormalisedDocument) -> list[Tag]:
         """Topic tags for ``doc``, sorted by name: the term rules from one pass of the scanner
         over each field, the regex and fuzzy rules by their own finders."""
-        words = _Words()
+        words = Words()
         # per rule: field -> the rule's own finder index -> spans
         scanned: list[dict[str, dict[int, list[tuple[int, int]]]]] = [{} for _ in self.rules]
         for fld, value in (("title", doc.title or ""), ("text", doc.text)):

@@ -43,7 +43,7 @@ _Entry = tuple[int, tuple[str, ...], bool, bool, bool]
 
 
 def _entry(index: int, term: str, *, literal: bool, case_sensitive: bool) -> tuple[str, _Entry]:
-    """The automaton key and the checks of one term, decided as taxonomy._whole_words does:
+    """The automaton key and the checks of one term, decided as termmatch.whole_words does:
     boundaries from the term as written, characters from its lower-cased form."""
     lowered = term if case_sensitive else term.lower()
     wildcard = not literal and term.endswith("*")
