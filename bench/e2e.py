@@ -140,7 +140,26 @@ class RssSampler:
 
 
 @dataclass
-class BenchStack:
+class RunChild:
+    """A ``seedworker run`` child writing ``stack.log`` in ``root``: whether it is still up, and
+    the tail of its log (the bench's stacks and ``bench/watcher_cost.py``'s)."""
+
+    root: Path
+    proc: subprocess.Popen[bytes] | None
+
+    def _check(self, deadline: float) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"seedworker run exited with {self.proc.returncode}:\n{self.tail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"stack not ready\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        path = self.root / "stack.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+class BenchStack(RunChild):
     """``seedworker run`` in a directory of its own, for one profile."""
 
     root: Path
@@ -202,17 +221,6 @@ class BenchStack:
         while not (self.root / "inbox" / ".seedworker-processing").exists():
             self._check(deadline)
             time.sleep(0.05)
-
-    def _check(self, deadline: float) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"seedworker run exited with {self.proc.returncode}:\n{self.tail()}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"stack not ready\n{self.tail()}")
-
-    def tail(self, lines: int = 40) -> str:
-        path = self.root / "stack.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def redis(self) -> Any:
         from worker.broker import connect

@@ -556,9 +556,11 @@ def true_pairs(
 
 
 def score(predicted: set[tuple[int, int]], truth: dict[tuple[int, int], float]) -> dict[str, float]:
-    tp = len(predicted & truth.keys())
-    fp = len(predicted - truth.keys())
-    fn = len(truth.keys() - predicted)
+    return rates(len(predicted & truth.keys()), len(predicted - truth.keys()), len(truth.keys() - predicted))
+
+
+def rates(tp: int, fp: int, fn: int) -> dict[str, float]:
+    """Precision and recall from the counts (1.0 when there is nothing to be wrong about)."""
     return {
         "precision": tp / (tp + fp) if tp + fp else 1.0,
         "recall": tp / (tp + fn) if tp + fn else 1.0,

@@ -41,6 +41,7 @@ from bench.eval_dedup import (
     _copy,
     _normalised,
     new_article,
+    rates,
 )
 from worker.pipeline.dedup import DedupParams, jaccard, shingles
 from worker.store.engine import make_engine
@@ -173,11 +174,7 @@ def linking(seed: int, trial: int, wide: int, negatives: int, workdir: Path) -> 
             g["missed"] += 1
     store.engine.dispose()
     return {
-        "precision": tp / (tp + fp) if tp + fp else 1.0,
-        "recall": tp / (tp + fn) if tp + fn else 1.0,
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
+        **rates(tp, fp, fn),
         "groups": groups,
         "first_vs_whole_jaccard": {
             "min": min(jaccards, default=0.0),

@@ -37,6 +37,8 @@ from typing import Any
 
 import psutil
 
+from bench.e2e import RunChild
+
 REPO = Path(__file__).resolve().parents[1]
 WORDS = (  # noqa: SIM905 - a sentence reads better than 45 quoted words
     "the minister said on tuesday that the government would review the budget after talks with"
@@ -50,7 +52,7 @@ def _article(rng: random.Random, index: int) -> bytes:
     return (f"Story {index}\n\n" + "\n\n".join(paragraphs) + f"\n\nFigure {index * 7919}.\n").encode()
 
 
-class Stack:
+class Stack(RunChild):
     def __init__(self, root: Path, repo: Path) -> None:
         self.root, self.repo = root, repo
         self.inbox = root / "inbox"
@@ -82,17 +84,6 @@ class Stack:
         while self.watcher() is None or not (self.inbox / ".seedworker-processing").exists():
             self._check(deadline)
             time.sleep(0.2)
-
-    def _check(self, deadline: float) -> None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"seedworker run exited with {self.proc.returncode}:\n{self.tail()}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"stack not ready\n{self.tail()}")
-
-    def tail(self, lines: int = 30) -> str:
-        path = self.root / "stack.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     def watcher(self) -> psutil.Process | None:
         assert self.proc is not None

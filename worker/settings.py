@@ -4,6 +4,9 @@ Unknown keys are rejected loudly, in ``.env`` and in the environment alike: a mi
 ``SEEDWORKER_BROKR_URL`` is an error at start, not a silently embedded broker.  Only
 ``SEEDWORKER_*`` keys are read from ``.env``: a ``.env`` shared with other tools
 (``POSTGRES_PASSWORD=…``, ``COMPOSE_PROJECT_NAME=…``) is no concern of ours.
+
+Longer than our other modules on purpose: it is the one place every setting is declared,
+with its type, bounds and the description the docs table is checked against.
 """
 
 from __future__ import annotations
