@@ -51,6 +51,7 @@ class Runtime:
             from worker.store.tagging import AutoModels, TagStore, request_training
 
             self._tagger = Tagger.from_settings(self.settings)
+            log.info("tagger ready", **self._tagger.describe())  # what this process will tag with
             self._auto = AutoModels(
                 TagStore(self.store),
                 self.settings,

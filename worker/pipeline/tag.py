@@ -180,7 +180,7 @@ class Tagger:
                 )
 
     def describe(self) -> dict[str, Any]:
-        """What this tagger will do, for the start-up log and ``seedworker config``."""
+        """What this tagger will do: the worker logs it once per process (``tagger ready``)."""
         return {
             "ner_model": self.model_name or None,
             "ner_components": list(self.nlp.pipe_names) if self.nlp is not None else [],
