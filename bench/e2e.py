@@ -142,7 +142,7 @@ class RssSampler:
 @dataclass
 class RunChild:
     """A ``seedworker run`` child writing ``stack.log`` in ``root``: whether it is still up, and
-    the tail of its log (the bench's stacks and ``bench/watcher_cost.py``'s)."""
+    the tail of its log, and stopping it (the bench's stacks and ``bench/watcher_cost.py``'s)."""
 
     root: Path
     proc: subprocess.Popen[bytes] | None
@@ -157,6 +157,19 @@ class RunChild:
     def tail(self, lines: int = 40) -> str:
         path = self.root / "stack.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def stop(self) -> None:
+        """SIGTERM (the two-stage shutdown), SIGKILL to the group after a minute."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
 
 
 class BenchStack(RunChild):
@@ -230,18 +243,6 @@ class BenchStack(RunChild):
     def rss_sampler(self) -> RssSampler:
         assert self.proc is not None
         return RssSampler(self.proc.pid, self.data_dir / "redis" / "redis.pid")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
 
 
 #: Files a stack processes before the burst (not counted): lazy loads in every worker child
