@@ -279,9 +279,11 @@ def test_redis_restarted_mid_ingest(make_stack: StackFactory, database_url: str,
         # one batch of 16 this way and waited for the 10-minute default).
         env = {"SEEDWORKER_VISIBILITY_TIMEOUT": "10", "SEEDWORKER_WATCH_RESEND_SECONDS": "30"}
         stack = make_stack(server.url, env=env)
-        inputs = make_inputs(150, prefix=f"redis{how}")
+        # Enough files that Redis stops mid-ingest, at the first outcome: the pipeline stores
+        # 150 files in about the time one poll takes to see the first ten.
+        inputs = make_inputs(300, prefix=f"redis{how}")
         drop_all(stack, inputs)
-        done_before = _wait_ingested(stack, 10)
+        done_before = _wait_ingested(stack, 1)
         if how == "shutdown":
             server.stop()
         else:

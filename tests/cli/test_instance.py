@@ -147,18 +147,18 @@ def test_the_lock_names_the_holder_and_dies_with_it(tmp_path: Path) -> None:
 def test_a_second_run_on_the_same_data_directory_refuses(tmp_path: Path) -> None:
     env = user_env(tmp_path, data_dir=str(tmp_path / "data"), inbox=str(tmp_path / "inbox"), ner_model="")
     env["SEEDWORKER_CONCURRENCY"] = "1"
-    out = (tmp_path / "run.out").open("w")
-    first = subprocess.Popen(
-        [str(SEEDWORKER), "run", "--grace", "20"], cwd=tmp_path, env=env, stdout=out, stderr=subprocess.PIPE, text=True
-    )
+    # stderr to a file, not a pipe: a pipe nobody reads after the banner fills up with the
+    # children's logs, and a worker blocked writing a log line answers no ping
+    out, err = (tmp_path / "run.out").open("w"), (tmp_path / "run.err").open("w")
+    first = subprocess.Popen([str(SEEDWORKER), "run", "--grace", "20"], cwd=tmp_path, env=env, stdout=out, stderr=err)
     out.close()
+    err.close()
     try:
-        assert first.stderr is not None
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = first.stderr.readline()
-            if not line or "seedworker is running." in line:
+        while time.monotonic() < deadline and first.poll() is None:
+            if "seedworker is running." in (tmp_path / "run.err").read_text(errors="replace"):
                 break
+            time.sleep(0.1)
         assert first.poll() is None, "the first run did not start"
         second = seedworker("run", cwd=tmp_path, env=env, timeout=60)
         line = one_line_error(second, 1)
