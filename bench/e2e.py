@@ -139,7 +139,6 @@ class RssSampler:
         }
 
 
-@dataclass
 class RunChild:
     """A ``seedworker run`` child writing ``stack.log`` in ``root``: whether it is still up, and
     the tail of its log, and stopping it (the bench's stacks and ``bench/watcher_cost.py``'s)."""
@@ -172,6 +171,7 @@ class RunChild:
             self.proc.wait()
 
 
+@dataclass
 class BenchStack(RunChild):
     """``seedworker run`` in a directory of its own, for one profile."""
 

@@ -227,3 +227,14 @@ def test_update_linking_evaluation_runs_through_the_real_store(tmp_path: Path) -
     assert groups["trial"]["documents"] == 3 and result["fp"] == 0
     assert result["tp"] + result["fn"] + sum(g.get("near_duplicates", 0) for g in groups.values()) == 6
     assert result["recall"] >= 0.8
+
+
+def test_the_bench_stack_is_built_from_its_fields(tmp_path: Path) -> None:
+    """``BenchStack`` is a dataclass over ``RunChild`` (a decorator on the wrong class once made
+    every burst fail with a TypeError before it started)."""
+    from bench.e2e import BenchStack
+
+    stack = BenchStack(tmp_path, "fast", extra_env={"SEEDWORKER_WATCH_BATCH": "4"})
+    assert stack.inbox == tmp_path / "inbox" and stack.proc is None and stack.extra_env["SEEDWORKER_WATCH_BATCH"] == "4"
+    assert stack.tail() == ""  # no log yet
+    stack.stop()  # nothing started: nothing to stop
