@@ -90,17 +90,21 @@ class Decider:
                 return Verdict("update", update=item.as_update())
             match = DuplicateMatch(item.document_id, "exact", 1.0, item.story_id, duplicate_reason(item))
             return Verdict("exact", duplicate=match)
-        if self.near and fp and self.near_on:
-            cand = self.near.find(s, fp)
-            if cand:
-                return Verdict(
-                    "near", duplicate=DuplicateMatch(cand.document_id, "near", cand.similarity, cand.story_id)
-                )
+        near = self.near_match(s, fp) if self.near_on else None
+        if near:
+            return Verdict("near", duplicate=near)
         if self.writethru and fp and self.near_on:
             found = self.writethru.find(s, fp, doc.text)
             if found:
                 return Verdict("update", update=found)
         return Verdict("new")
+
+    def near_match(self, s: Session, fp: Fingerprint | None) -> DuplicateMatch | None:
+        """The confirmed near duplicate of ``fp`` in the index (None: none, or no index)."""
+        if self.near is None or fp is None:
+            return None
+        cand = self.near.find(s, fp)
+        return DuplicateMatch(cand.document_id, "near", cand.similarity, cand.story_id) if cand else None
 
     # -- for people: `seedworker dedup check` ------------------------------------------------------
     def explain(self, s: Session, doc: NormalisedDocument, fp: Fingerprint, *, show: int = 5) -> dict[str, Any]:

@@ -123,21 +123,11 @@ class DocumentStore:
 
     # -- the deduplicate stage's read side ---------------------------------------------------
     def find_duplicate(self, canonical_hash: str, text: str | None = None) -> DuplicateMatch | None:
-        """Exact match by hash, else (given the text and near detection on) the nearest match."""
+        """Exact match by hash, else (given the text and near detection on) the nearest match:
+        the decision's own exact and near steps, read without locks."""
+        fp = self.near.fingerprint(text) if self.near and text is not None else None
         with self.session() as s:
-            return self._find_exact(s, canonical_hash) or (
-                self._find_near(s, self.near.fingerprint(text)) if self.near and text is not None else None
-            )
-
-    @staticmethod
-    def _find_exact(s: Session, canonical_hash: str) -> DuplicateMatch | None:
-        return find_exact(s, canonical_hash)
-
-    def _find_near(self, s: Session, fp: Fingerprint | None) -> DuplicateMatch | None:
-        if self.near is None or fp is None:
-            return None
-        cand = self.near.find(s, fp)
-        return DuplicateMatch(cand.document_id, "near", cand.similarity, cand.story_id) if cand else None
+            return find_exact(s, canonical_hash) or self._decider.near_match(s, fp)
 
     @property
     def _writer(self) -> OutcomeWriter:
