@@ -28,7 +28,6 @@ import functools
 import importlib.util
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.models import NormalisedDocument, Tag
@@ -122,16 +121,6 @@ def common_words(language: str) -> frozenset[str]:
     return frozenset(fold(w) for line in path.read_text(encoding="utf-8").split() for w in _WORD.findall(line))
 
 
-@dataclass
-class _Candidate:
-    words: tuple[str, ...]
-    surface: str
-    first: int
-    count: int = 0
-    lead: bool = False
-    spans: list[tuple[int, int]] = field(default_factory=list)
-
-
 class PhraseKeywords:
     """A keyword extractor for :class:`~worker.pipeline.tag.Tagger` (``keywords=``).
 
@@ -149,39 +138,41 @@ class PhraseKeywords:
         language = doc.language if doc.language not in ("", "und") else self.default_language
         stop, common = stopwords(language), common_words(language)
         folded = fold(text)
-        candidates = _candidates(text, folded, stop, trim_past=language == "en")
+        counts, firsts = _candidates(text, folded, stop, trim_past=language == "en")
         scored = []
-        for key, cand in candidates.items():
-            single = len(cand.words) == 1
-            if single and (
-                len(cand.words[0]) < 3 or (cand.count < 2 and (cand.words[0] in common or len(cand.words[0]) < 4))
-            ):
-                continue
-            rarity = sum(_COMMON_WEIGHT if w in common else 1.0 for w in cand.words) / len(cand.words)
-            score = cand.count * rarity * (1 + _PHRASE_BONUS * (len(cand.words) - 1))
-            if single and cand.count < 2:
-                score *= _LONE_WORD
-            if cand.lead:
+        for key, count in counts.items():
+            words = key.split(" ")
+            if len(words) == 1:
+                if len(key) < 3 or (count < 2 and (key in common or len(key) < 4)):
+                    continue
+                score = (_COMMON_WEIGHT if key in common else 1.0) * count
+                if count < 2:
+                    score *= _LONE_WORD
+            else:
+                rarity = sum(_COMMON_WEIGHT if w in common else 1.0 for w in words) / len(words)
+                score = count * rarity * (1 + _PHRASE_BONUS * (len(words) - 1))
+            first = firsts[key]
+            if first < _LEAD_CHARS:
                 score *= _LEAD_BONUS
-            scored.append((-score, cand.first, key, cand))
-        scored.sort(key=lambda s: s[:3])
-        chosen: list[tuple[float, _Candidate]] = []
-        for negative, _, _, cand in scored:
-            words = set(cand.words)
-            if any(words <= set(kept.words) or set(kept.words) <= words for _, kept in chosen):
+            scored.append((-score, first, key))
+        scored.sort()
+        chosen: list[tuple[float, str, frozenset[str]]] = []
+        for negative, first, key in scored:
+            kept_words = frozenset(key.split(" "))
+            if any(kept_words <= kept or kept <= kept_words for _, _, kept in chosen):
                 continue
-            chosen.append((-negative, cand))
+            chosen.append((-negative, text[first : first + len(key)], kept_words))
             if len(chosen) == self.top:
                 break
         tags = []
-        for score, cand in chosen:
-            spans = find_phrase(text, cand.surface, folded)
+        for score, surface, _ in chosen:
+            spans = find_phrase(text, surface, folded)
             if not spans:
                 continue
             tags.append(
                 Tag(
                     kind="keyword",
-                    name=cand.surface.casefold(),
+                    name=surface.casefold(),
                     source=SOURCE,
                     score=round(score / (1.0 + score), 4),
                     count=len(spans),
@@ -192,49 +183,81 @@ class PhraseKeywords:
         return sorted(tags, key=lambda t: t.name)
 
 
-def _candidates(text: str, folded: str, stop: frozenset[str], *, trim_past: bool = False) -> dict[str, _Candidate]:
-    """Maximal runs of content words, counted by their folded form.  ``trim_past``: a
-    lower-case run does not end in an English past tense (``city council voted``: the
-    subject, then its verb); the verb is dropped."""
-    found: dict[str, _Candidate] = {}
-    run: list[tuple[int, int, str, bool]] = []  # (start, end, folded word, capitalised)
+# What _candidates needs to know of a token (a folded word as it stands in the text), by
+# token, per (stopwords, trim_past): _BREAK for a word that ends a run (a stopword, a word of
+# one character, a number); else the length of a possessive ending to cut (0 or 2), plus
+# _PAST for an English past tense that a lower-case run does not end in.
+_BREAK = -1
+_PAST = 4
+_TOKEN_CACHE_MAX = 100_000
+_token_kinds: dict[tuple[frozenset[str], bool], dict[str, int]] = {}
 
-    def close() -> None:
-        while trim_past and run and not run[-1][3] and _past_tense(run[-1][2]):
-            run.pop()
-        if run and len(run) <= _MAX_PHRASE_WORDS:
-            words = tuple(w for _, _, w, _ in run)
-            key = " ".join(words)
-            start, end = run[0][0], run[-1][1]
-            cand = found.get(key)
-            if cand is None:
-                cand = found[key] = _Candidate(words, text[start:end], start)
-            cand.count += 1
-            cand.lead = cand.lead or start < _LEAD_CHARS
-        run.clear()
+
+def _token_kind(token: str, stop: frozenset[str], trim_past: bool) -> int:
+    cut = 2 if token.endswith(_POSSESSIVE) else 0
+    word = token[:-cut] if cut else token
+    if word in stop or len(word) < 2 or word[0].isdigit():
+        return _BREAK
+    return cut | (_PAST if trim_past and _past_tense(word) else 0)
+
+
+def _candidates(
+    text: str, folded: str, stop: frozenset[str], *, trim_past: bool = False
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Maximal runs of content words, counted by their folded form (the words joined by one
+    space: the run's span of the folded text), with where each first occurs.  ``trim_past``:
+    a lower-case run does not end in an English past tense (``city council voted``: the
+    subject, then its verb); the verb is dropped.
+
+    One pass over the words; a run is its start, its word count and end, and the word count
+    and end it has without its trailing past tenses (all words of a run are capitalised or
+    none is: a change ends the run)."""
+    kinds = _token_kinds.setdefault((stop, trim_past), {})
+    if len(kinds) > _TOKEN_CACHE_MAX:
+        kinds.clear()
+    counts: dict[str, int] = {}
+    firsts: dict[str, int] = {}
+
+    def add(start: int, n: int, end: int) -> None:
+        if 0 < n <= _MAX_PHRASE_WORDS:
+            key = folded[start:end]
+            if key in counts:
+                counts[key] += 1
+            else:
+                counts[key] = 1
+                firsts[key] = start
 
     for segment in _SEGMENT.finditer(text):  # words with single spaces between them
         pos = segment.start()
+        n = kept = run_start = end = kept_end = 0
+        capital = False
         for token in folded[pos : segment.end()].split(" "):
             start = pos
-            end = pos = start + len(token)
-            pos += 1
-            possessive = token.endswith(_POSSESSIVE)
-            word = token[:-2] if possessive else token
-            end -= len(token) - len(word)
-            if word in stop or len(word) < 2 or word[0].isdigit():
-                if run:
-                    close()
+            pos += len(token) + 1
+            kind = kinds.get(token)
+            if kind is None:
+                kind = kinds[token] = _token_kind(token, stop, trim_past)
+            if kind == _BREAK:
+                if n:
+                    add(run_start, n, end) if capital else add(run_start, kept, kept_end)
+                    n = 0
                 continue
-            capital = text[start].isupper()
-            if run and run[-1][3] != capital:
-                close()
-            run.append((start, end, word, capital))
-            if possessive:
-                close()
-        if run:
-            close()
-    return found
+            upper = text[start].isupper()
+            if n and upper != capital:
+                add(run_start, n, end) if capital else add(run_start, kept, kept_end)
+                n = 0
+            if not n:
+                run_start, capital, kept = start, upper, 0
+            n += 1
+            end = start + len(token) - (kind & 3)
+            if not kind & _PAST:
+                kept, kept_end = n, end
+            if kind & 3:  # a possessive ends the run
+                add(run_start, n, end) if capital else add(run_start, kept, kept_end)
+                n = 0
+        if n:
+            add(run_start, n, end) if capital else add(run_start, kept, kept_end)
+    return counts, firsts
 
 
 def _past_tense(word: str) -> bool:
