@@ -10,10 +10,18 @@
 from __future__ import annotations
 
 import bisect
+import importlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from worker.pipeline.casefold import fold
+
+_sre_parser: Any = importlib.import_module("re._parser")  # re's own parser (sre_parse)
+_sre_constants: Any = importlib.import_module("re._constants")
+_LITERAL, _SUBPATTERN, _BRANCH = _sre_constants.LITERAL, _sre_constants.SUBPATTERN, _sre_constants.BRANCH
+_REPEATS = (_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT, _sre_constants.POSSESSIVE_REPEAT)
 
 __all__ = [
     "FOLD_TRAPS",
@@ -24,6 +32,7 @@ __all__ = [
     "Words",
     "literal_atoms",
     "regex_finder",
+    "required_literals",
     "term_atoms",
     "trie",
     "whole_words",
@@ -177,10 +186,94 @@ class Words:
 
 
 def regex_finder(pattern: re.Pattern[str]) -> Callable[[str], list[tuple[int, int, float]]]:
+    """The non-empty matches of ``pattern``.  A text that holds none of the strings every
+    match contains (:func:`required_literals`) is not scanned: one ``str`` search per string
+    instead of the regex's scan (a case-insensitive alternation tries every position)."""
+    needles = required_literals(pattern)
+
     def find(text: str) -> list[tuple[int, int, float]]:
+        if needles is not None and not _holds_any(text, needles):
+            return []
         return [(m.start(), m.end(), 1.0) for m in pattern.finditer(text) if m.end() > m.start()]
 
     return find
+
+
+#: (string, case-insensitive): one of them is in every match of a pattern.
+Needles = frozenset[tuple[str, bool]]
+
+
+def _holds_any(text: str, needles: Needles) -> bool:
+    folded: str | None = None
+    for needle, insensitive in needles:
+        if insensitive:
+            if folded is None:
+                folded = fold(text)
+            if needle in folded:
+                return True
+        elif needle in text:
+            return True
+    return False
+
+
+def required_literals(pattern: re.Pattern[str]) -> Needles | None:
+    """Strings one of which every match of ``pattern`` contains, from its parse tree, or
+    None when there are none to find (the pattern is scanned always).  A case-insensitive
+    string is folded (worker/pipeline/casefold.py): it is then in ``fold(text)`` wherever
+    ``re.IGNORECASE`` matched it.  Only literal characters, groups, alternations and
+    repeats of at least one are looked into; everything else (classes, ``.``, lookarounds,
+    back-references, optional parts) only ends a run of literal characters."""
+    try:
+        tree = _sre_parser.parse(pattern.pattern, pattern.flags)
+    except Exception:  # a pattern re compiled but this parser does not know: scan always
+        return None
+    return _required(tree, pattern.flags)
+
+
+def _required(items: Any, flags: int) -> Needles | None:
+    best: Needles | None = None
+
+    def consider(found: Needles | None) -> None:
+        nonlocal best
+        if found and all(needle for needle, _ in found) and (best is None or _rank(found) > _rank(best)):
+            best = found
+
+    run: list[str] = []
+    run_insensitive = False
+    for op, av in items:
+        if op is _LITERAL:
+            insensitive = bool(flags & re.IGNORECASE)
+            if run and insensitive != run_insensitive:
+                consider(_run(run, run_insensitive))
+                run = []
+            run.append(chr(av))
+            run_insensitive = insensitive
+            continue
+        if run:
+            consider(_run(run, run_insensitive))
+            run = []
+        if op is _SUBPATTERN:
+            _, add, remove, sub = av
+            consider(_required(sub, (flags | add) & ~remove))
+        elif op is _BRANCH:
+            branches = [_required(sub, flags) for sub in av[1]]
+            if all(b is not None for b in branches):
+                consider(frozenset().union(*branches))  # type: ignore[arg-type]
+        elif op in _REPEATS and av[0] >= 1:
+            consider(_required(av[2], flags))
+    if run:
+        consider(_run(run, run_insensitive))
+    return best
+
+
+def _run(chars: list[str], insensitive: bool) -> Needles:
+    text = "".join(chars)
+    return frozenset({(fold(text) if insensitive else text, insensitive)})
+
+
+def _rank(needles: Needles) -> tuple[int, int]:
+    """The more selective: the longest shortest string, then the fewer strings."""
+    return (min(len(n) for n, _ in needles), -len(needles))
 
 
 class FuzzyFinder:
