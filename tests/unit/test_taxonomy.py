@@ -427,6 +427,7 @@ def _rules(draw: st.DrawFn) -> Taxonomy:
             "algorithm": algorithm,
             "case_sensitive": draw(st.booleans()),
             "fields": draw(st.sampled_from([["title", "text"], ["text"], ["title"]])),
+            "min_count": draw(st.integers(1, 3)),
         }
     return rules(**tags)
 
@@ -440,7 +441,8 @@ def _rules(draw: st.DrawFn) -> Taxonomy:
 def test_one_pass_scanner_finds_what_the_regexes_find(taxonomy: Taxonomy, text: str, title: str | None) -> None:
     """Whole words, phrases over any whitespace, wildcards, terms that start or end with
     punctuation, case folding (İ, ı, ſ, K, final sigma), overlapping and nested terms,
-    characters outside the BMP: the scanner gives every rule the matches of its regex."""
+    characters outside the BMP: the scanner gives every rule the matches of its regex, and the
+    tag built from them (Rule._apply_scanned) is the one built from the regexes' matches."""
     d = doc(text, title)
     assert taxonomy.match(d) == ungated(taxonomy, d)
 

@@ -250,6 +250,8 @@ class Rule:
         return sorted(merged.values(), key=lambda m: (order[m.field], m.start, m.end))
 
     def apply(self, doc: NormalisedDocument, words: Words | None = None, scanned: _Scanned | None = None) -> Tag | None:
+        if scanned is not None:
+            return self._apply_scanned(doc, scanned)
         matches = self.find(doc.title, doc.text, words, scanned)
         if len(matches) < self.spec.min_count:
             return None
@@ -268,6 +270,37 @@ class Rule:
             count=len(matches),
             spans=spans,
             matched=matches[0].text,
+        )
+
+    def _apply_scanned(self, doc: NormalisedDocument, scanned: _Scanned) -> Tag | None:
+        """``apply`` given the scanner's matches of a term rule (never fuzzy): the same tag,
+        from (field, start, end) tuples instead of ``find``'s RuleMatch objects."""
+        spec = self.spec
+        fields = spec.fields
+        per_field = [scanned.get(fld, {}) for fld in fields]
+        if spec.algorithm == "all" and not all(
+            any(found.get(i) for found in per_field) for i in range(len(self._finders))
+        ):
+            return None
+        unique = {(order, s, e) for order, found in enumerate(per_field) for spans in found.values() for s, e in spans}
+        if not unique or len(unique) < spec.min_count:
+            return None
+        ordered = sorted(unique)
+        order, start, end = ordered[0]
+        first_field = fields[order]
+        matched = (doc.title or "" if first_field == "title" else doc.text)[start:end]
+        spans = [(s, e) for o, s, e in ordered if fields[o] == "text"][:MAX_SPANS]
+        code = spec.code
+        return Tag(
+            kind="subject" if code else "topic",
+            name=self.name,
+            source=f"rule:{self.name}",
+            scheme=scheme_uri(code) if code else None,
+            code=code,
+            score=1.0,
+            count=len(unique),
+            spans=spans,
+            matched=matched,
         )
 
 
