@@ -92,3 +92,17 @@ def test_find_phrase_on_an_article() -> None:
     text = "Power  plant, power\nplant and POWER PLANTS; the power-plant. powerplant"
     assert find_phrase(text, "power plant") == regex_spans(text, "power plant") == [(0, 12), (14, 25)]
     assert find_phrase(text, "") == []
+
+
+def test_the_last_fold_is_remembered_by_identity_only() -> None:
+    """``fold`` keeps the last long text's fold: asked again for that very object it answers
+    from memory; an equal text built anew, or a different one, is folded afresh."""
+    from worker.pipeline import casefold
+
+    text = "Straße İstanbul ΟΔΟΣ " * 10
+    assert fold(text) == casefold._fold(text) == fold(text)
+    assert casefold._memo[0][0] is text
+    assert fold(text.upper()) == casefold._fold(text.upper())
+    rebuilt = "".join(list(text))
+    assert rebuilt is not text and fold(rebuilt) == casefold._fold(text)
+    assert fold("short") == "short"

@@ -51,8 +51,25 @@ _CLASS_MEMBER = re.compile("[" + "".join(sorted({chr(c) for c in _TO_CLASS})) + 
 _DOTTED_CAPITAL_I = "\u0130"  # str.lower: "i̇" (two characters); re's simple mapping: "i"
 
 
+# The last text folded and its fold: the tag stage folds one document's text several times
+# (the taxonomy's scanner, regex rules' pre-filter, keywords).  Kept by identity (the text
+# object itself is held, so its id cannot be reused), for texts up to _MEMO_MAX characters.
+_MEMO_MAX = 1 << 20
+_memo: list[tuple[str, str]] = [("", "")]  # one entry, replaced whole (thread-safe)
+
+
 def fold(text: str) -> str:
     """``text`` with every character replaced by its class under ``re.IGNORECASE``; same length."""
+    last, last_folded = _memo[0]
+    if text is last:
+        return last_folded
+    folded = _fold(text)
+    if 64 < len(text) <= _MEMO_MAX:
+        _memo[0] = (text, folded)
+    return folded
+
+
+def _fold(text: str) -> str:
     if text.isascii():
         return text.lower()
     if _DOTTED_CAPITAL_I in text:
