@@ -101,7 +101,7 @@ def find_phrase(text: str, phrase: str, folded: str | None = None) -> list[tuple
     pos = 0
     while (start := folded.find(first, pos)) >= 0:
         end = start + len(first)
-        if start and is_word(text[start - 1]):
+        if start and ((ch := text[start - 1]).isalnum() or ch == "_"):  # is_word, inlined
             pos = start + 1
             continue
         for word in rest:

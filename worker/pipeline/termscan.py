@@ -26,6 +26,7 @@ import ahocorasick
 from worker.pipeline.casefold import fold, is_word
 
 _WORD_CHAR = re.compile(r"\w")
+_WORD_RUN = re.compile(r"\w*")  # re's \w is casefold.is_word (tests/unit/test_casefold.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,7 @@ class TermScanner:
             haystack = text if cased else fold(text)
             for last, (length, entries) in automaton.iter(haystack):
                 start = last - length + 1
-                free_before = start == 0 or not is_word(text[start - 1])
+                free_before = start == 0 or not ((ch := text[start - 1]).isalnum() or ch == "_")  # is_word
                 for index, rest, wildcard, before, after in entries:
                     if before and not free_before:
                         continue
@@ -102,8 +103,7 @@ class TermScanner:
                     if end < 0:
                         continue
                     if wildcard:
-                        while end < size and is_word(text[end]):
-                            end += 1
+                        end = _WORD_RUN.match(text, end).end()  # type: ignore[union-attr]  # \w* always matches
                     elif after and end < size and is_word(text[end]):
                         continue
                     starts = longest.setdefault(index, {})
