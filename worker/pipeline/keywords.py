@@ -141,14 +141,17 @@ class PhraseKeywords:
         counts, firsts = _candidates(text, folded, stop, trim_past=language == "en")
         scored = []
         for key, count in counts.items():
-            words = key.split(" ")
-            if len(words) == 1:
-                if len(key) < 3 or (count < 2 and (key in common or len(key) < 4)):
-                    continue
-                score = (_COMMON_WEIGHT if key in common else 1.0) * count
+            if " " not in key:  # one word (the same floats as the phrase formula gives it)
                 if count < 2:
-                    score *= _LONE_WORD
+                    if len(key) < 4 or key in common:
+                        continue
+                    score = _LONE_WORD  # count 1, rarity 1.0
+                elif len(key) < 3:
+                    continue
+                else:
+                    score = _COMMON_WEIGHT * count if key in common else float(count)
             else:
+                words = key.split(" ")
                 rarity = sum(_COMMON_WEIGHT if w in common else 1.0 for w in words) / len(words)
                 score = count * rarity * (1 + _PHRASE_BONUS * (len(words) - 1))
             first = firsts[key]
