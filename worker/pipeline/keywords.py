@@ -186,22 +186,26 @@ class PhraseKeywords:
         return sorted(tags, key=lambda t: t.name)
 
 
-# What _candidates needs to know of a token (a folded word as it stands in the text), by
-# token, per (stopwords, trim_past): _BREAK for a word that ends a run (a stopword, a word of
-# one character, a number); else the length of a possessive ending to cut (0 or 2), plus
-# _PAST for an English past tense that a lower-case run does not end in.
+# What _candidates needs to know of a token (a word as it stands in the text), by token, per
+# (stopwords, trim_past): _BREAK for a word that ends a run (a stopword, a word of one
+# character, a number, once folded); else the length of a possessive ending to cut (0 or 2),
+# plus _PAST for an English past tense that a lower-case run does not end in, plus _UPPER for
+# a word that starts with a capital.  ``fold`` works character by character, so a token's
+# fold is the folded text's token.
 _BREAK = -1
 _PAST = 4
+_UPPER = 8
 _TOKEN_CACHE_MAX = 100_000
 _token_kinds: dict[tuple[frozenset[str], bool], dict[str, int]] = {}
 
 
 def _token_kind(token: str, stop: frozenset[str], trim_past: bool) -> int:
-    cut = 2 if token.endswith(_POSSESSIVE) else 0
-    word = token[:-cut] if cut else token
+    folded = fold(token)
+    cut = 2 if folded.endswith(_POSSESSIVE) else 0
+    word = folded[:-cut] if cut else folded
     if word in stop or len(word) < 2 or word[0].isdigit():
         return _BREAK
-    return cut | (_PAST if trim_past and _past_tense(word) else 0)
+    return cut | (_PAST if trim_past and _past_tense(word) else 0) | (_UPPER if token[0].isupper() else 0)
 
 
 def _candidates(
@@ -232,9 +236,8 @@ def _candidates(
 
     for segment in _SEGMENT.finditer(text):  # words with single spaces between them
         pos = segment.start()
-        n = kept = run_start = end = kept_end = 0
-        capital = False
-        for token in folded[pos : segment.end()].split(" "):
+        n = kept = run_start = end = kept_end = capital = 0
+        for token in segment.group().split(" "):
             start = pos
             pos += len(token) + 1
             kind = kinds.get(token)
@@ -245,7 +248,7 @@ def _candidates(
                     add(run_start, n, end) if capital else add(run_start, kept, kept_end)
                     n = 0
                 continue
-            upper = text[start].isupper()
+            upper = kind & _UPPER
             if n and upper != capital:
                 add(run_start, n, end) if capital else add(run_start, kept, kept_end)
                 n = 0
