@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worker.errors import EmptyDocument, InputError, InvalidJSON, MissingText, NoExtractableText
 from worker.models import NormalisedDocument
-from worker.pipeline.formats import detect_format
+from worker.pipeline.formats import detect_format, suffix_of
 from worker.pipeline.normalise import normalise, normalise_records
 
 BODY = "The council voted on Tuesday to approve the new budget after a long debate."
@@ -454,3 +456,16 @@ def test_json_with_half_a_million_fields_keeps_ten_thousand_quickly(tmp_path: Pa
     assert time.process_time() - started < 30  # was quadratic: minutes
     assert len(doc.metadata) == 10_000 and doc.metadata["k0"] == 0
     assert doc.warnings == ["metadata: 490000 more field(s) dropped; at most 10000 values are kept"]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.text(alphabet="/.a.b./ x\\\x00é", max_size=16))
+def test_suffix_of_is_pathlibs_suffix(filename: str) -> None:
+    assert suffix_of(filename) == PurePosixPath(filename).suffix
+
+
+@pytest.mark.parametrize(
+    "filename", ["a.txt", "dir/a.tar.gz", ".bashrc", "a.", "a/.", "a/..", "...", "/", "", "x/.hidden.md", "a.B/c"]
+)
+def test_suffix_of_on_file_names(filename: str) -> None:
+    assert suffix_of(filename) == PurePosixPath(filename).suffix
