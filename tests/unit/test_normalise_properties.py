@@ -186,7 +186,12 @@ def _canonical_text_before(text: str) -> str:
 
 
 _MESSY = st.text(
-    alphabet=st.sampled_from(list("ab é\n\t\r\x85\u2028\u00a0\u200b\u3000’“—Ã©â€™\x80\x9d\u0301 ")), max_size=80
+    alphabet=st.sampled_from(
+        list("ab é\n\t\r\x85\u2028\u00a0\u200b\u3000’“—Ã©â€™\x80\x9d\u0301 ")
+        # every character canonical_text folds (quotes, dashes, invisible ones)
+        + list("‘’‚‛′“”„‟″‐‑‒–—―−\u200b\ufeff\u2060\xad\u180e")
+    ),
+    max_size=80,
 )
 
 

@@ -64,6 +64,7 @@ _FOLDS = {
     **dict.fromkeys(_INVISIBLE, ""),
 }
 _FOLDABLE = re.compile(f"[{re.escape(''.join(_FOLDS))}]")
+_FOLD_ITEMS = tuple(_FOLDS.items())
 _WORD = re.compile(r"\w+(?:['’.-]\w+)*")
 _CHUNK = 1 << 20
 
@@ -114,7 +115,11 @@ def canonical_text(text: str) -> str:
     """The folded form two copies of one article share, whatever their typography."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     folded = unicodedata.normalize("NFKC", folded)
-    folded = _FOLDABLE.sub(lambda m: _FOLDS[m[0]], folded)
+    # one str.replace per foldable character the text holds (none of them is in what they
+    # fold to, so the order does not matter): ~5x cheaper than a regex with a callback
+    for char, plain in _FOLD_ITEMS:
+        if char in folded:
+            folded = folded.replace(char, plain)
     # every whitespace run as one space, none at the ends (str.split's whitespace is re's \s):
     # split-and-join is ~3x cheaper on an article, the regex on huge texts (no 10M-item list)
     if len(folded) < _CHUNK:
