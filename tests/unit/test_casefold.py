@@ -99,9 +99,11 @@ def test_the_last_fold_is_remembered_by_identity_only() -> None:
     from memory; an equal text built anew, or a different one, is folded afresh."""
     from worker.pipeline import casefold
 
-    text = "Straße İstanbul ΟΔΟΣ " * 10
+    text = "Straße İstanbul ΟΔΟΣ " * 20
     assert fold(text) == casefold._fold(text) == fold(text)
     assert casefold._memo[0][0] is text
+    assert fold("A title between two folds of the text") == "a title between two folds of the text"
+    assert casefold._memo[0][0] is text  # a short text does not evict it
     assert fold(text.upper()) == casefold._fold(text.upper())
     rebuilt = "".join(list(text))
     assert rebuilt is not text and fold(rebuilt) == casefold._fold(text)

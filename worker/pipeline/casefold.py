@@ -53,7 +53,9 @@ _DOTTED_CAPITAL_I = "\u0130"  # str.lower: "i̇" (two characters); re's simple m
 
 # The last text folded and its fold: the tag stage folds one document's text several times
 # (the taxonomy's scanner, regex rules' pre-filter, keywords).  Kept by identity (the text
-# object itself is held, so its id cannot be reused), for texts up to _MEMO_MAX characters.
+# object itself is held, so its id cannot be reused), for texts of _MEMO_MIN to _MEMO_MAX
+# characters: a title, folded between two folds of the text, is cheap and does not evict it.
+_MEMO_MIN = 256
 _MEMO_MAX = 1 << 20
 _memo: list[tuple[str, str]] = [("", "")]  # one entry, replaced whole (thread-safe)
 
@@ -64,7 +66,7 @@ def fold(text: str) -> str:
     if text is last:
         return last_folded
     folded = _fold(text)
-    if 64 < len(text) <= _MEMO_MAX:
+    if _MEMO_MIN < len(text) <= _MEMO_MAX:
         _memo[0] = (text, folded)
     return folded
 
