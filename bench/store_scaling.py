@@ -265,17 +265,26 @@ def _database(backend: str, size: int, workdir: Path, template: Template) -> Dat
     return Database(backend, size, url)
 
 
-def _cpu_of(pids: set[int]) -> float:
-    """Seconds of CPU (user + system) the processes used so far (0 for those gone)."""
+def _cpu_of(pids: set[int]) -> dict[tuple[int, str], float]:
+    """Seconds of CPU (user + system) each server backend used so far, keyed by pid and start
+    time: a backend that ended and a pid the kernel gave to another process since are told
+    apart from the backend that had it (a bare pid once counted an unrelated busy process)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    out: dict[tuple[int, str], float] = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / tick
+        if comm.startswith("postgres"):
+            out[(pid, fields[19])] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _cpu_between(before: dict[tuple[int, str], float], after: dict[tuple[int, str], float]) -> float:
+    """CPU the backends used between two readings (a backend born in between counts whole)."""
+    return sum(seconds - before.get(key, 0.0) for key, seconds in after.items())
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -371,7 +380,7 @@ def run(sizes: list[int], backends: list[str], *, docs: int, rounds: int, group:
                 cpu, server = time.process_time(), _cpu_of(db.server_pids)
                 seen = _store_all(rt, timed, group)
                 client_ms = (time.process_time() - cpu) / len(timed) * 1000
-                server_ms = (_cpu_of(db.server_pids) - server) / len(timed) * 1000
+                server_ms = _cpu_between(server, _cpu_of(db.server_pids)) / len(timed) * 1000
                 per[db.size]["client"].append(client_ms)
                 per[db.size]["server"].append(server_ms)
                 print(f"  {backend} {db.size:>9,} round {r + 1}: client {client_ms:.3f} ms/doc, "
