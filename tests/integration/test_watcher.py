@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from worker.models import FileSummary, IngestResult, Outcome, Reply
 from worker.settings import Settings
 from worker.watcher import InboxWatcher
 from worker.watcher.loop import IDLE_TICK
+from worker.watcher.replies import ReplyListener
 
 
 def _settings(tmp_path: Path, **kw: Any) -> Settings:
@@ -495,3 +497,51 @@ def test_an_archive_folder_that_cannot_be_fsynced_keeps_its_files_claimed(
     w.outcomes.finish(_stored_reply(keys))
     assert w.in_flight == 1 and w.claims.get(keys["sub/b.txt"]) is not None
     assert w.claims.get(keys["a.txt"]) is None
+
+
+def test_the_running_loop_waits_for_replies_without_polling_the_reply_list(
+    make_watcher: Any, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: with files in flight the loop read the reply list every 50 ms.  Now the reply
+    listener waits for replies (BRPOP) and wakes the loop when one comes: the loop ticks rarely
+    while it waits, and a reply is still acted on at once."""
+    w = make_watcher()
+    reads: list[float] = []
+    real_rpop = w.redis.rpop
+
+    def counting_rpop(*args: Any, **kw: Any) -> Any:
+        reads.append(time.monotonic())
+        return real_rpop(*args, **kw)
+
+    monkeypatch.setattr(w.redis, "rpop", counting_rpop)
+    with Running(w):
+        (w.inbox / "a.txt").write_bytes(b"hello")
+        [msg] = wait_queued(redis_client, 1)
+        time.sleep(0.3)  # the claim's own ticks are over
+        before = len(reads)
+        time.sleep(1.5)
+        assert len(reads) - before <= 5  # was 30 (one read every 50 ms)
+        key = msg["kwargs"]["request"]["idempotency_key"]
+        replied = time.monotonic()
+        _reply(redis_client, w.reply_key, Outcome(status="stored", key=key, filename="a.txt", document_id="doc_a"))
+        while w.in_flight and time.monotonic() < replied + 5:
+            time.sleep(0.01)
+        assert w.in_flight == 0 and time.monotonic() - replied < 0.4  # woken by the reply, not a tick
+    assert (Path(str(w.settings.archive_dir)) / "a.txt").read_bytes() == b"hello"
+
+
+def test_replies_the_listener_holds_when_it_stops_go_back_to_the_list_in_order(redis_client: redis.Redis) -> None:
+    wake = threading.Event()
+    listener = ReplyListener(redis_client, "seedworker:reply:test-listener", wake)
+    redis_client.delete(listener.key)
+    listener.start()
+    try:
+        for i in range(3):
+            redis_client.lpush(listener.key, f"r{i}")  # as the worker pushes them
+        deadline = time.monotonic() + 5
+        while redis_client.llen(listener.key) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert wake.is_set()
+    finally:
+        listener.stop()
+    assert redis_client.rpop(listener.key, 10) == [b"r0", b"r1", b"r2"]  # oldest first, as before
