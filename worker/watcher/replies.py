@@ -17,7 +17,8 @@ from worker.logs import get_logger
 
 log = get_logger("seedworker.watcher")
 
-REPLY_WAIT_SECONDS = 1.0
+#: Whole seconds: a fractional BRPOP timeout needs Redis 6.
+REPLY_WAIT_SECONDS = 1
 #: After a Redis error the listener waits this long before it tries again.
 ERROR_PAUSE_SECONDS = 0.5
 
