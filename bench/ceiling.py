@@ -7,7 +7,9 @@ batches as the watcher sends them (``WATCH_BATCH`` files, default 16, at most
 ``BATCH_MAX_BYTES`` of content), each request built by ``IngestRequest.from_bytes``, then
 ``process.prepare`` for each, ``process.tag_many`` for the batch (one ``Tagger.tag_many``:
 NER runs one ``nlp.pipe`` over the batch with ``NER_BATCH_SIZE``, as in the worker) and
-``process.store`` for each (dedup decision and write, one transaction with the outbox row).
+``process.store_many`` for the batch (dedup decisions and writes, one transaction with the
+outbox rows, as ``seedworker.ingest_batch`` does); a file sent alone runs ``seedworker.ingest``'s
+``process.tag`` and ``process.store``.
 The stage CPU it reports is therefore the stage CPU of the end-to-end run, without the
 message path.  The children start together (each says ``ready`` on stdout and waits for
 ``go`` on stdin) and report JSON, so the ceiling is total documents / (last finish − first
@@ -61,9 +63,38 @@ def _settings(profile: str, data_dir: Path, database_url: str = "") -> Any:
     )
 
 
-def _child_stages(profile: str, database_url: str, broker_url: str, share: Share, data_dir: Path) -> dict[str, Any]:
+def stage_batch(rt: Any, settings: Any, named: list[tuple[str, bytes, str]]) -> tuple[dict[str, float], list[Any]]:
+    """What the worker runs for one message of the watcher, timed by stage: a group of files is
+    one ``seedworker.ingest_batch`` (prepare each request, tag them all in one
+    ``Tagger.tag_many`` call, i.e. one ``nlp.pipe`` over the batch, and store them all with one
+    ``process.store_many``, one transaction); a file sent alone is ``seedworker.ingest``
+    (``process.tag``, ``process.store``).  Returns the CPU seconds per stage and the results."""
     from worker import process
     from worker.models import IngestRequest
+
+    clock = time.process_time
+    requests = [
+        (
+            IngestRequest.from_bytes(data, filename=name, source="inbox", metadata={"path": name}, idempotency_key=key),
+            key,
+        )
+        for name, data, key in named
+    ]
+    t0 = clock()
+    batches = [process.prepare(request, key, max_bytes=settings.max_file_bytes) for request, key in requests]
+    t1 = clock()
+    if len(batches) > 1:
+        batches = process.tag_many(batches, rt.tagger)
+        t2 = clock()
+        results = process.store_many(batches, rt.store, max_bytes=settings.max_file_bytes)
+    else:
+        batches = [process.tag(batches[0], rt.tagger)]
+        t2 = clock()
+        results = [process.store(batches[0], rt.store, max_bytes=settings.max_file_bytes)]
+    return {"prepare": t1 - t0, "tag": t2 - t1, "store": clock() - t2}, results
+
+
+def _child_stages(profile: str, database_url: str, broker_url: str, share: Share, data_dir: Path) -> dict[str, Any]:
     from worker.runtime import Runtime
 
     settings = _settings(profile, data_dir, database_url)
@@ -74,27 +105,11 @@ def _child_stages(profile: str, database_url: str, broker_url: str, share: Share
     size = batch_size(settings)
 
     def run_batch(named: list[tuple[str, bytes, str]]) -> dict[str, float]:
-        """One ``seedworker.ingest_batch``: prepare each request, tag them all in one
-        ``Tagger.tag_many`` call (one ``nlp.pipe`` over the batch), store each."""
-        requests = [
-            (
-                IngestRequest.from_bytes(
-                    data, filename=name, source="inbox", metadata={"path": name}, idempotency_key=key
-                ),
-                key,
-            )
-            for name, data, key in named
-        ]
-        t0 = clock()
-        batches = [process.prepare(request, key, max_bytes=settings.max_file_bytes) for request, key in requests]
-        t1 = clock()
-        batches = process.tag_many(batches, rt.tagger) if len(batches) > 1 else [process.tag(batches[0], rt.tagger)]
-        t2 = clock()
-        for batch in batches:
-            result = process.store(batch, rt.store, max_bytes=settings.max_file_bytes)
+        stages, results = stage_batch(rt, settings, named)
+        for result in results:
             for o in result.outcomes:
                 outcomes[o.status if o.status != "duplicate" else f"duplicate_{o.duplicate_kind}"] += 1
-        return {"prepare": t1 - t0, "tag": t2 - t1, "store": clock() - t2}
+        return stages
 
     clock = time.process_time
     outcomes: Counter[str] = Counter()

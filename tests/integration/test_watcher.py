@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +17,12 @@ import redis
 
 from tests.support.inbox import Running, inbox_settings, queued, wait_queued
 from worker.app import create_app
+from worker.inbox import fs
 from worker.models import FileSummary, IngestResult, Outcome, Reply
 from worker.settings import Settings
 from worker.watcher import InboxWatcher
 from worker.watcher.loop import IDLE_TICK
+from worker.watcher.replies import ReplyListener
 
 
 def _settings(tmp_path: Path, **kw: Any) -> Settings:
@@ -275,7 +278,7 @@ def test_a_file_that_cannot_be_moved_stays_claimed(
     stored = Outcome(status="stored", key=key, filename="a.txt", document_id="doc_1")
     reply = {"filename": "a.txt", "outcomes": [stored.model_dump(mode="json")]}
 
-    def disk_full(*_: object) -> None:
+    def disk_full(*_: object, **__: object) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("worker.inbox.fs.move_at", disk_full)
@@ -428,3 +431,117 @@ def _wait_idle(w: InboxWatcher) -> None:
     while w.in_flight and time.monotonic() < deadline:
         time.sleep(0.05)
     assert w.in_flight == 0
+
+
+def _sent_keys(msgs: list[dict[str, Any]]) -> dict[str, str]:
+    """File path (``metadata.path``) -> idempotency key, over single and batch messages."""
+    requests = [r for m in msgs for r in (m["kwargs"].get("requests") or [m["kwargs"]["request"]])]
+    return {r["metadata"]["path"]: r["idempotency_key"] for r in requests}
+
+
+def _claimed_and_sent(w: InboxWatcher, redis_client: redis.Redis, names: list[str]) -> dict[str, str]:
+    with Running(w):
+        for name in names:
+            (w.inbox / name).parent.mkdir(parents=True, exist_ok=True)
+            (w.inbox / name).write_bytes(b"text of " + name.encode())
+        deadline = time.monotonic() + 15
+        while len(keys := _sent_keys(queued(redis_client))) < len(names) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert sorted(keys) == sorted(names)
+    return keys
+
+
+def _stored_reply(keys: dict[str, str]) -> Reply:
+    outcomes = [
+        Outcome(status="stored", key=key, filename=Path(path).name, document_id=f"doc_{i}")
+        for i, (path, key) in enumerate(sorted(keys.items()))
+    ]
+    return Reply(filename=f"{len(outcomes)} files", outcomes=outcomes)
+
+
+def test_a_reply_archives_its_files_with_one_fsync_per_archive_folder(
+    make_watcher: Any, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: the archive folder is fsynced once per reply and folder, after the reply's
+    last rename into it, not once per file; then each file is finished, as before."""
+    w = make_watcher()
+    names = ["a.txt", "b.txt", "c.txt", "sub/d.txt", "sub/e.txt"]
+    keys = _claimed_and_sent(w, redis_client, names)
+    synced: list[int] = []
+    real = fs.fsync_dir
+    monkeypatch.setattr("worker.inbox.fs.fsync_dir", lambda fd: (synced.append(fd), real(fd)))
+    w.outcomes.finish(_stored_reply(keys))
+    assert len(synced) == 2  # archive/ and archive/sub/, whatever the number of files
+    archive = Path(str(w.settings.archive_dir))
+    assert sorted(str(p.relative_to(archive)) for p in archive.rglob("*.txt")) == sorted(names)
+    assert w.in_flight == 0 and not any(p.is_file() for p in w.own_dir.rglob("*"))
+
+
+def test_an_archive_folder_that_cannot_be_fsynced_keeps_its_files_claimed(
+    make_watcher: Any, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed fsync of the archive folder is a failed move, as when it was done per file:
+    the claims of the files moved into that folder stay in flight (re-sent later); the other
+    folder's files are finished."""
+    w = make_watcher()
+    keys = _claimed_and_sent(w, redis_client, ["a.txt", "sub/b.txt"])
+    archive = Path(str(w.settings.archive_dir))
+    real = fs.fsync_dir
+
+    def broken_sub(fd: int) -> None:
+        if os.path.samefile(f"/proc/self/fd/{fd}", archive / "sub"):
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr("worker.inbox.fs.fsync_dir", broken_sub)
+    w.outcomes.finish(_stored_reply(keys))
+    assert w.in_flight == 1 and w.claims.get(keys["sub/b.txt"]) is not None
+    assert w.claims.get(keys["a.txt"]) is None
+
+
+def test_the_running_loop_waits_for_replies_without_polling_the_reply_list(
+    make_watcher: Any, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 21: with files in flight the loop read the reply list every 50 ms.  Now the reply
+    listener waits for replies (BRPOP) and wakes the loop when one comes: the loop ticks rarely
+    while it waits, and a reply is still acted on at once."""
+    w = make_watcher()
+    reads: list[float] = []
+    real_rpop = w.redis.rpop
+
+    def counting_rpop(*args: Any, **kw: Any) -> Any:
+        reads.append(time.monotonic())
+        return real_rpop(*args, **kw)
+
+    monkeypatch.setattr(w.redis, "rpop", counting_rpop)
+    with Running(w):
+        (w.inbox / "a.txt").write_bytes(b"hello")
+        [msg] = wait_queued(redis_client, 1)
+        time.sleep(0.3)  # the claim's own ticks are over
+        before = len(reads)
+        time.sleep(1.5)
+        assert len(reads) - before <= 5  # was 30 (one read every 50 ms)
+        key = msg["kwargs"]["request"]["idempotency_key"]
+        replied = time.monotonic()
+        _reply(redis_client, w.reply_key, Outcome(status="stored", key=key, filename="a.txt", document_id="doc_a"))
+        while w.in_flight and time.monotonic() < replied + 5:
+            time.sleep(0.01)
+        assert w.in_flight == 0 and time.monotonic() - replied < 0.4  # woken by the reply, not a tick
+    assert (Path(str(w.settings.archive_dir)) / "a.txt").read_bytes() == b"hello"
+
+
+def test_replies_the_listener_holds_when_it_stops_go_back_to_the_list_in_order(redis_client: redis.Redis) -> None:
+    wake = threading.Event()
+    listener = ReplyListener(redis_client, "seedworker:reply:test-listener", wake)
+    redis_client.delete(listener.key)
+    listener.start()
+    try:
+        for i in range(3):
+            redis_client.lpush(listener.key, f"r{i}")  # as the worker pushes them
+        deadline = time.monotonic() + 5
+        while redis_client.llen(listener.key) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert wake.is_set()
+    finally:
+        listener.stop()
+    assert redis_client.rpop(listener.key, 10) == [b"r0", b"r1", b"r2"]  # oldest first, as before

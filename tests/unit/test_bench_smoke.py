@@ -206,6 +206,42 @@ def test_the_ceiling_runs_the_real_stage_code_in_a_child(tmp_path: Path) -> None
     assert result.batch == 4 and result.outcomes == {"stored": 6}  # in batches as the watcher sends them
 
 
+@pytest.mark.timeout(120)
+def test_the_ceiling_stores_a_batch_as_the_batch_task_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ceiling's stage CPU is subtracted from the end-to-end CPU to give the message path,
+    so it must run what the worker runs: ``seedworker.ingest_batch`` stores a batch with one
+    ``process.store_many`` (one transaction), ``seedworker.ingest`` a file alone with ``process.store``."""
+    from worker import process
+    from worker.runtime import Runtime
+    from worker.services import ensure_schema
+
+    settings = ceiling._settings("fast", tmp_path, f"sqlite:///{tmp_path / 'seedworker.db'}")
+    ensure_schema(settings)
+    rt = Runtime.build(settings, "redis://127.0.0.1:1/0")  # the stages send nothing through it
+    calls: list[tuple[str, int]] = []
+    store_many, store = process.store_many, process.store
+
+    def spy_many(batches: list[Any], *args: Any, **kw: Any) -> Any:
+        calls.append(("store_many", len(batches)))
+        return store_many(batches, *args, **kw)
+
+    def spy_one(batch: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(("store", 1))
+        return store(batch, *args, **kw)
+
+    monkeypatch.setattr(process, "store_many", spy_many)
+    monkeypatch.setattr(process, "store", spy_one)
+    files = corpus.build(4)
+    try:
+        stages, results = ceiling.stage_batch(rt, settings, [(f.name, f.data, f"claim:t-{f.name}") for f in files[:3]])
+        _, alone = ceiling.stage_batch(rt, settings, [(files[3].name, files[3].data, "claim:t-alone")])
+    finally:
+        rt.close()
+    assert calls == [("store_many", 3), ("store", 1)]
+    assert set(stages) == {"prepare", "tag", "store"} and all(v >= 0 for v in stages.values())
+    assert [o.status for r in [*results, *alone] for o in r.outcomes] == ["stored"] * 4
+
+
 def test_the_ceiling_batches_like_the_watcher() -> None:
     files = corpus.build(40)
     groups = batches_of(files, 16)

@@ -50,6 +50,37 @@ def test_structlog_and_standard_library_lines_are_json_with_logger_process_level
     assert kombu["level"] == "warning" and "timestamp" in kombu
 
 
+def test_lines_are_the_same_without_the_records_caller_thread_and_process_fields(json_stream: io.StringIO) -> None:
+    """configure_logging turns off the records' caller, thread and process fields (CPU, issue
+    21); no line showed them: the same lines come out with them on."""
+
+    def lines() -> list[dict[str, Any]]:
+        json_stream.seek(0)
+        json_stream.truncate()
+        get_logger("seedworker.watcher").info("finished", file="a/b.txt", key="claim:1", status="done")
+        logging.getLogger("celery.app.trace").info("Task %s succeeded in %ss", "seedworker.ingest[1]", 0.5)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            get_logger("seedworker.tasks").exception("unexpected error, giving up")
+        return [{k: v for k, v in r.items() if k != "timestamp"} for r in _records(json_stream)]
+
+    assert logging._srcfile is None and not logging.logThreads and not logging.logProcesses
+    fast = lines()
+    saved = (logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing)
+    logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = (
+        logging.__file__,
+        True,
+        True,
+        True,
+    )
+    try:
+        full = lines()
+    finally:
+        logging._srcfile, logging.logThreads, logging.logProcesses, logging.logMultiprocessing = saved
+    assert fast == full and len(fast) == 3 and fast[2]["exception"]
+
+
 def test_httpx_request_lines_are_off_and_url_queries_masked(json_stream: io.StringIO) -> None:
     logging.getLogger("httpx").info('HTTP Request: POST https://h.example/hook?token=SECRET "HTTP/1.1 204"')
     get_logger("x").info("posted", url="https://h.example/hook?token=SECRET")

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "worker" / "watcher"
-JOBS = {"detect", "observer", "claims", "reading", "sending", "outcomes", "loop", "roots"}
+JOBS = {"detect", "observer", "claims", "reading", "sending", "outcomes", "replies", "loop", "roots"}
 
 
 def _lines(path: Path) -> int:

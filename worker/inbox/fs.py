@@ -168,18 +168,22 @@ def write_file_at(dir_fd: int, name: str, data: bytes, mode: int = 0o666) -> Non
     fsync_dir(dir_fd)
 
 
-def move_at(src_dir: int, src_name: str, dst_dir: int, dst_name: str) -> None:
+def move_at(src_dir: int, src_name: str, dst_dir: int, dst_name: str, *, sync: bool = True) -> None:
     """Move a file from one folder handle to another so that the destination name only ever
     holds the whole file (issue 19 §11: ``shutil.move`` across filesystems left 0-byte and
     partial files under real names when the disk filled up).
 
-    Same filesystem: one ``rename``.  Across filesystems: copy to a hidden temporary name in
-    the destination, ``fsync``, rename it into place, then unlink the source; any error removes
-    the temporary copy and leaves the source where it was.
+    Same filesystem: one ``rename``, then the destination folder is fsynced, unless
+    ``sync=False``: then the caller fsyncs it (``fsync_dir``) once after several moves into
+    it (the watcher archiving a reply's files: one fsync per folder instead of one per file).
+    Across filesystems: copy to a hidden temporary name in the destination, ``fsync``, rename
+    it into place, fsync the destination folder (always: the source is unlinked next), then
+    unlink the source; any error removes the temporary copy and leaves the source where it was.
     """
     try:
         os.rename(_component(src_name), _component(dst_name), src_dir_fd=src_dir, dst_dir_fd=dst_dir)
-        fsync_dir(dst_dir)
+        if sync:
+            fsync_dir(dst_dir)
         return
     except OSError as exc:
         if exc.errno != errno.EXDEV:

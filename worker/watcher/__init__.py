@@ -6,6 +6,7 @@
 * ``reading``   reading a claimed file safely (no links, no FIFOs, never over the limit)
 * ``sending``   the one send path (shared with ``worker.client``) and the watcher's messages
 * ``outcomes``  replies: files to archive/ or failed/ with their ``.error.json``
+* ``replies``   the reply listener: waits for replies in a thread and wakes the loop
 * ``loop``      ``InboxWatcher``, which runs them
 * ``roots``     handles on the inbox, the processing folder, archive/ and failed/
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import hmac
 import os
@@ -146,12 +147,13 @@ class Claim:
         """The claimed entry's name in the folder that holds it."""
         return self.path.name
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """The file name as messages, events and logs show it (see ``display_name``)."""
+        """The file name as messages, events and logs show it (see ``display_name``); computed
+        once (``rel`` never changes), as ``shown``."""
         return display_name(self.rel.name)
 
-    @property
+    @functools.cached_property
     def shown(self) -> str:
         """The path relative to the inbox, as messages, events and logs show it."""
         return "/".join(display_name(part) for part in self.rel.parts)

@@ -30,6 +30,7 @@ from worker.watcher.claims import Claims, claim_secret
 from worker.watcher.detect import Detector
 from worker.watcher.outcomes import Outcomes
 from worker.watcher.reading import Reader
+from worker.watcher.replies import ReplyListener
 from worker.watcher.roots import Roots
 from worker.watcher.sending import Sender
 
@@ -66,6 +67,7 @@ class InboxWatcher:
         self.sender = Sender(self.settings, self.app, self.claims, self.reader, self.reply_key, self.broker)
         self.outcomes = Outcomes(self.settings, self.claims, self.reader, self.sender)
         self.detect = Detector(self.settings, self.roots, self.wake)
+        self.replies: ReplyListener | None = None  # while run() runs
 
     @property
     def observer(self) -> BaseObserver | None:
@@ -90,6 +92,8 @@ class InboxWatcher:
 
     def run(self) -> None:
         self.start()
+        self.replies = ReplyListener(self.redis, self.reply_key, self.wake)
+        self.replies.start()
         try:
             while not self.stop_event.is_set():
                 self.wake.clear()
@@ -99,6 +103,8 @@ class InboxWatcher:
                 self.detect.scan_if_due(now)
                 self.wake.wait(self.next_wait())
         finally:
+            listener, self.replies = self.replies, None
+            listener.stop()  # what it took after the last tick goes back to the list
             self.stop()
 
     def stop(self) -> None:
@@ -118,13 +124,15 @@ class InboxWatcher:
     def next_wait(self) -> float:
         """Seconds until the next tick: ``TICK``, or less when a file's quiet time ends sooner,
         so a file is taken when it is ready rather than at the next tick (latency); ``IDLE_TICK``
-        with nothing noted and nothing in flight."""
+        with nothing noted and nothing in flight.  While the reply listener runs, a reply wakes
+        the loop, so waiting for replies needs no ``TICK``: ``IDLE_TICK`` then too."""
+        poll = TICK if self.replies is None else IDLE_TICK
         if self._room() == 0:
-            return TICK  # files wait for replies, not for their quiet time
+            return poll  # files wait for replies, not for their quiet time
         due = self.detect.next_due()
         if due is None:
-            return TICK if self.in_flight else IDLE_TICK
-        return min(TICK, max(0.001, due - time.monotonic()))
+            return poll if self.in_flight else IDLE_TICK
+        return min(poll, max(0.001, due - time.monotonic()))
 
     def _room(self) -> int:
         return self.claims.room(self.settings.watch_max_in_flight)
@@ -153,7 +161,8 @@ class InboxWatcher:
             return False
         if self.broker.ok():
             self.sender.resend_soon(RESEND_AFTER_OUTAGE_SECONDS)
-        for raw in replies or []:
+        listened = self.replies.take() if self.replies is not None else []
+        for raw in [*listened, *(replies or [])]:  # the listener's are the older ones
             try:
                 reply = Reply.model_validate_json(raw)
             except ValidationError:

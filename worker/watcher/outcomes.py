@@ -39,35 +39,71 @@ class Outcomes:
         self.claims = claims
         self.reader = reader
         self.sender = sender
+        # The superseded claims waiting for quiet (``_supersede`` sets ``settling``): the ones
+        # ``send_settled`` looks at, so a tick does not walk every claim in flight.
+        self._settling: list[Claim] = []
 
     def finish(self, reply: Reply) -> None:
-        for key, outcomes in reply.by_request().items():
-            claim = self.claims.pop(key)
-            if claim is None:
-                continue  # a repeat reply for a claim already finished, or not a key of ours
-            failures = [o for o in outcomes if o.status == "failed"]
-            if not failures and self._changed_since_sent(claim):
-                self._supersede(claim, outcomes)
-                continue
+        # Files archived by this reply: renamed one by one, their archive folders fsynced once
+        # each after the last rename (not once per file), and only then finished (released, logged).
+        folders: dict[tuple[str, ...], int] = {}
+        archived: list[tuple[Claim, str, tuple[str, ...]]] = []
+        try:
+            for key, outcomes in reply.by_request().items():
+                claim = self.claims.pop(key)
+                if claim is None:
+                    continue  # a repeat reply for a claim already finished, or not a key of ours
+                failures = [o for o in outcomes if o.status == "failed"]
+                if not failures and self._changed_since_sent(claim):
+                    self._supersede(claim, outcomes)
+                    continue
+                try:
+                    if failures:
+                        # Wholly failed, or a JSON Lines file with some bad lines (its good lines
+                        # are stored): the original is kept in failed/ for the user to fix.
+                        self._move_failed(claim, outcomes, failures)
+                    elif self.settings.after_success == "delete":
+                        self._delete(claim)
+                    else:
+                        archived.append((claim, key, self._archive(claim, folders)))
+                        continue
+                except (OSError, ValueError) as exc:
+                    self._not_moved(claim, exc)
+                    continue
+                self._finished(claim, key, failures, outcomes)
+            self._sync_archived(folders, archived)
+        finally:
+            for fd in folders.values():
+                os.close(fd)
+
+    def _finished(self, claim: Claim, key: str, failures: list[Outcome], outcomes: list[Outcome]) -> None:
+        self.claims.release(claim)
+        status = "done" if not failures else "failed" if len(failures) == len(outcomes) else "partly failed"
+        log.info("finished", file=claim.shown, key=key, status=status)
+
+    def _not_moved(self, claim: Claim, exc: Exception) -> None:
+        # Never drop the original: the claim stays on disk and in flight, and the
+        # re-send (same key, replayed outcome) tries the move again later.
+        log.error("could not move finished file, will retry", file=claim.shown, error=str(exc))
+        claim.sent_at = time.monotonic()
+        self.claims.keep_unless_replaced(claim)
+
+    def _sync_archived(
+        self, folders: dict[tuple[str, ...], int], archived: list[tuple[Claim, str, tuple[str, ...]]]
+    ) -> None:
+        """One fsync per archive folder this reply moved files into, then each file is finished
+        (a folder whose fsync fails keeps its files' claims, as a failed move does)."""
+        broken: dict[tuple[str, ...], OSError] = {}
+        for parts, fd in folders.items():
             try:
-                if failures:
-                    # Wholly failed, or a JSON Lines file with some bad lines (its good lines
-                    # are stored): the original is kept in failed/ for the user to fix.
-                    self._move_failed(claim, outcomes, failures)
-                elif self.settings.after_success == "delete":
-                    self._delete(claim)
-                else:
-                    self._move(claim, "archive")
-            except (OSError, ValueError) as exc:
-                # Never drop the original: the claim stays on disk and in flight, and the
-                # re-send (same key, replayed outcome) tries the move again later.
-                log.error("could not move finished file, will retry", file=claim.shown, error=str(exc))
-                claim.sent_at = time.monotonic()
-                self.claims.keep_unless_replaced(claim)
-                continue
-            self.claims.release(claim)
-            status = "done" if not failures else "failed" if len(failures) == len(outcomes) else "partly failed"
-            log.info("finished", file=claim.shown, key=key, status=status)
+                fs.fsync_dir(fd)
+            except OSError as exc:
+                broken[parts] = exc
+        for claim, key, parts in archived:
+            if parts in broken:
+                self._not_moved(claim, broken[parts])
+            else:
+                self._finished(claim, key, [], [])
 
     # -- a file that changed after it was sent (issue 19 §5) ------------------------------------
     def _changed_since_sent(self, claim: Claim) -> bool:
@@ -118,6 +154,7 @@ class Outcomes:
         new.settling.changed_at += min(60.0, self.settings.stable_seconds * (2 ** (number - 1) - 1))
         new.sent_at = time.monotonic()
         self.claims.keep(new)
+        self._settling.append(new)
         log.warning(
             "file changed after it was sent: its final content will be ingested again",
             file=claim.shown,
@@ -129,8 +166,14 @@ class Outcomes:
 
     def send_settled(self) -> None:
         """Superseded claims whose file has been quiet long enough: sent again."""
+        if not self._settling:
+            return
         now = time.monotonic()
-        for claim in [c for c in self.claims.all() if c.settling is not None]:
+        waiting, self._settling = self._settling, []
+        for claim in waiting:
+            if claim.settling is None or self.claims.get(claim.key) is not claim:
+                continue  # sent already, or no longer in flight
+            self._settling.append(claim)
             assert claim.settling is not None
             try:
                 with self.claims.folder(claim) as folder:
@@ -142,6 +185,7 @@ class Outcomes:
                 continue
             if st is None or now >= claim.settling.changed_at + self.settings.stable_seconds:
                 claim.settling = None
+                self._settling.remove(claim)
                 self.sender.send(claim)
 
     # -- moving the file on --------------------------------------------------------------------
@@ -155,16 +199,18 @@ class Outcomes:
         """A handle on the claim's inbox folders below ``root`` (archive, failed), created."""
         return fs.makedirs_beneath(self.claims.roots.archive_or_failed(root), claim.rel.parent.parts)
 
-    def _move(self, claim: Claim, root: str) -> str:
-        """Into the archive, under its inbox path; a taken name gets the claim's suffix."""
+    def _archive(self, claim: Claim, folders: dict[tuple[str, ...], int]) -> tuple[str, ...]:
+        """Into the archive, under its inbox path; a taken name gets the claim's suffix.  The
+        archive folder's handle is opened once per reply (``folders``, keyed by the inbox
+        folders) and fsynced by the caller after the reply's last move; returns its key."""
+        parts = claim.rel.parent.parts
         with self.claims.folder(claim) as src:
-            dst = self._dst(root, claim)
-            try:
-                name = fs.free_name(dst, claim.rel.name, claim.claim_id[:8])
-                fs.move_at(src, claim.entry, dst, name)
-            finally:
-                os.close(dst)
-        return name
+            dst = folders.get(parts)
+            if dst is None:
+                dst = folders[parts] = self._dst("archive", claim)
+            name = fs.free_name(dst, claim.rel.name, claim.claim_id[:8])
+            fs.move_at(src, claim.entry, dst, name, sync=False)
+        return parts
 
     def _move_failed(self, claim: Claim, outcomes: list[Outcome], failures: list[Outcome]) -> None:
         """The original into failed/, with ``<name>.error.json`` saying what went wrong.

@@ -35,6 +35,9 @@ BATCH_MAX_BYTES = 1024 * 1024
 #: kombu's publish retry while the broker blips: 3 more tries, 0.2 s, 0.7 s, 1.2 s apart.  A
 #: producer that still fails keeps its input (the watcher its claim, re-sent later).
 SEND_RETRY = {"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5}
+#: Seconds between two looks for claims to re-send (``resend_stale``): a claim is re-sent at most
+#: this long after its WATCH_RESEND_SECONDS, and a tick no longer walks every claim in flight.
+RESEND_CHECK_SECONDS = 1.0
 
 
 def chain_mode(settings: Settings) -> bool:
@@ -72,6 +75,7 @@ class Sender:
         self.reply_key = reply_key
         self.broker = broker
         self._throttle = Throttle(every=60.0)
+        self._next_resend_check = 0.0
 
     def send_many(self, claims: list[Claim]) -> None:
         """Claims taken together: batched (inline pipeline), one message each otherwise."""
@@ -184,8 +188,12 @@ class Sender:
 
     # -- sending again -------------------------------------------------------------------------
     def resend_stale(self) -> None:
-        """Claims with no reply for WATCH_RESEND_SECONDS: sent again, same key."""
+        """Claims with no reply for WATCH_RESEND_SECONDS: sent again, same key (looked for
+        every ``RESEND_CHECK_SECONDS``)."""
         now = time.monotonic()
+        if now < self._next_resend_check:
+            return
+        self._next_resend_check = now + RESEND_CHECK_SECONDS
         resend = self.settings.watch_resend_seconds
         for claim in [c for c in self.claims.all() if c.settling is None and now - c.sent_at > resend]:
             if (held := self._throttle("resend")) is not None:  # every claim, every 2 s, while the broker is down
